@@ -1,0 +1,1 @@
+"""Database: engines and transactions, tables, migrations."""

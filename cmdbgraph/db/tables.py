@@ -1,0 +1,176 @@
+"""The tables, as SQLAlchemy Core objects. Migrations in ``migrations/versions`` create them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    text,
+)
+
+# Integer primary keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+MAPPINGS = ("1:1", "1:n", "n:n")
+ON_DELETE = ("none", "delete_src", "delete_dest")
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("bk_obj_id", String(64), nullable=False, unique=True),
+    Column("bk_obj_name", String(128), nullable=False),
+    Column("bk_classification_id", String(64), nullable=False, server_default="bk_uncategorized"),
+    Column("bk_obj_icon", String(64), nullable=False, server_default="icon-cc-default"),
+    Column("ispre", Boolean, nullable=False, server_default=text("false")),
+    Column("bk_ispaused", Boolean, nullable=False, server_default=text("false")),
+    Column("bk_supplier_account", String(32), nullable=False, server_default="0"),
+    Column("creator", String(64), nullable=False, server_default="cc_system"),
+    Column("modifier", String(64), nullable=False, server_default="cc_system"),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("last_time", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+association_kinds = Table(
+    "association_kinds",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("bk_asst_id", String(64), nullable=False, unique=True),
+    Column("bk_asst_name", String(128), nullable=False),
+    Column("src_des", String(128), nullable=False, server_default=""),
+    Column("dest_des", String(128), nullable=False, server_default=""),
+    Column("direction", String(32), nullable=False, server_default="src_to_dest"),
+    Column("ispre", Boolean, nullable=False, server_default=text("false")),
+    Column("bk_supplier_account", String(32), nullable=False, server_default="0"),
+    CheckConstraint("direction IN ('none', 'src_to_dest', 'bidirectional')", name="direction"),
+    sqlite_autoincrement=True,
+)
+
+model_associations = Table(
+    "model_associations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("bk_obj_asst_id", String(128), nullable=False, unique=True),
+    Column("bk_obj_asst_name", String(128), nullable=False, server_default=""),
+    Column("bk_obj_id", String(64), ForeignKey("models.bk_obj_id"), nullable=False),
+    Column("bk_asst_obj_id", String(64), ForeignKey("models.bk_obj_id"), nullable=False),
+    Column(
+        "bk_asst_id", String(64), ForeignKey("association_kinds.bk_asst_id"), nullable=False
+    ),
+    Column("mapping", String(8), nullable=False),
+    Column("on_delete", String(16), nullable=False, server_default="none"),
+    Column("ispre", Boolean, nullable=False, server_default=text("false")),
+    Column("bk_supplier_account", String(32), nullable=False, server_default="0"),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    CheckConstraint("mapping IN ('1:1', '1:n', 'n:n')", name="mapping"),
+    CheckConstraint("on_delete IN ('none', 'delete_src', 'delete_dest')", name="on_delete"),
+    Index(None, "bk_obj_id"),
+    Index(None, "bk_asst_obj_id"),
+    sqlite_autoincrement=True,
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("bk_inst_id", Id, primary_key=True, autoincrement=True),
+    Column("bk_obj_id", String(64), ForeignKey("models.bk_obj_id"), nullable=False),
+    Column("bk_inst_name", String(256), nullable=False),
+    Column("attributes", JSON, nullable=False),
+    Column("bk_supplier_account", String(32), nullable=False, server_default="0"),
+    Column("creator", String(64), nullable=False, server_default=""),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("last_time", DateTime(timezone=True), nullable=False),
+    Index(None, "bk_obj_id", "bk_inst_id"),
+    UniqueConstraint("bk_obj_id", "bk_inst_name"),
+    sqlite_autoincrement=True,
+)
+
+# The mapping of the model association is copied onto each row so that the database itself can
+# enforce it with partial unique indexes, under any number of concurrent writers:
+#   1:1  one association per source and one per target within a model association;
+#   1:n  one source per target within a model association.
+inst_associations = Table(
+    "inst_associations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "bk_obj_asst_id",
+        String(128),
+        ForeignKey("model_associations.bk_obj_asst_id"),
+        nullable=False,
+    ),
+    Column("bk_asst_id", String(64), nullable=False),
+    Column("bk_obj_id", String(64), nullable=False),
+    Column("bk_inst_id", Id, ForeignKey("instances.bk_inst_id"), nullable=False),
+    Column("bk_asst_obj_id", String(64), nullable=False),
+    Column("bk_asst_inst_id", Id, ForeignKey("instances.bk_inst_id"), nullable=False),
+    Column("mapping", String(8), nullable=False),
+    Column("bk_supplier_account", String(32), nullable=False, server_default="0"),
+    Column("bk_biz_id", BigInteger, nullable=False, server_default="0"),
+    Column("creator", String(64), nullable=False, server_default=""),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("bk_obj_asst_id", "bk_inst_id", "bk_asst_inst_id"),
+    CheckConstraint("mapping IN ('1:1', '1:n', 'n:n')", name="mapping"),
+    Index("ix_inst_associations_target", "bk_obj_asst_id", "bk_asst_inst_id"),
+    Index("ix_inst_associations_src_inst", "bk_inst_id"),
+    Index("ix_inst_associations_dest_inst", "bk_asst_inst_id"),
+    Index(
+        "uq_inst_associations_one_to_one_source",
+        "bk_obj_asst_id",
+        "bk_inst_id",
+        unique=True,
+        sqlite_where=text("mapping = '1:1'"),
+        postgresql_where=text("mapping = '1:1'"),
+    ),
+    Index(
+        "uq_inst_associations_single_source_per_target",
+        "bk_obj_asst_id",
+        "bk_asst_inst_id",
+        unique=True,
+        sqlite_where=text("mapping IN ('1:1', '1:n')"),
+        postgresql_where=text("mapping IN ('1:1', '1:n')"),
+    ),
+    sqlite_autoincrement=True,
+)
+
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("audit_type", String(32), nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("resource_id", BigInteger, nullable=False),
+    Column("resource_name", String(256), nullable=False, server_default=""),
+    Column("operation_detail", JSON, nullable=False),
+    Column("bk_username", String(64), nullable=False, server_default=""),
+    Column("bk_supplier_account", String(32), nullable=False, server_default="0"),
+    Column("app_code", String(64), nullable=False, server_default=""),
+    Column("request_id", String(64), nullable=False, server_default=""),
+    Column("operation_time", DateTime(timezone=True), nullable=False),
+    Index(None, "resource_type", "resource_id"),
+    Index(None, "operation_time"),
+    sqlite_autoincrement=True,
+)

@@ -1,0 +1,1 @@
+"""Domain operations. No GraphQL or HTTP here: the API layers translate and call these."""

@@ -1,0 +1,462 @@
+"""Instance associations: batch create (the main operation), list, delete.
+
+Batch create keeps upstream's observable contract (request checks in upstream's order, the
+same per-item rules and messages, a per-index partial-success reply) but costs a handful of
+statements whatever the batch size: the model association is resolved once, the referenced
+instances and the existing associations are loaded with ``IN`` queries, every item is decided
+in memory in index order (so a later item sees the earlier accepted ones, as in upstream's
+sequential loop), and the accepted rows and their audit entries are inserted with one
+executemany each, all in one transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cmdbgraph.db.engine import Database
+from cmdbgraph.db.tables import audit_entries, inst_associations, instances, model_associations
+from cmdbgraph.services import audit
+from cmdbgraph.services.caller import Caller
+from cmdbgraph.services.errors import (
+    ZH,
+    CmdbError,
+    ErrorCode,
+    parameter_check_failed,
+    parameter_invalid,
+    render,
+)
+from cmdbgraph.services.records import InstAssociation, ModelAssociation, Page
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_SIZE = 200
+MAX_DELETE_IDS = 500
+# A transaction that lost a race against a concurrent writer is decided again from scratch.
+_WRITE_ATTEMPTS = 3
+_INST_ASSOCIATION_COLUMNS = [inst_associations.c[name] for name in InstAssociation.__slots__]
+
+
+class Detail(NamedTuple):
+    bk_inst_id: int
+    bk_asst_inst_id: int
+
+
+class ErrorPolicy(enum.Enum):
+    """What to write when some items of a batch fail."""
+
+    PARTIAL = "partial"  # upstream's: write the items that pass
+    ALL_OR_NOTHING = "all_or_nothing"  # write nothing unless every item passes
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCreateRequest:
+    bk_obj_id: str
+    bk_asst_obj_id: str
+    bk_obj_asst_id: str
+    details: Sequence[Detail]
+    dry_run: bool = False
+    policy: ErrorPolicy = ErrorPolicy.PARTIAL
+
+
+@dataclass(slots=True)
+class ItemOutcome:
+    """The fate of one detail. ``error`` is None when the item passed every check."""
+
+    index: int
+    detail: Detail
+    error: ErrorCode | None = None
+    error_args: tuple = ()
+    association: InstAssociation | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def message(self, language: str = ZH) -> str | None:
+        return None if self.error is None else render(self.error, self.error_args, language)
+
+
+@dataclass(slots=True)
+class BatchCreateResult:
+    model_association: ModelAssociation
+    items: list[ItemOutcome]
+    written: bool
+
+    @property
+    def created_count(self) -> int:
+        return sum(1 for item in self.items if item.association is not None)
+
+    @property
+    def failed_count(self) -> int:
+        return sum(1 for item in self.items if item.error is not None)
+
+    def success_created(self) -> dict[str, int]:
+        """Upstream's ``success_created`` map: detail index (as a string) to the new id."""
+        return _go_map(
+            (item.index, item.association.id) for item in self.items if item.association
+        )
+
+    def error_msg(self, language: str = ZH) -> dict[str, str]:
+        """Upstream's ``error_msg`` map: detail index (as a string) to the failure message."""
+        return _go_map(
+            (item.index, render(item.error, item.error_args, language))
+            for item in self.items
+            if item.error is not None
+        )
+
+
+def _go_map(pairs: Iterable[tuple[int, object]]) -> dict:
+    # Upstream's maps are Go map[int64]..., which encoding/json writes with the keys sorted as
+    # strings ("0", "1", "10", "2", ...). Callers that diff replies byte for byte see the same.
+    return dict(sorted((str(index), value) for index, value in pairs))
+
+
+def validate_batch_request(request: BatchCreateRequest, max_batch_size: int) -> None:
+    """Upstream's request-level checks, in upstream's order; the first failure is raised."""
+    if not request.bk_obj_asst_id:
+        raise parameter_invalid("bk_obj_asst_id")
+    if not request.bk_obj_id:
+        raise parameter_invalid("bk_obj_id")
+    if not request.bk_asst_obj_id:
+        raise parameter_invalid("bk_asst_obj_id")
+    if not request.details:
+        raise CmdbError(ErrorCode.EMPTY, ("details",))
+    if len(request.details) > max_batch_size:
+        raise CmdbError(ErrorCode.EXCEEDS_LIMIT, ("details", max_batch_size))
+    if not request.bk_obj_asst_id.startswith(request.bk_obj_id):
+        raise parameter_check_failed("bk_obj_id")
+    if not request.bk_obj_asst_id.endswith(request.bk_asst_obj_id):
+        raise parameter_check_failed("bk_asst_obj_id")
+
+
+async def load_model_association(
+    conn: AsyncConnection, bk_obj_asst_id: str
+) -> ModelAssociation | None:
+    row = (
+        await conn.execute(
+            select(*(model_associations.c[name] for name in ModelAssociation.__slots__)).where(
+                model_associations.c.bk_obj_asst_id == bk_obj_asst_id
+            )
+        )
+    ).first()
+    return None if row is None else ModelAssociation.from_row(row)
+
+
+def check_model_association(
+    model_association: ModelAssociation | None, bk_obj_id: str, bk_asst_obj_id: str
+) -> ModelAssociation:
+    """The stored model association must exist, join exactly these models, and not be mainline."""
+    if model_association is None:
+        raise CmdbError(ErrorCode.MODEL_ASSOCIATION_NOT_FOUND)
+    if model_association.bk_obj_id != bk_obj_id:
+        raise parameter_check_failed("bk_obj_id")
+    if model_association.bk_asst_obj_id != bk_asst_obj_id:
+        raise parameter_check_failed("bk_asst_obj_id")
+    if model_association.bk_asst_id == "bk_mainline":
+        raise CmdbError(ErrorCode.MAINLINE_NOT_ALLOWED)
+    return model_association
+
+
+async def batch_create(
+    db: Database,
+    caller: Caller,
+    request: BatchCreateRequest,
+    *,
+    max_batch_size: int = MAX_BATCH_SIZE,
+    authorize=None,
+) -> BatchCreateResult:
+    """Create the associations of ``request.details``; report the fate of every index.
+
+    Raises ``CmdbError`` for request-level failures (nothing is written then). ``authorize``,
+    when given, is awaited with the connection, the model association and the details before
+    any item is decided, and raises to refuse the whole request.
+    """
+    validate_batch_request(request, max_batch_size)
+    for attempt in range(1, _WRITE_ATTEMPTS + 1):
+        try:
+            async with db.write() as conn:
+                await db.lock_model_association(conn, request.bk_obj_asst_id)
+                model_association = check_model_association(
+                    await load_model_association(conn, request.bk_obj_asst_id),
+                    request.bk_obj_id,
+                    request.bk_asst_obj_id,
+                )
+                if authorize is not None:
+                    await authorize(conn, model_association, request.details)
+                items, names = await _decide(conn, model_association, request.details)
+                write = not request.dry_run and (
+                    request.policy is ErrorPolicy.PARTIAL or all(i.ok for i in items)
+                )
+                if write and any(i.ok for i in items):
+                    await _insert(conn, caller, model_association, items, names)
+                return BatchCreateResult(model_association, items, written=write)
+        except IntegrityError:
+            # Only reachable when a concurrent writer changed what this one decided on (the
+            # per-model-association lock makes that rare): decide again on the new state.
+            if attempt == _WRITE_ATTEMPTS:
+                raise
+            log.warning(
+                "batch create on %s lost a race, retrying (attempt %d)",
+                request.bk_obj_asst_id,
+                attempt,
+            )
+    raise AssertionError("unreachable")
+
+
+async def _decide(
+    conn: AsyncConnection, model_association: ModelAssociation, details: Sequence[Detail]
+) -> tuple[list[ItemOutcome], dict[int, str]]:
+    """Decide every item in index order, as upstream's loop would, with three queries."""
+    bk_obj_asst_id = model_association.bk_obj_asst_id
+    src_obj, dest_obj = model_association.bk_obj_id, model_association.bk_asst_obj_id
+    mapping = model_association.mapping
+    sources = {d.bk_inst_id for d in details}
+    targets = {d.bk_asst_inst_id for d in details}
+
+    instance_rows = await conn.execute(
+        select(instances.c.bk_inst_id, instances.c.bk_obj_id, instances.c.bk_inst_name).where(
+            instances.c.bk_inst_id.in_(sources | targets)
+        )
+    )
+    names: dict[int, str] = {}
+    existing_sources: set[int] = set()
+    existing_targets: set[int] = set()
+    for inst_id, obj_id, name in instance_rows:
+        if obj_id == src_obj:
+            existing_sources.add(inst_id)
+        if obj_id == dest_obj:
+            existing_targets.add(inst_id)
+        names[inst_id] = name
+
+    ia = inst_associations.c
+    if mapping == "1:1":
+        scope = or_(ia.bk_inst_id.in_(sources), ia.bk_asst_inst_id.in_(targets))
+    elif mapping == "1:n":
+        scope = ia.bk_asst_inst_id.in_(targets)
+    else:
+        scope = and_(ia.bk_inst_id.in_(sources), ia.bk_asst_inst_id.in_(targets))
+    stored = await conn.execute(
+        select(ia.bk_inst_id, ia.bk_asst_inst_id).where(ia.bk_obj_asst_id == bk_obj_asst_id, scope)
+    )
+    pairs: set[tuple[int, int]] = set()
+    linked_sources: set[int] = set()
+    linked_targets: set[int] = set()
+    for src, dest in stored:
+        pairs.add((src, dest))
+        linked_sources.add(src)
+        linked_targets.add(dest)
+
+    duplicate_args = (src_obj, dest_obj)
+    items: list[ItemOutcome] = []
+    for index, detail in enumerate(details):
+        src, dest = detail
+        item = ItemOutcome(index, detail)
+        if (src, dest) in pairs:
+            item.error, item.error_args = ErrorCode.ASSOCIATION_ALREADY_EXISTS, duplicate_args
+        elif src not in existing_sources:
+            item.error = ErrorCode.SOURCE_INSTANCE_NOT_FOUND
+        elif dest not in existing_targets:
+            item.error = ErrorCode.TARGET_INSTANCE_NOT_FOUND
+        elif mapping == "1:1" and (src in linked_sources or dest in linked_targets):
+            item.error = ErrorCode.ONE_TO_ONE_VIOLATION
+        elif mapping == "1:n" and dest in linked_targets:
+            item.error = ErrorCode.ONE_TO_MANY_VIOLATION
+        else:
+            pairs.add((src, dest))
+            linked_sources.add(src)
+            linked_targets.add(dest)
+        items.append(item)
+    return items, names
+
+
+async def _insert(
+    conn: AsyncConnection,
+    caller: Caller,
+    model_association: ModelAssociation,
+    items: list[ItemOutcome],
+    names: dict[int, str],
+) -> None:
+    """Insert the accepted items and their audit entries; fill ``item.association``."""
+    now = datetime.now(UTC)
+    ma = model_association
+    accepted = [item for item in items if item.ok]
+    rows = [
+        {
+            "bk_obj_asst_id": ma.bk_obj_asst_id,
+            "bk_asst_id": ma.bk_asst_id,
+            "bk_obj_id": ma.bk_obj_id,
+            "bk_inst_id": item.detail.bk_inst_id,
+            "bk_asst_obj_id": ma.bk_asst_obj_id,
+            "bk_asst_inst_id": item.detail.bk_asst_inst_id,
+            "mapping": ma.mapping,
+            "bk_supplier_account": caller.supplier_account,
+            "bk_biz_id": 0,
+            "creator": caller.username,
+            "create_time": now,
+        }
+        for item in accepted
+    ]
+    ia = inst_associations.c
+    # One multi-row INSERT ... RETURNING; rows come back in any order, so they are mapped back
+    # to their items by natural key, which is unique within the model association.
+    result = await conn.execute(
+        insert(inst_associations).returning(ia.id, ia.bk_inst_id, ia.bk_asst_inst_id), rows
+    )
+    ids = {(src, dest): new_id for new_id, src, dest in result}
+    for item, row in zip(accepted, rows, strict=True):
+        row["id"] = ids[item.detail]
+        item.association = InstAssociation(
+            **{name: row[name] for name in InstAssociation.__slots__}
+        )
+    await conn.execute(
+        insert(audit_entries),
+        [
+            audit.association_entry(
+                caller, "create", item.association, names, now=now
+            )
+            for item in accepted
+        ],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationFilter:
+    ids: Sequence[int] | None = None
+    bk_obj_asst_id: str | None = None
+    bk_asst_id: str | None = None
+    bk_obj_id: str | None = None
+    bk_asst_obj_id: str | None = None
+    bk_inst_id: int | None = None
+    bk_asst_inst_id: int | None = None
+    # An instance on either side.
+    involving_inst_id: int | None = None
+
+
+def _conditions(flt: AssociationFilter) -> list:
+    ia = inst_associations.c
+    conditions = []
+    if flt.ids is not None:
+        conditions.append(ia.id.in_(list(flt.ids)))
+    for name in ("bk_obj_asst_id", "bk_asst_id", "bk_obj_id", "bk_asst_obj_id"):
+        value = getattr(flt, name)
+        if value is not None:
+            conditions.append(ia[name] == value)
+    if flt.bk_inst_id is not None:
+        conditions.append(ia.bk_inst_id == flt.bk_inst_id)
+    if flt.bk_asst_inst_id is not None:
+        conditions.append(ia.bk_asst_inst_id == flt.bk_asst_inst_id)
+    if flt.involving_inst_id is not None:
+        conditions.append(
+            or_(ia.bk_inst_id == flt.involving_inst_id, ia.bk_asst_inst_id == flt.involving_inst_id)
+        )
+    return conditions
+
+
+async def list_associations(
+    db: Database, flt: AssociationFilter, *, offset: int = 0, limit: int = 50
+) -> Page[InstAssociation]:
+    conditions = _conditions(flt)
+    async with db.read() as conn:
+        total = (
+            await conn.execute(
+                select(func.count()).select_from(inst_associations).where(*conditions)
+            )
+        ).scalar_one()
+        rows = await conn.execute(
+            select(*_INST_ASSOCIATION_COLUMNS)
+            .where(*conditions)
+            .order_by(inst_associations.c.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return Page(total, [InstAssociation.from_row(row) for row in rows])
+
+
+async def associations_by_source(
+    db: Database, inst_ids: Sequence[int]
+) -> dict[int, list[InstAssociation]]:
+    """Associations whose source is one of ``inst_ids``, grouped by source (one query)."""
+    return await _grouped(db, inst_associations.c.bk_inst_id, inst_ids)
+
+
+async def associations_by_target(
+    db: Database, inst_ids: Sequence[int]
+) -> dict[int, list[InstAssociation]]:
+    """Associations whose target is one of ``inst_ids``, grouped by target (one query)."""
+    return await _grouped(db, inst_associations.c.bk_asst_inst_id, inst_ids)
+
+
+async def _grouped(db: Database, column, inst_ids: Sequence[int]) -> dict:
+    grouped: dict[int, list[InstAssociation]] = {inst_id: [] for inst_id in inst_ids}
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(*_INST_ASSOCIATION_COLUMNS)
+            .where(column.in_(list(inst_ids)))
+            .order_by(inst_associations.c.id)
+        )
+        for row in rows:
+            association = InstAssociation.from_row(row)
+            grouped[row._mapping[column.name]].append(association)
+    return grouped
+
+
+# ---------------------------------------------------------------------------------------------
+# Delete
+
+
+async def delete_associations(
+    db: Database,
+    caller: Caller,
+    ids: Sequence[int],
+    *,
+    bk_obj_id: str | None = None,
+    authorize=None,
+) -> list[InstAssociation]:
+    """Delete the associations with these ids (those that exist) in one transaction.
+
+    With ``bk_obj_id``, only associations whose source or target model is ``bk_obj_id`` are
+    deleted, as upstream scopes its delete calls. Returns what was deleted; each deletion is
+    audited. ``authorize`` is awaited with the connection and the associations found.
+    """
+    if not ids:
+        raise CmdbError(ErrorCode.EMPTY, ("id",))
+    if len(ids) > MAX_DELETE_IDS:
+        raise CmdbError(ErrorCode.EXCEEDS_LIMIT, ("id", MAX_DELETE_IDS))
+    ia = inst_associations.c
+    conditions = [ia.id.in_(list(ids))]
+    if bk_obj_id is not None:
+        conditions.append(or_(ia.bk_obj_id == bk_obj_id, ia.bk_asst_obj_id == bk_obj_id))
+    async with db.write() as conn:
+        found = [
+            InstAssociation.from_row(row)
+            for row in await conn.execute(
+                select(*_INST_ASSOCIATION_COLUMNS).where(*conditions).order_by(ia.id)
+            )
+        ]
+        if not found:
+            return []
+        if authorize is not None:
+            await authorize(conn, found)
+        await conn.execute(delete(inst_associations).where(ia.id.in_([a.id for a in found])))
+        names = await audit.instance_names(
+            conn, {a.bk_inst_id for a in found} | {a.bk_asst_inst_id for a in found}
+        )
+        now = datetime.now(UTC)
+        await conn.execute(
+            insert(audit_entries),
+            [audit.association_entry(caller, "delete", a, names, now=now) for a in found],
+        )
+        return found

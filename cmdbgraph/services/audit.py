@@ -1,0 +1,95 @@
+"""Audit entries: one per created or deleted association, written in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cmdbgraph.db.engine import Database
+from cmdbgraph.db.tables import audit_entries, instances
+from cmdbgraph.services.caller import Caller
+from cmdbgraph.services.records import AuditEntry, InstAssociation, Page
+
+_COLUMNS = [audit_entries.c[name] for name in AuditEntry.__slots__]
+
+
+def association_entry(
+    caller: Caller,
+    action: str,
+    association: InstAssociation,
+    names: dict[int, str],
+    *,
+    now: datetime,
+) -> dict:
+    """The audit row for creating or deleting ``association``, in upstream's shape."""
+    return {
+        "audit_type": "model_instance",
+        "resource_type": "instance_association",
+        "action": action,
+        "resource_id": association.bk_inst_id,
+        "resource_name": names.get(association.bk_inst_id, ""),
+        "operation_detail": {
+            "asst_id": association.bk_obj_asst_id,
+            "asst_kind": association.bk_asst_id,
+            "src_obj_id": association.bk_obj_id,
+            "dest_obj_id": association.bk_asst_obj_id,
+            "dest_inst_id": association.bk_asst_inst_id,
+            "dest_inst_name": names.get(association.bk_asst_inst_id, ""),
+            "inst_asst_id": association.id,
+        },
+        "bk_username": caller.username,
+        "bk_supplier_account": caller.supplier_account,
+        "app_code": caller.app_code,
+        "request_id": caller.request_id,
+        "operation_time": now,
+    }
+
+
+async def instance_names(conn: AsyncConnection, inst_ids: Iterable[int]) -> dict[int, str]:
+    rows = await conn.execute(
+        select(instances.c.bk_inst_id, instances.c.bk_inst_name).where(
+            instances.c.bk_inst_id.in_(list(inst_ids))
+        )
+    )
+    return dict(rows.tuples())
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    resource_type: str | None = None
+    action: str | None = None
+    resource_id: int | None = None
+    bk_username: str | None = None
+    request_id: str | None = None
+
+
+async def list_audit_entries(
+    db: Database, flt: AuditFilter, *, offset: int = 0, limit: int = 50
+) -> Page[AuditEntry]:
+    conditions = [
+        audit_entries.c[name] == value
+        for name, value in (
+            ("resource_type", flt.resource_type),
+            ("action", flt.action),
+            ("resource_id", flt.resource_id),
+            ("bk_username", flt.bk_username),
+            ("request_id", flt.request_id),
+        )
+        if value is not None
+    ]
+    async with db.read() as conn:
+        total = (
+            await conn.execute(select(func.count()).select_from(audit_entries).where(*conditions))
+        ).scalar_one()
+        rows = await conn.execute(
+            select(*_COLUMNS)
+            .where(*conditions)
+            .order_by(audit_entries.c.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return Page(total, [AuditEntry.from_row(row) for row in rows])

@@ -1,0 +1,192 @@
+"""Models, association kinds and model associations: what instance associations point at."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from cmdbgraph.db.engine import Database
+from cmdbgraph.db.tables import MAPPINGS, ON_DELETE, association_kinds, model_associations, models
+from cmdbgraph.services.caller import Caller
+from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
+from cmdbgraph.services.records import AssociationKind, Model, ModelAssociation
+
+# Upstream: an id is letters, digits and underscores, starting with a letter.
+_ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+_MODEL_COLUMNS = [models.c[name] for name in Model.__slots__]
+_KIND_COLUMNS = [association_kinds.c[name] for name in AssociationKind.__slots__]
+_MODEL_ASSOCIATION_COLUMNS = [model_associations.c[name] for name in ModelAssociation.__slots__]
+
+
+def _check_id(name: str, value: str | None) -> str:
+    if not value:
+        raise parameter_invalid(name)
+    if not _ID_PATTERN.match(value):
+        raise CmdbError(ErrorCode.PARAMETER_CHECK_FAILED, (name,))
+    return value
+
+
+async def list_models(db: Database, bk_obj_ids: Sequence[str] | None = None) -> list[Model]:
+    query = select(*_MODEL_COLUMNS).order_by(models.c.id)
+    if bk_obj_ids is not None:
+        query = query.where(models.c.bk_obj_id.in_(list(bk_obj_ids)))
+    async with db.read() as conn:
+        return [Model.from_row(row) for row in await conn.execute(query)]
+
+
+async def models_by_id(db: Database, bk_obj_ids: Sequence[str]) -> dict[str, Model]:
+    return {model.bk_obj_id: model for model in await list_models(db, bk_obj_ids)}
+
+
+@dataclass(frozen=True, slots=True)
+class NewModel:
+    bk_obj_id: str
+    bk_obj_name: str
+    bk_classification_id: str = "bk_uncategorized"
+    bk_obj_icon: str = "icon-cc-default"
+
+
+async def create_model(db: Database, caller: Caller, new: NewModel) -> Model:
+    _check_id("bk_obj_id", new.bk_obj_id)
+    if not new.bk_obj_name or not new.bk_obj_name.strip():
+        raise parameter_invalid("bk_obj_name")
+    _check_id("bk_classification_id", new.bk_classification_id)
+    now = datetime.now(UTC)
+    user = caller.username or "cc_system"
+    try:
+        async with db.write() as conn:
+            row = (
+                await conn.execute(
+                    insert(models)
+                    .values(
+                        bk_obj_id=new.bk_obj_id,
+                        bk_obj_name=new.bk_obj_name.strip(),
+                        bk_classification_id=new.bk_classification_id,
+                        bk_obj_icon=new.bk_obj_icon or "icon-cc-default",
+                        ispre=False,
+                        bk_ispaused=False,
+                        bk_supplier_account=caller.supplier_account,
+                        creator=user,
+                        modifier=user,
+                        create_time=now,
+                        last_time=now,
+                    )
+                    .returning(*_MODEL_COLUMNS)
+                )
+            ).one()
+    except IntegrityError:
+        raise CmdbError(ErrorCode.DUPLICATED, ("bk_obj_id",)) from None
+    return Model.from_row(row)
+
+
+async def list_association_kinds(db: Database) -> list[AssociationKind]:
+    async with db.read() as conn:
+        rows = await conn.execute(select(*_KIND_COLUMNS).order_by(association_kinds.c.id))
+        return [AssociationKind.from_row(row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelAssociationFilter:
+    bk_obj_id: str | None = None
+    bk_asst_obj_id: str | None = None
+    bk_asst_id: str | None = None
+    bk_obj_asst_id: str | None = None
+
+
+async def list_model_associations(
+    db: Database, flt: ModelAssociationFilter = ModelAssociationFilter()
+) -> list[ModelAssociation]:
+    conditions = [
+        model_associations.c[name] == getattr(flt, name)
+        for name in ("bk_obj_id", "bk_asst_obj_id", "bk_asst_id", "bk_obj_asst_id")
+        if getattr(flt, name) is not None
+    ]
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(*_MODEL_ASSOCIATION_COLUMNS).where(*conditions).order_by(model_associations.c.id)
+        )
+        return [ModelAssociation.from_row(row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class NewModelAssociation:
+    bk_obj_id: str
+    bk_asst_obj_id: str
+    bk_asst_id: str
+    mapping: str = "n:n"
+    on_delete: str = "none"
+    bk_obj_asst_id: str | None = None
+    bk_obj_asst_name: str = ""
+
+
+async def create_model_association(
+    db: Database, caller: Caller, new: NewModelAssociation
+) -> ModelAssociation:
+    """Create a model association; its id defaults to ``{bk_obj_id}_{bk_asst_id}_{bk_asst_obj_id}``."""
+    _check_id("bk_obj_id", new.bk_obj_id)
+    _check_id("bk_asst_obj_id", new.bk_asst_obj_id)
+    _check_id("bk_asst_id", new.bk_asst_id)
+    if new.bk_asst_id == "bk_mainline":
+        raise CmdbError(ErrorCode.MAINLINE_NOT_ALLOWED)
+    if new.mapping not in MAPPINGS:
+        raise parameter_invalid("mapping")
+    if new.on_delete not in ON_DELETE:
+        raise parameter_invalid("on_delete")
+    bk_obj_asst_id = new.bk_obj_asst_id or f"{new.bk_obj_id}_{new.bk_asst_id}_{new.bk_asst_obj_id}"
+    if len(bk_obj_asst_id) > 128 or not _ID_PATTERN.match(bk_obj_asst_id[:64]):
+        raise CmdbError(ErrorCode.PARAMETER_CHECK_FAILED, ("bk_obj_asst_id",))
+    if not bk_obj_asst_id.startswith(new.bk_obj_id) or not bk_obj_asst_id.endswith(
+        new.bk_asst_obj_id
+    ):
+        # The batch create call relies on this convention to check its arguments.
+        raise CmdbError(ErrorCode.PARAMETER_CHECK_FAILED, ("bk_obj_asst_id",))
+    try:
+        async with db.write() as conn:
+            known_models = set(
+                (
+                    await conn.execute(
+                        select(models.c.bk_obj_id).where(
+                            models.c.bk_obj_id.in_([new.bk_obj_id, new.bk_asst_obj_id])
+                        )
+                    )
+                ).scalars()
+            )
+            if new.bk_obj_id not in known_models:
+                raise parameter_invalid("bk_obj_id")
+            if new.bk_asst_obj_id not in known_models:
+                raise parameter_invalid("bk_asst_obj_id")
+            kind = (
+                await conn.execute(
+                    select(association_kinds.c.bk_asst_id).where(
+                        association_kinds.c.bk_asst_id == new.bk_asst_id
+                    )
+                )
+            ).first()
+            if kind is None:
+                raise parameter_invalid("bk_asst_id")
+            row = (
+                await conn.execute(
+                    insert(model_associations)
+                    .values(
+                        bk_obj_asst_id=bk_obj_asst_id,
+                        bk_obj_asst_name=new.bk_obj_asst_name,
+                        bk_obj_id=new.bk_obj_id,
+                        bk_asst_obj_id=new.bk_asst_obj_id,
+                        bk_asst_id=new.bk_asst_id,
+                        mapping=new.mapping,
+                        on_delete=new.on_delete,
+                        ispre=False,
+                        bk_supplier_account=caller.supplier_account,
+                        create_time=datetime.now(UTC),
+                    )
+                    .returning(*_MODEL_ASSOCIATION_COLUMNS)
+                )
+            ).one()
+    except IntegrityError:
+        raise CmdbError(ErrorCode.DUPLICATED, ("bk_obj_asst_id",)) from None
+    return ModelAssociation.from_row(row)

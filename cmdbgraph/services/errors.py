@@ -1,0 +1,149 @@
+"""Upstream's error codes and messages (zh by default, en on request), and the errors we raise.
+
+The texts are BlueKing CMDB's, byte for byte, including their odd spacing: callers compare them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+ZH = "zh"
+EN = "en"
+
+
+class ErrorCode(enum.Enum):
+    """Stable names for upstream's numeric codes. The value is the numeric code."""
+
+    SUCCESS = 0
+    JSON_INVALID = 1199000
+    INPUT_INVALID = 1199003
+    PARAMETER_CHECK_FAILED = 1199006
+    PARAMETER_UNASSIGNED = 1199010
+    PARAMETER_INVALID = 1199011
+    DUPLICATED = 1199014
+    AUTHORIZATION_QUERY_FAILED = 1199027
+    EXCEEDS_LIMIT = 1199035
+    EMPTY = 1199038
+    NO_PERMISSION_LEGACY = 1199047
+    PAGE_LIMIT_EXCEEDED = 1199059
+    TOO_MANY_REQUESTS = 1199997
+    INTERNAL = 1199999
+    CALL_SOURCE_AUTHENTICATION_FAILED = 1100004
+    ASSOCIATION_ALREADY_EXISTS = 1101038
+    MODEL_ASSOCIATION_NOT_FOUND = 1101046
+    ONE_TO_ONE_VIOLATION = 1101052
+    ONE_TO_MANY_VIOLATION = 1101061
+    MODEL_ASSOCIATION_NOT_UNIQUE = 1101062
+    SOURCE_INSTANCE_NOT_FOUND = 1101073
+    TARGET_INSTANCE_NOT_FOUND = 1101074
+    MAINLINE_NOT_ALLOWED = 1101082
+    AUDIT_SAVE_FAILED = 1109001
+    PERMISSION_DENIED = 9900403
+
+
+# code -> (zh, en); %s / %d are filled with the error's arguments.
+MESSAGES: dict[ErrorCode, tuple[str, str]] = {
+    ErrorCode.SUCCESS: ("success", "success"),
+    ErrorCode.JSON_INVALID: ("反序列化JSON数据失败", "Deserializing JSON data failed"),
+    ErrorCode.INPUT_INVALID: ("输入参数无效", "invalid input parameter"),
+    ErrorCode.PARAMETER_CHECK_FAILED: (
+        "'%s' 数据参数校验不通过",
+        "'%s' data parameter verification does not pass",
+    ),
+    ErrorCode.PARAMETER_UNASSIGNED: ("'%s' 未赋值", "'%s' unassigned"),
+    ErrorCode.PARAMETER_INVALID: (
+        "'%s' 参数无效或不存在",
+        "'%s' the parameter is invalid or does not exist",
+    ),
+    ErrorCode.DUPLICATED: (
+        "数据唯一性校验失败， %s 重复",
+        "duplicated instances exist, fields [%s] duplicated",
+    ),
+    ErrorCode.AUTHORIZATION_QUERY_FAILED: (
+        "[%s]授权信息查询失败",
+        "'%s' authorization information query failed",
+    ),
+    ErrorCode.EXCEEDS_LIMIT: (" %s 超过限制 %d", " %s exceed the limit %d"),
+    ErrorCode.EMPTY: ("数据 %s 不能为空", "need data %s is null"),
+    ErrorCode.NO_PERMISSION_LEGACY: ("没有操作的权限", "Do not have access permission."),
+    ErrorCode.PAGE_LIMIT_EXCEEDED: (
+        "分页查询数量超过限制的最大值, 建议值200",
+        "page limit is exceeded. suggestion 200",
+    ),
+    ErrorCode.TOO_MANY_REQUESTS: ("too many requests", "too many requests"),
+    ErrorCode.INTERNAL: ("'%s' 服务器内部错误", "'%s' Internal Server Error"),
+    ErrorCode.CALL_SOURCE_AUTHENTICATION_FAILED: (
+        "调用来源认证失败",
+        "call source authentication failed.",
+    ),
+    ErrorCode.ASSOCIATION_ALREADY_EXISTS: (
+        "关联关系 %s->%s 重复",
+        "the associations %s->%s already exist",
+    ),
+    ErrorCode.MODEL_ASSOCIATION_NOT_FOUND: (
+        "模型的关联关系不存在",
+        "object association does not exist.",
+    ),
+    ErrorCode.ONE_TO_ONE_VIOLATION: (
+        "关联关系为1:1的，不能同时关联多个实例",
+        "can not create multiple instance association for a 1:1 association.",
+    ),
+    ErrorCode.ONE_TO_MANY_VIOLATION: (
+        "关联关系为1:n的，不能同时关联多个源模型实例",
+        "The relationship is 1:n, and multiple source model instances cannot be associated "
+        "at the same time.",
+    ),
+    ErrorCode.MODEL_ASSOCIATION_NOT_UNIQUE: ("关联关系不唯一", "object association do not unique."),
+    ErrorCode.SOURCE_INSTANCE_NOT_FOUND: ("关联实例不存在", "the association inst is not exist"),
+    ErrorCode.TARGET_INSTANCE_NOT_FOUND: ("被关联实例不存在", "the  inst to asst  is not exist"),
+    ErrorCode.MAINLINE_NOT_ALLOWED: (
+        "bk_mainline 为内置关联类型，不能用于当前场景",
+        "bk_mainline association type can't use in this scene",
+    ),
+    ErrorCode.AUDIT_SAVE_FAILED: ("保存操作审计日志失败", "save audit log failed"),
+    ErrorCode.PERMISSION_DENIED: ("没有操作的权限", "Do not have access permission."),
+}
+
+
+def normalize_language(value: str | None) -> str | None:
+    """``en``, ``zh`` or None for a header value such as ``en-US,en;q=0.9`` or ``zh-cn``."""
+    if not value:
+        return None
+    first = value.split(",", 1)[0].split(";", 1)[0].strip().lower()
+    if first.startswith("en"):
+        return EN
+    if first.startswith("zh"):
+        return ZH
+    return None
+
+
+def render(code: ErrorCode, args: tuple[Any, ...] = (), language: str = ZH) -> str:
+    zh, en = MESSAGES[code]
+    template = en if language == EN else zh
+    return template % args if args else template
+
+
+@dataclass
+class CmdbError(Exception):
+    """A request-level failure with upstream's code; rendered in the caller's language."""
+
+    code: ErrorCode
+    args_: tuple[Any, ...] = ()
+    http_status: int = 200
+    permission: dict | None = field(default=None)
+
+    def message(self, language: str = ZH) -> str:
+        return render(self.code, self.args_, language)
+
+    def __str__(self) -> str:
+        return f"{self.code.value} {self.message(EN)}"
+
+
+def parameter_invalid(name: str) -> CmdbError:
+    return CmdbError(ErrorCode.PARAMETER_INVALID, (name,))
+
+
+def parameter_check_failed(name: str) -> CmdbError:
+    return CmdbError(ErrorCode.PARAMETER_CHECK_FAILED, (name,))

@@ -1,0 +1,107 @@
+"""Instances of models: create in batches, list, fetch by id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from cmdbgraph.db.engine import Database
+from cmdbgraph.db.tables import instances, models
+from cmdbgraph.services.caller import Caller
+from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
+from cmdbgraph.services.records import Instance, Page
+
+MAX_CREATE = 200
+_COLUMNS = [instances.c[name] for name in Instance.__slots__]
+
+
+@dataclass(frozen=True, slots=True)
+class NewInstance:
+    bk_inst_name: str
+    attributes: dict = field(default_factory=dict)
+
+
+async def create_instances(
+    db: Database, caller: Caller, bk_obj_id: str, new: Sequence[NewInstance]
+) -> list[Instance]:
+    """Create instances of one model, in order, all or none. Names are unique per model."""
+    if not bk_obj_id:
+        raise parameter_invalid("bk_obj_id")
+    if not new:
+        raise CmdbError(ErrorCode.EMPTY, ("instances",))
+    if len(new) > MAX_CREATE:
+        raise CmdbError(ErrorCode.EXCEEDS_LIMIT, ("instances", MAX_CREATE))
+    names = [item.bk_inst_name.strip() if item.bk_inst_name else "" for item in new]
+    if not all(names):
+        raise parameter_invalid("bk_inst_name")
+    if len(set(names)) != len(names):
+        raise CmdbError(ErrorCode.DUPLICATED, ("bk_inst_name",))
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "bk_obj_id": bk_obj_id,
+            "bk_inst_name": name,
+            "attributes": {**item.attributes, "bk_inst_name": name},
+            "bk_supplier_account": caller.supplier_account,
+            "creator": caller.username,
+            "create_time": now,
+            "last_time": now,
+        }
+        for name, item in zip(names, new, strict=True)
+    ]
+    try:
+        async with db.write() as conn:
+            model = (
+                await conn.execute(select(models.c.id).where(models.c.bk_obj_id == bk_obj_id))
+            ).first()
+            if model is None:
+                raise parameter_invalid("bk_obj_id")
+            result = await conn.execute(
+                insert(instances).returning(*_COLUMNS, sort_by_parameter_order=True), rows
+            )
+            return [Instance.from_row(row) for row in result]
+    except IntegrityError:
+        raise CmdbError(ErrorCode.DUPLICATED, ("bk_inst_name",)) from None
+
+
+async def instances_by_id(db: Database, inst_ids: Sequence[int]) -> dict[int, Instance]:
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(*_COLUMNS).where(instances.c.bk_inst_id.in_(list(inst_ids)))
+        )
+        return {row.bk_inst_id: Instance.from_row(row) for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceFilter:
+    bk_obj_id: str | None = None
+    name_contains: str | None = None
+    bk_inst_ids: Sequence[int] | None = None
+
+
+async def list_instances(
+    db: Database, flt: InstanceFilter, *, offset: int = 0, limit: int = 50
+) -> Page[Instance]:
+    conditions = []
+    if flt.bk_obj_id is not None:
+        conditions.append(instances.c.bk_obj_id == flt.bk_obj_id)
+    if flt.name_contains:
+        conditions.append(instances.c.bk_inst_name.contains(flt.name_contains, autoescape=True))
+    if flt.bk_inst_ids is not None:
+        conditions.append(instances.c.bk_inst_id.in_(list(flt.bk_inst_ids)))
+    async with db.read() as conn:
+        total = (
+            await conn.execute(select(func.count()).select_from(instances).where(*conditions))
+        ).scalar_one()
+        rows = await conn.execute(
+            select(*_COLUMNS)
+            .where(*conditions)
+            .order_by(instances.c.bk_inst_id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return Page(total, [Instance.from_row(row) for row in rows])

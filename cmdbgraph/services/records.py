@@ -1,0 +1,104 @@
+"""The records services hand out: plain immutable values built from database rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class _FromRow:
+    @classmethod
+    def from_row(cls, row: Any):
+        mapping = row._mapping
+        return cls(**{f.name: mapping[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True, slots=True)
+class Model(_FromRow):
+    bk_obj_id: str
+    bk_obj_name: str
+    bk_classification_id: str
+    bk_obj_icon: str
+    ispre: bool
+    bk_ispaused: bool
+    bk_supplier_account: str
+    creator: str
+    modifier: str
+    create_time: datetime
+    last_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationKind(_FromRow):
+    bk_asst_id: str
+    bk_asst_name: str
+    src_des: str
+    dest_des: str
+    direction: str
+    ispre: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ModelAssociation(_FromRow):
+    id: int
+    bk_obj_asst_id: str
+    bk_obj_asst_name: str
+    bk_obj_id: str
+    bk_asst_obj_id: str
+    bk_asst_id: str
+    mapping: str
+    on_delete: str
+    ispre: bool
+    bk_supplier_account: str
+
+
+@dataclass(frozen=True, slots=True)
+class Instance(_FromRow):
+    bk_inst_id: int
+    bk_obj_id: str
+    bk_inst_name: str
+    attributes: dict
+    bk_supplier_account: str
+    creator: str
+    create_time: datetime
+    last_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InstAssociation(_FromRow):
+    id: int
+    bk_obj_asst_id: str
+    bk_asst_id: str
+    bk_obj_id: str
+    bk_inst_id: int
+    bk_asst_obj_id: str
+    bk_asst_inst_id: int
+    bk_supplier_account: str
+    bk_biz_id: int
+    creator: str
+    create_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry(_FromRow):
+    id: int
+    audit_type: str
+    resource_type: str
+    action: str
+    resource_id: int
+    resource_name: str
+    operation_detail: dict
+    bk_username: str
+    bk_supplier_account: str
+    app_code: str
+    request_id: str
+    operation_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    total_count: int
+    items: list[T]
