@@ -1,0 +1,1 @@
+"""Thin GraphQL resolvers: translate input, call a service, translate the result."""

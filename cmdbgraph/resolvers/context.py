@@ -1,0 +1,64 @@
+"""The per-request GraphQL context and its DataLoaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.dataloader import DataLoader
+from strawberry.types import Info as StrawberryInfo
+
+from cmdbgraph.db.engine import Database
+from cmdbgraph.services import associations, catalog, instances
+from cmdbgraph.services.caller import Caller
+from cmdbgraph.services.records import InstAssociation, Model
+from cmdbgraph.services.records import Instance as InstanceRecord
+from cmdbgraph.settings import Settings
+
+
+class Loaders:
+    """One DataLoader per lookup: one ``IN (...)`` query per batch of keys."""
+
+    def __init__(self, db: Database) -> None:
+        async def load_instances(keys: list[int]) -> list[InstanceRecord | None]:
+            found = await instances.instances_by_id(db, keys)
+            return [found.get(key) for key in keys]
+
+        async def load_models(keys: list[str]) -> list[Model | None]:
+            found = await catalog.models_by_id(db, keys)
+            return [found.get(key) for key in keys]
+
+        async def load_as_source(keys: list[int]) -> list[list[InstAssociation]]:
+            found = await associations.associations_by_source(db, keys)
+            return [found[key] for key in keys]
+
+        async def load_as_target(keys: list[int]) -> list[list[InstAssociation]]:
+            found = await associations.associations_by_target(db, keys)
+            return [found[key] for key in keys]
+
+        self.instance = DataLoader(load_fn=load_instances)
+        self.model = DataLoader(load_fn=load_models)
+        self.associations_as_source = DataLoader(load_fn=load_as_source)
+        self.associations_as_target = DataLoader(load_fn=load_as_target)
+
+
+@dataclass
+class GraphQLContext:
+    request: Request
+    response: Response | None
+    db: Database
+    settings: Settings
+    caller: Caller
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.db)
+
+    @property
+    def language(self) -> str:
+        return self.caller.language
+
+
+Info: TypeAlias = StrawberryInfo[GraphQLContext, None]

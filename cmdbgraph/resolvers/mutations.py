@@ -1,0 +1,180 @@
+"""Mutation resolvers. Request-level failures come back as typed results, never as crashes."""
+
+from __future__ import annotations
+
+import strawberry
+
+from cmdbgraph.resolvers.context import Info
+from cmdbgraph.schema.inputs import (
+    BatchCreateInstAssociationsInput,
+    CreateInstancesInput,
+    CreateModelAssociationInput,
+    CreateModelInput,
+    DeleteInstAssociationsInput,
+)
+from cmdbgraph.schema.payloads import (
+    BatchCreateInstAssociationsPayload,
+    BatchCreateInstAssociationsResult,
+    BatchItemResult,
+    CreateInstancesPayload,
+    CreateInstancesResult,
+    CreateModelAssociationResult,
+    CreateModelResult,
+    DeleteInstAssociationsPayload,
+    DeleteInstAssociationsResult,
+    ItemError,
+    failure,
+)
+from cmdbgraph.schema.types import Instance, InstAssociation, Model, ModelAssociation
+from cmdbgraph.services import associations, catalog, instances
+from cmdbgraph.services.errors import CmdbError, parameter_invalid, render
+
+
+@strawberry.type
+class AssociationMutations:
+    @strawberry.mutation(
+        description="Create up to 200 instance associations of one model association, with a "
+        "result per index (BlueKing's batch_create_instance_association)."
+    )
+    async def batch_create_inst_associations(
+        self, info: Info, input: BatchCreateInstAssociationsInput
+    ) -> BatchCreateInstAssociationsResult:
+        context = info.context
+        language = context.language
+        request = associations.BatchCreateRequest(
+            bk_obj_id=input.bk_obj_id,
+            bk_asst_obj_id=input.bk_asst_obj_id,
+            bk_obj_asst_id=input.bk_obj_asst_id,
+            details=[associations.Detail(d.bk_inst_id, d.bk_asst_inst_id) for d in input.details],
+            dry_run=input.dry_run,
+            policy=associations.ErrorPolicy(input.error_policy.value),
+        )
+        try:
+            result = await associations.batch_create(
+                context.db,
+                context.caller,
+                request,
+                max_batch_size=context.settings.max_batch_size,
+            )
+        except CmdbError as error:
+            return failure(error, language)
+        return BatchCreateInstAssociationsPayload(
+            results=[
+                BatchItemResult(
+                    index=item.index,
+                    ok=item.error is None,
+                    association=None
+                    if item.association is None
+                    else InstAssociation.from_record(item.association),
+                    error=None
+                    if item.error is None
+                    else ItemError(
+                        code=item.error,
+                        bk_error_code=item.error.value,
+                        message=render(item.error, item.error_args, language),
+                    ),
+                )
+                for item in result.items
+            ],
+            created_count=result.created_count,
+            failed_count=result.failed_count,
+            written=result.written,
+            success_created=result.success_created(),
+            error_msg=result.error_msg(language),
+        )
+
+    @strawberry.mutation(description="Delete instance associations by id, in one transaction.")
+    async def delete_inst_associations(
+        self, info: Info, input: DeleteInstAssociationsInput
+    ) -> DeleteInstAssociationsResult:
+        context = info.context
+        try:
+            deleted = await associations.delete_associations(
+                context.db, context.caller, input.ids, bk_obj_id=input.bk_obj_id
+            )
+        except CmdbError as error:
+            return failure(error, context.language)
+        return DeleteInstAssociationsPayload(
+            deleted_count=len(deleted), deleted=[InstAssociation.from_record(a) for a in deleted]
+        )
+
+
+@strawberry.type
+class CatalogMutations:
+    @strawberry.mutation(description="Create a model.")
+    async def create_model(self, info: Info, input: CreateModelInput) -> CreateModelResult:
+        context = info.context
+        try:
+            model = await catalog.create_model(
+                context.db,
+                context.caller,
+                catalog.NewModel(
+                    bk_obj_id=input.bk_obj_id,
+                    bk_obj_name=input.bk_obj_name,
+                    bk_classification_id=input.bk_classification_id,
+                    bk_obj_icon=input.bk_obj_icon,
+                ),
+            )
+        except CmdbError as error:
+            return failure(error, context.language)
+        return Model.from_record(model)
+
+    @strawberry.mutation(description="Create an association between two models.")
+    async def create_model_association(
+        self, info: Info, input: CreateModelAssociationInput
+    ) -> CreateModelAssociationResult:
+        context = info.context
+        try:
+            created = await catalog.create_model_association(
+                context.db,
+                context.caller,
+                catalog.NewModelAssociation(
+                    bk_obj_id=input.bk_obj_id,
+                    bk_asst_obj_id=input.bk_asst_obj_id,
+                    bk_asst_id=input.bk_asst_id,
+                    mapping=input.mapping.value,
+                    on_delete=input.on_delete.value,
+                    bk_obj_asst_id=input.bk_obj_asst_id,
+                    bk_obj_asst_name=input.bk_obj_asst_name,
+                ),
+            )
+        except CmdbError as error:
+            return failure(error, context.language)
+        return ModelAssociation.from_record(created)
+
+
+@strawberry.type
+class InstanceMutations:
+    @strawberry.mutation(description="Create up to 200 instances of one model, all or none.")
+    async def create_instances(
+        self, info: Info, input: CreateInstancesInput
+    ) -> CreateInstancesResult:
+        context = info.context
+        try:
+            created = await instances.create_instances(
+                context.db,
+                context.caller,
+                input.bk_obj_id,
+                [
+                    instances.NewInstance(
+                        bk_inst_name=item.bk_inst_name, attributes=_attributes(item.attributes)
+                    )
+                    for item in input.instances
+                ],
+            )
+        except CmdbError as error:
+            return failure(error, context.language)
+        return CreateInstancesPayload(instances=[Instance.from_record(i) for i in created])
+
+
+def _attributes(value: object) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise parameter_invalid("attributes")
+    return value
+
+
+@strawberry.type
+class Mutation(AssociationMutations, CatalogMutations, InstanceMutations):
+    pass

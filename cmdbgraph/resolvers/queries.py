@@ -1,0 +1,159 @@
+"""Query resolvers, one class per domain, composed into ``Query``."""
+
+from __future__ import annotations
+
+import strawberry
+
+from cmdbgraph.resolvers.context import Info
+from cmdbgraph.schema.inputs import AuditEntryFilter, InstAssociationFilter
+from cmdbgraph.schema.types import (
+    AssociationKind,
+    AssociationMapping,
+    AuditEntry,
+    AuditEntryPage,
+    Instance,
+    InstancePage,
+    InstAssociation,
+    InstAssociationPage,
+    Model,
+    ModelAssociation,
+)
+from cmdbgraph.services import associations, audit, catalog, instances
+from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
+
+
+def page_bounds(info: Info, offset: int, limit: int | None) -> tuple[int, int]:
+    """Checked pagination: errors are raised as visible GraphQL errors with upstream codes."""
+    settings = info.context.settings
+    if offset < 0:
+        raise parameter_invalid("offset")
+    if limit is None:
+        limit = settings.default_page_size
+    if limit < 1:
+        raise parameter_invalid("limit")
+    if limit > settings.max_page_size:
+        raise CmdbError(ErrorCode.PAGE_LIMIT_EXCEEDED)
+    return offset, limit
+
+
+@strawberry.type
+class CatalogQueries:
+    @strawberry.field(description="Every model.")
+    async def models(self, info: Info) -> list[Model]:
+        return [Model.from_record(m) for m in await catalog.list_models(info.context.db)]
+
+    @strawberry.field(description="Every association kind.")
+    async def association_kinds(self, info: Info) -> list[AssociationKind]:
+        kinds = await catalog.list_association_kinds(info.context.db)
+        return [AssociationKind.from_record(k) for k in kinds]
+
+    @strawberry.field(description="Model associations, filtered by source, target or kind.")
+    async def model_associations(
+        self,
+        info: Info,
+        bk_obj_id: str | None = None,
+        bk_asst_obj_id: str | None = None,
+        bk_asst_id: str | None = None,
+        mapping: AssociationMapping | None = None,
+    ) -> list[ModelAssociation]:
+        found = await catalog.list_model_associations(
+            info.context.db,
+            catalog.ModelAssociationFilter(
+                bk_obj_id=bk_obj_id, bk_asst_obj_id=bk_asst_obj_id, bk_asst_id=bk_asst_id
+            ),
+        )
+        if mapping is not None:
+            found = [m for m in found if m.mapping == mapping.value]
+        return [ModelAssociation.from_record(m) for m in found]
+
+
+@strawberry.type
+class InstanceQueries:
+    @strawberry.field(description="Instances, optionally of one model, ordered by id.")
+    async def instances(
+        self,
+        info: Info,
+        bk_obj_id: str | None = None,
+        name_contains: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> InstancePage:
+        offset, limit = page_bounds(info, offset, limit)
+        page = await instances.list_instances(
+            info.context.db,
+            instances.InstanceFilter(bk_obj_id=bk_obj_id, name_contains=name_contains),
+            offset=offset,
+            limit=limit,
+        )
+        return InstancePage(
+            total_count=page.total_count, items=[Instance.from_record(i) for i in page.items]
+        )
+
+    @strawberry.field(description="One instance, with its associations in both directions.")
+    async def instance(self, info: Info, bk_inst_id: int) -> Instance | None:
+        record = await info.context.loaders.instance.load(bk_inst_id)
+        return None if record is None else Instance.from_record(record)
+
+
+@strawberry.type
+class AssociationQueries:
+    @strawberry.field(description="Instance associations, ordered by id.")
+    async def inst_associations(
+        self,
+        info: Info,
+        filter: InstAssociationFilter | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> InstAssociationPage:
+        offset, limit = page_bounds(info, offset, limit)
+        flt = filter or InstAssociationFilter()
+        page = await associations.list_associations(
+            info.context.db,
+            associations.AssociationFilter(
+                ids=flt.ids,
+                bk_obj_asst_id=flt.bk_obj_asst_id,
+                bk_asst_id=flt.bk_asst_id,
+                bk_obj_id=flt.bk_obj_id,
+                bk_asst_obj_id=flt.bk_asst_obj_id,
+                bk_inst_id=flt.bk_inst_id,
+                bk_asst_inst_id=flt.bk_asst_inst_id,
+                involving_inst_id=flt.involving_inst_id,
+            ),
+            offset=offset,
+            limit=limit,
+        )
+        return InstAssociationPage(
+            total_count=page.total_count,
+            items=[InstAssociation.from_record(a) for a in page.items],
+        )
+
+    @strawberry.field(description="Audit entries, newest first.")
+    async def audit_entries(
+        self,
+        info: Info,
+        filter: AuditEntryFilter | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> AuditEntryPage:
+        offset, limit = page_bounds(info, offset, limit)
+        flt = filter or AuditEntryFilter()
+        page = await audit.list_audit_entries(
+            info.context.db,
+            audit.AuditFilter(
+                resource_type=flt.resource_type,
+                action=flt.action,
+                resource_id=flt.resource_id,
+                bk_username=flt.bk_username,
+                request_id=flt.request_id,
+            ),
+            offset=offset,
+            limit=limit,
+        )
+        return AuditEntryPage(
+            total_count=page.total_count, items=[AuditEntry.from_record(e) for e in page.items]
+        )
+
+
+@strawberry.type
+class Query(CatalogQueries, InstanceQueries, AssociationQueries):
+    pass

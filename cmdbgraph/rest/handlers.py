@@ -1,0 +1,149 @@
+"""REST handlers: parse upstream's bodies, call the services, answer in upstream's envelopes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cmdbgraph.db.engine import Database
+from cmdbgraph.rest import credentials as creds
+from cmdbgraph.rest.envelope import (
+    BadRequestBody,
+    Envelope,
+    int_field,
+    list_field,
+    read_json_object,
+    string_field,
+)
+from cmdbgraph.services import associations
+from cmdbgraph.services.caller import Caller
+from cmdbgraph.services.errors import CmdbError, ErrorCode
+from cmdbgraph.settings import Settings
+
+log = logging.getLogger("cmdbgraph.rest")
+
+ESB = Envelope(esb=True)
+NATIVE = Envelope(esb=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One REST call, parsed: its body, who makes it, and how to answer."""
+
+    request: Request
+    body: dict
+    caller: Caller
+    envelope: Envelope
+
+    @property
+    def db(self) -> Database:
+        return self.request.app.state.db
+
+    @property
+    def settings(self) -> Settings:
+        return self.request.app.state.settings
+
+    @property
+    def language(self) -> str:
+        return self.caller.language
+
+    def success(self, data) -> Response:
+        return self.envelope.success(
+            data, request_id=self.caller.request_id, language=self.caller.language
+        )
+
+    def failure(self, error: CmdbError) -> Response:
+        return self.envelope.failure(
+            error, request_id=self.caller.request_id, language=self.caller.language
+        )
+
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+
+def endpoint(name: str, handler: Handler, envelope: Envelope):
+    """A Starlette endpoint running ``handler`` with upstream's error handling around it."""
+
+    async def run(request: Request) -> Response:
+        headers = request.headers
+        request_id = creds.request_id(headers)
+        language = creds.language(headers)
+        try:
+            body = await read_json_object(request)
+        except BadRequestBody:
+            return envelope.failure(
+                CmdbError(ErrorCode.JSON_INVALID), request_id=request_id, language=language
+            )
+        claimed = creds.credentials(headers, body)
+        caller = Caller(
+            username=claimed.username or claimed.native_username,
+            app_code=claimed.app_code or claimed.native_app_code,
+            supplier_account=claimed.supplier_account,
+            language=language,
+            request_id=request_id,
+        )
+        call = Call(request=request, body=body, caller=caller, envelope=envelope)
+        try:
+            return await handler(call)
+        except BadRequestBody:
+            return call.failure(CmdbError(ErrorCode.JSON_INVALID))
+        except CmdbError as error:
+            return call.failure(error)
+        except Exception:
+            log.exception("%s failed (request %s)", name, request_id)
+            return call.failure(CmdbError(ErrorCode.INTERNAL, (name,), http_status=500))
+
+    run.__name__ = name
+    return run
+
+
+def _policy(body: dict) -> associations.ErrorPolicy:
+    value = string_field(body, "error_policy") or associations.ErrorPolicy.PARTIAL.value
+    try:
+        return associations.ErrorPolicy(value)
+    except ValueError:
+        raise CmdbError(ErrorCode.PARAMETER_INVALID, ("error_policy",)) from None
+
+
+def _bool_field(body: dict, name: str) -> bool:
+    value = body.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BadRequestBody
+    return value
+
+
+def parse_batch_request(body: dict) -> associations.BatchCreateRequest:
+    details = []
+    for item in list_field(body, "details"):
+        if not isinstance(item, dict):
+            raise BadRequestBody
+        details.append(
+            associations.Detail(int_field(item, "bk_inst_id"), int_field(item, "bk_asst_inst_id"))
+        )
+    return associations.BatchCreateRequest(
+        bk_obj_id=string_field(body, "bk_obj_id"),
+        bk_asst_obj_id=string_field(body, "bk_asst_obj_id"),
+        bk_obj_asst_id=string_field(body, "bk_obj_asst_id"),
+        details=details,
+        dry_run=_bool_field(body, "dry_run"),
+        policy=_policy(body),
+    )
+
+
+async def batch_create_instance_association(call: Call) -> Response:
+    request = parse_batch_request(call.body)
+    result = await associations.batch_create(
+        call.db, call.caller, request, max_batch_size=call.settings.max_batch_size
+    )
+    return call.success(
+        {
+            "success_created": result.success_created(),
+            "error_msg": result.error_msg(call.language),
+        }
+    )

@@ -1,0 +1,1 @@
+"""The GraphQL schema: types, inputs, payloads, and ``build_schema``."""

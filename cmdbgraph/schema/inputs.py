@@ -1,0 +1,104 @@
+"""GraphQL input types."""
+
+from __future__ import annotations
+
+import enum
+
+import strawberry
+from strawberry.scalars import JSON
+
+from cmdbgraph.schema.types import AssociationMapping, OnDelete
+
+
+@strawberry.enum(description="What to write when some items of a batch fail.")
+class ErrorPolicy(enum.Enum):
+    PARTIAL = "partial"
+    ALL_OR_NOTHING = "all_or_nothing"
+
+
+@strawberry.input(description="One association to create: source and target instance ids.")
+class InstAssociationDetailInput:
+    bk_inst_id: int
+    bk_asst_inst_id: int
+
+
+@strawberry.input
+class BatchCreateInstAssociationsInput:
+    bk_obj_id: str = strawberry.field(description="Source model id.")
+    bk_asst_obj_id: str = strawberry.field(description="Target model id.")
+    bk_obj_asst_id: str = strawberry.field(description="Model association id.")
+    details: list[InstAssociationDetailInput] = strawberry.field(
+        description="The associations to create, at most 200."
+    )
+    dry_run: bool = strawberry.field(
+        default=False, description="Run every check and report per index, but write nothing."
+    )
+    error_policy: ErrorPolicy = strawberry.field(
+        default=ErrorPolicy.PARTIAL,
+        description="PARTIAL writes the items that pass (upstream's behaviour); "
+        "ALL_OR_NOTHING writes nothing unless every item passes.",
+    )
+
+
+@strawberry.input
+class CreateModelInput:
+    bk_obj_id: str
+    bk_obj_name: str
+    bk_classification_id: str = "bk_uncategorized"
+    bk_obj_icon: str = "icon-cc-default"
+
+
+@strawberry.input
+class NewInstanceInput:
+    bk_inst_name: str
+    attributes: JSON | None = None
+
+
+@strawberry.input
+class CreateInstancesInput:
+    bk_obj_id: str
+    instances: list[NewInstanceInput] = strawberry.field(description="At most 200.")
+
+
+@strawberry.input
+class CreateModelAssociationInput:
+    bk_obj_id: str
+    bk_asst_obj_id: str
+    bk_asst_id: str
+    mapping: AssociationMapping = AssociationMapping.MANY_TO_MANY
+    on_delete: OnDelete = OnDelete.NONE
+    bk_obj_asst_id: str | None = strawberry.field(
+        default=None, description="Defaults to `{bkObjId}_{bkAsstId}_{bkAsstObjId}`."
+    )
+    bk_obj_asst_name: str = ""
+
+
+@strawberry.input
+class DeleteInstAssociationsInput:
+    ids: list[int] = strawberry.field(description="Association ids, at most 500.")
+    bk_obj_id: str | None = strawberry.field(
+        default=None, description="Only delete associations whose source or target is this model."
+    )
+
+
+@strawberry.input
+class InstAssociationFilter:
+    ids: list[int] | None = None
+    bk_obj_asst_id: str | None = None
+    bk_asst_id: str | None = None
+    bk_obj_id: str | None = None
+    bk_asst_obj_id: str | None = None
+    bk_inst_id: int | None = None
+    bk_asst_inst_id: int | None = None
+    involving_inst_id: int | None = strawberry.field(
+        default=None, description="An instance id on either side."
+    )
+
+
+@strawberry.input
+class AuditEntryFilter:
+    resource_type: str | None = None
+    action: str | None = None
+    resource_id: int | None = None
+    bk_username: str | None = None
+    request_id: str | None = None

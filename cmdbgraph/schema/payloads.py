@@ -1,0 +1,116 @@
+"""Mutation payloads and the typed request-level failures."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from cmdbgraph.schema.types import ErrorCode, InstAssociation, Instance, Model, ModelAssociation
+from cmdbgraph.services.errors import CmdbError
+from cmdbgraph.services.errors import ErrorCode as ServiceErrorCode
+
+
+@strawberry.type(description="Why one item of a batch failed.")
+class ItemError:
+    code: ErrorCode
+    bk_error_code: int = strawberry.field(description="Upstream's numeric code.")
+    message: str = strawberry.field(description="Upstream's message, in the caller's language.")
+
+
+@strawberry.type(description="The result of one detail, at its index in the input.")
+class BatchItemResult:
+    index: int
+    ok: bool = strawberry.field(
+        description="The item passed every check (created, or would be under dry run or "
+        "all-or-nothing)."
+    )
+    association: InstAssociation | None = strawberry.field(
+        description="The created association; null if the item failed or nothing was written."
+    )
+    error: ItemError | None
+
+
+@strawberry.type
+class BatchCreateInstAssociationsPayload:
+    results: list[BatchItemResult] = strawberry.field(description="One per detail, in order.")
+    created_count: int
+    failed_count: int
+    written: bool = strawberry.field(
+        description="False under dry run, or when ALL_OR_NOTHING refused the batch."
+    )
+    success_created: JSON = strawberry.field(
+        description="Upstream's `success_created`: index (string) to new association id."
+    )
+    error_msg: JSON = strawberry.field(
+        description="Upstream's `error_msg`: index (string) to failure message."
+    )
+
+
+@strawberry.type(description="The request was refused as a whole; nothing was written.")
+class RequestError:
+    code: ErrorCode
+    bk_error_code: int
+    message: str
+
+    @classmethod
+    def from_error(cls, error: CmdbError, language: str) -> RequestError:
+        return cls(code=error.code, bk_error_code=error.code.value, message=error.message(language))
+
+
+@strawberry.type(description="The caller lacks a permission; nothing was written.")
+class PermissionDenied:
+    code: ErrorCode
+    bk_error_code: int
+    message: str
+    permission: JSON = strawberry.field(
+        description="Upstream's permission object: what to apply for."
+    )
+
+    @classmethod
+    def from_error(cls, error: CmdbError, language: str) -> PermissionDenied:
+        return cls(
+            code=error.code,
+            bk_error_code=error.code.value,
+            message=error.message(language),
+            permission=error.permission,
+        )
+
+
+def failure(error: CmdbError, language: str) -> RequestError | PermissionDenied:
+    if error.code is ServiceErrorCode.PERMISSION_DENIED:
+        return PermissionDenied.from_error(error, language)
+    return RequestError.from_error(error, language)
+
+
+@strawberry.type
+class CreateInstancesPayload:
+    instances: list[Instance]
+
+
+@strawberry.type
+class DeleteInstAssociationsPayload:
+    deleted_count: int
+    deleted: list[InstAssociation]
+
+
+BatchCreateInstAssociationsResult = Annotated[
+    BatchCreateInstAssociationsPayload | RequestError | PermissionDenied,
+    strawberry.union("BatchCreateInstAssociationsResult"),
+]
+CreateModelResult = Annotated[
+    Model | RequestError | PermissionDenied, strawberry.union("CreateModelResult")
+]
+CreateInstancesResult = Annotated[
+    CreateInstancesPayload | RequestError | PermissionDenied,
+    strawberry.union("CreateInstancesResult"),
+]
+CreateModelAssociationResult = Annotated[
+    ModelAssociation | RequestError | PermissionDenied,
+    strawberry.union("CreateModelAssociationResult"),
+]
+DeleteInstAssociationsResult = Annotated[
+    DeleteInstAssociationsPayload | RequestError | PermissionDenied,
+    strawberry.union("DeleteInstAssociationsResult"),
+]
