@@ -58,13 +58,24 @@ async def healthz(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, db: Database | None = None) -> Starlette:
+    """The ASGI application. ``db`` defaults to a new ``Database`` for ``settings``."""
     settings = settings or Settings()
-    db = Database(settings)
+    db = db or Database(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
         # Objects alive after start-up never need scanning again: full collections stay short.
+        from cmdbgraph.db import migrate
+
+        if await migrate.pending(db):
+            message = (
+                f"the database schema is at revision {await migrate.current_revision(db)!r}, "
+                f"this code needs {migrate.head_revision()!r}: run `cmdbgraph db upgrade`"
+            )
+            log.error(message)
+            await db.dispose()
+            raise RuntimeError(message)
         gc.collect()
         gc.freeze()
         log.info("cmdbgraph ready on %s", db.dialect)

@@ -18,9 +18,10 @@ SDL_PATH = Path(__file__).resolve().parents[2] / "schema.graphql"
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
+    # Factories: a fresh extension per request; the caches themselves are shared.
     extensions = [
-        ParserCache(maxsize=1024),
-        ValidationCache(maxsize=1024),
+        lambda: ParserCache(maxsize=1024),
+        lambda: ValidationCache(maxsize=1024),
         ErrorMasking,
     ]
     return strawberry.Schema(

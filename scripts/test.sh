@@ -1,0 +1,26 @@
+#!/usr/bin/env sh
+# Installs everything the tests need, then runs the whole suite (extra arguments go to pytest).
+# Needs Python 3.11+; installs PostgreSQL's server with apt-get where it is missing.
+set -eu
+cd "$(dirname "$0")/.."
+
+have_postgres() {
+    command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1
+}
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo "$@"; else
+        echo "need root to install system packages: $*" >&2; return 1; fi
+}
+
+if ! have_postgres; then
+    echo "installing PostgreSQL (apt-get)" >&2
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,114 @@
+"""A throwaway PostgreSQL server on 127.0.0.1 for tests and benchmarks.
+
+Finds the server binaries (PATH, then Debian's /usr/lib/postgresql/<version>/bin), initializes a
+cluster in a temporary directory, starts it on a free port and stops it at the end. When run as
+root it runs the server as the ``postgres`` user, since PostgreSQL refuses to run as root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+class PostgresUnavailable(RuntimeError):
+    pass
+
+
+def find_bindir() -> str | None:
+    found = shutil.which("pg_ctl")
+    if found:
+        return os.path.dirname(os.path.realpath(found))
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2])
+    )
+    return candidates[-1] if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class PostgresServer:
+    port: int
+    user: str
+    password: str
+
+    def url(self, database: str = "postgres") -> str:
+        return (
+            f"postgresql+asyncpg://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
+        )
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    bindir = find_bindir()
+    if bindir is None:
+        raise PostgresUnavailable("PostgreSQL server binaries not found (apt-get install postgresql)")
+    run_as: list[str] = []
+    base = tempfile.mkdtemp(prefix="cmdbgraph-pg-")
+    if os.geteuid() == 0:
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            raise PostgresUnavailable("running as root but there is no 'postgres' user") from None
+        os.chown(base, owner.pw_uid, owner.pw_gid)
+        os.chmod(base, 0o700)
+        run_as = ["setpriv", f"--reuid={owner.pw_uid}", f"--regid={owner.pw_gid}",
+                  "--init-groups", "--"]
+    datadir = os.path.join(base, "data")
+    password = "cmdbgraph"
+    pwfile = os.path.join(base, "pw")
+    with open(pwfile, "w") as handle:
+        handle.write(password)
+    if run_as:
+        os.chown(pwfile, owner.pw_uid, owner.pw_gid)
+    port = _free_port()
+    env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
+    subprocess.run(
+        [*run_as, f"{bindir}/initdb", "-D", datadir, "-U", "cmdbgraph", "--auth=scram-sha-256",
+         f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync"],
+        check=True, capture_output=True, env=env,
+    )
+    options = (
+        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base} "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+        "-c max_connections=200 -c shared_buffers=128MB"
+    )
+    subprocess.run(
+        [*run_as, f"{bindir}/pg_ctl", "-D", datadir, "-o", options, "-l",
+         os.path.join(base, "log"), "-w", "-t", "60", "start"],
+        check=True, capture_output=True, env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield PostgresServer(port=port, user="cmdbgraph", password=password)
+    finally:
+        subprocess.run(
+            [*run_as, f"{bindir}/pg_ctl", "-D", datadir, "-m", "immediate", "-w", "stop"],
+            capture_output=True, env=env,
+        )
+        shutil.rmtree(base, ignore_errors=True)
