@@ -18,7 +18,9 @@ from cmdbgraph.resolvers.context import GraphQLContext
 from cmdbgraph.rest import credentials as creds
 from cmdbgraph.rest.routes import routes as rest_routes
 from cmdbgraph.schema.build import build_schema
+from cmdbgraph.services import auth
 from cmdbgraph.services.caller import Caller
+from cmdbgraph.services.errors import CmdbError
 from cmdbgraph.settings import Settings
 
 log = logging.getLogger("cmdbgraph")
@@ -36,15 +38,7 @@ class GraphQLView(GraphQL):
         self.db = db
 
     async def get_context(self, request: Request, response: Response) -> GraphQLContext:
-        headers = request.headers
-        claimed = creds.credentials(headers)
-        caller = Caller(
-            username=claimed.username or claimed.native_username,
-            app_code=claimed.app_code or claimed.native_app_code,
-            supplier_account=claimed.supplier_account,
-            language=creds.language(headers),
-            request_id=creds.request_id(headers),
-        )
+        caller: Caller = request.state.caller
         response.headers["X-Request-ID"] = caller.request_id
         return GraphQLContext(
             request=request, response=response, db=self.db, settings=self.settings, caller=caller
@@ -52,6 +46,42 @@ class GraphQLView(GraphQL):
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+
+class GraphQLEndpoint:
+    """Authenticates every GraphQL request (not the GraphiQL page itself), then hands it to
+    the view. A request that fails authentication gets a GraphQL-shaped 401."""
+
+    def __init__(self, view: GraphQLView) -> None:
+        self.view = view
+
+    async def __call__(self, scope, receive, send) -> None:
+        request = Request(scope, receive)
+        wants_ide = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+        if not wants_ide:
+            try:
+                request.state.caller = await creds.identify(request)
+            except CmdbError as error:
+                language = creds.language(request.headers)
+                response = JSONResponse(
+                    {
+                        "data": None,
+                        "errors": [
+                            {
+                                "message": error.message(language),
+                                "extensions": {
+                                    "code": error.code.name,
+                                    "bkErrorCode": error.code.value,
+                                },
+                            }
+                        ],
+                    },
+                    status_code=error.http_status,
+                    headers={"X-Request-ID": creds.request_id(request.headers)},
+                )
+                await response(scope, receive, send)
+                return
+        await self.view(scope, receive, send)
 
 
 async def healthz(_: Request) -> Response:
@@ -76,6 +106,17 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             log.error(message)
             await db.dispose()
             raise RuntimeError(message)
+        if not settings.auth:
+            log.warning(
+                "AUTHENTICATION IS OFF (CMDBGRAPH_AUTH=false): anyone who reaches this server "
+                "can read and write everything. Use this for local experiments only."
+            )
+        elif await auth.has_demo_credentials(db):
+            log.warning(
+                "THIS DATABASE HOLDS THE PUBLIC DEMO CREDENTIALS (app esb_test / secret xxx, "
+                "token xxx): anyone can use them. Revoke them before real use: "
+                "`cmdbgraph apps revoke esb_test` and `cmdbgraph tokens revoke xxx`."
+            )
         gc.collect()
         gc.freeze()
         log.info("cmdbgraph ready on %s", db.dialect)
@@ -87,7 +128,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     graphql = GraphQLView(settings, db)
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", GraphQLEndpoint(graphql), methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             *rest_routes(),
         ],

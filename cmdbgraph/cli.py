@@ -15,8 +15,9 @@ from cmdbgraph.settings import Settings
 
 T = TypeVar("T")
 
-app = typer.Typer(help="cmdbgraph: GraphQL service for CMDB instance associations.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="cmdbgraph: GraphQL service for CMDB instance associations.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -25,7 +26,9 @@ app.add_typer(schema_app, name="schema")
 console = Console(stderr=True)
 
 DatabaseUrl = typer.Option(
-    None, "--database-url", envvar="CMDBGRAPH_DATABASE_URL",
+    None,
+    "--database-url",
+    envvar="CMDBGRAPH_DATABASE_URL",
     help="sqlite+aiosqlite:///file.sqlite3 or postgresql+asyncpg://user:pass@host/db",
 )
 
@@ -111,8 +114,12 @@ def serve(
     import uvicorn
 
     # Worker processes build their own settings from the environment.
-    for name, value in (("DATABASE_URL", database_url), ("HOST", host), ("PORT", port),
-                        ("LOG_LEVEL", log_level)):
+    for name, value in (
+        ("DATABASE_URL", database_url),
+        ("HOST", host),
+        ("PORT", port),
+        ("LOG_LEVEL", log_level),
+    ):
         if value is not None:
             os.environ[f"CMDBGRAPH_{name}"] = str(value)
     settings = Settings()

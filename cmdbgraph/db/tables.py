@@ -76,9 +76,7 @@ model_associations = Table(
     Column("bk_obj_asst_name", String(128), nullable=False, server_default=""),
     Column("bk_obj_id", String(64), ForeignKey("models.bk_obj_id"), nullable=False),
     Column("bk_asst_obj_id", String(64), ForeignKey("models.bk_obj_id"), nullable=False),
-    Column(
-        "bk_asst_id", String(64), ForeignKey("association_kinds.bk_asst_id"), nullable=False
-    ),
+    Column("bk_asst_id", String(64), ForeignKey("association_kinds.bk_asst_id"), nullable=False),
     Column("mapping", String(8), nullable=False),
     Column("on_delete", String(16), nullable=False, server_default="none"),
     Column("ispre", Boolean, nullable=False, server_default=text("false")),
@@ -172,5 +170,57 @@ audit_entries = Table(
     Column("operation_time", DateTime(timezone=True), nullable=False),
     Index(None, "resource_type", "resource_id"),
     Index(None, "operation_time"),
+    sqlite_autoincrement=True,
+)
+
+
+# Authentication and permission -------------------------------------------------------------
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("app_code", String(64), nullable=False, unique=True),
+    # A password hash (scrypt), never the secret.
+    Column("secret_hash", String(256), nullable=False),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("bk_username", String(64), nullable=False, unique=True),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # SHA-256 of the token: enough for random tokens, and lets a request find its row.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("bk_username", String(64), ForeignKey("users.bk_username"), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked", Boolean, nullable=False, server_default=text("false")),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# subject: a bk_username, or "*" for everyone. bk_obj_id: a model, or "*" for every model.
+# bk_inst_id: one instance, or 0 for every instance of the model.
+grants = Table(
+    "grants",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("subject", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("bk_obj_id", String(64), nullable=False),
+    Column("bk_inst_id", BigInteger, nullable=False, server_default="0"),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("subject", "action", "bk_obj_id", "bk_inst_id"),
     sqlite_autoincrement=True,
 )

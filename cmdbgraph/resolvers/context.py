@@ -13,8 +13,8 @@ from strawberry.types import Info as StrawberryInfo
 from cmdbgraph.db.engine import Database
 from cmdbgraph.services import associations, catalog, instances
 from cmdbgraph.services.caller import Caller
-from cmdbgraph.services.records import InstAssociation, Model
 from cmdbgraph.services.records import Instance as InstanceRecord
+from cmdbgraph.services.records import InstAssociation, Model
 from cmdbgraph.settings import Settings
 
 

@@ -6,11 +6,14 @@ Shared by the REST shim and GraphQL: both accept the same headers.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
 import orjson
+from starlette.requests import Request
 
+from cmdbgraph.services import auth
+from cmdbgraph.services.auth import Claims
+from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import ZH, normalize_language
 
 _LANGUAGE_HEADERS = (
@@ -19,20 +22,6 @@ _LANGUAGE_HEADERS = (
     "http_blueking_language",
     "accept-language",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """What the request claims; ``services.auth`` decides what it proves."""
-
-    app_code: str = ""
-    app_secret: str = ""
-    username: str = ""
-    token: str = ""
-    supplier_account: str = "0"
-    # Identity from native X-Bkcmdb-* headers, only honoured from trusted proxies.
-    native_username: str = ""
-    native_app_code: str = ""
 
 
 def request_id(headers: Mapping[str, str]) -> str:
@@ -54,8 +43,15 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def credentials(headers: Mapping[str, str], body: Mapping | None = None) -> Credentials:
-    """Credentials from the ESB body fields, else the ``X-Bkapi-Authorization`` header."""
+def claims(
+    headers: Mapping[str, str],
+    body: Mapping | None = None,
+    *,
+    client_host: str | None = None,
+    trusted_proxies: Sequence[str] = (),
+) -> Claims:
+    """What the request claims: the ESB body fields win over the ``X-Bkapi-Authorization``
+    header; native ``X-Bkcmdb-*`` identity headers count only from a trusted proxy."""
     fields: dict[str, object] = {}
     raw = headers.get("x-bkapi-authorization")
     if raw:
@@ -66,8 +62,13 @@ def credentials(headers: Mapping[str, str], body: Mapping | None = None) -> Cred
         if isinstance(parsed, dict):
             fields.update(parsed)
     if body:
-        for name in ("bk_app_code", "bk_app_secret", "bk_username", "bk_token",
-                     "bk_supplier_account"):
+        for name in (
+            "bk_app_code",
+            "bk_app_secret",
+            "bk_username",
+            "bk_token",
+            "bk_supplier_account",
+        ):
             if name in body and body[name] not in (None, ""):
                 fields[name] = body[name]
     supplier = (
@@ -76,7 +77,7 @@ def credentials(headers: Mapping[str, str], body: Mapping | None = None) -> Cred
         or headers.get("http_blueking_supplier_id", "")
         or "0"
     )
-    return Credentials(
+    return Claims(
         app_code=_text(fields.get("bk_app_code")),
         app_secret=_text(fields.get("bk_app_secret")),
         username=_text(fields.get("bk_username")),
@@ -84,4 +85,23 @@ def credentials(headers: Mapping[str, str], body: Mapping | None = None) -> Cred
         supplier_account=supplier,
         native_username=headers.get("x-bkcmdb-user", "") or headers.get("bk_user", ""),
         native_app_code=headers.get("x-bkcmdb-app-code", ""),
+        trusted=client_host is not None and client_host in trusted_proxies,
+    )
+
+
+async def identify(request: Request, body: Mapping | None = None) -> Caller:
+    """The proven caller of ``request``; raises ``CmdbError`` (1100004 / 1199027) otherwise."""
+    settings = request.app.state.settings
+    headers = request.headers
+    return await auth.authenticate(
+        request.app.state.db,
+        claims(
+            headers,
+            body,
+            client_host=request.client.host if request.client else None,
+            trusted_proxies=settings.trusted_proxies,
+        ),
+        language=language(headers),
+        request_id=request_id(headers),
+        enforce=settings.auth,
     )

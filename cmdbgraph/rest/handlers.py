@@ -78,14 +78,10 @@ def endpoint(name: str, handler: Handler, envelope: Envelope):
             return envelope.failure(
                 CmdbError(ErrorCode.JSON_INVALID), request_id=request_id, language=language
             )
-        claimed = creds.credentials(headers, body)
-        caller = Caller(
-            username=claimed.username or claimed.native_username,
-            app_code=claimed.app_code or claimed.native_app_code,
-            supplier_account=claimed.supplier_account,
-            language=language,
-            request_id=request_id,
-        )
+        try:
+            caller = await creds.identify(request, body)
+        except CmdbError as error:
+            return envelope.failure(error, request_id=request_id, language=language)
         call = Call(request=request, body=body, caller=caller, envelope=envelope)
         try:
             return await handler(call)

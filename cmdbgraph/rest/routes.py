@@ -22,8 +22,6 @@ def routes() -> list[Route]:
     ]
     found: list[Route] = []
     for name, handler, method, native_path in calls:
-        found.append(
-            Route(f"{ESB_PREFIX}/{name}/", endpoint(name, handler, ESB), methods=["POST"])
-        )
+        found.append(Route(f"{ESB_PREFIX}/{name}/", endpoint(name, handler, ESB), methods=["POST"]))
         found.append(Route(native_path, endpoint(name, handler, NATIVE), methods=[method]))
     return found

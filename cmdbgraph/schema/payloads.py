@@ -7,7 +7,7 @@ from typing import Annotated
 import strawberry
 from strawberry.scalars import JSON
 
-from cmdbgraph.schema.types import ErrorCode, InstAssociation, Instance, Model, ModelAssociation
+from cmdbgraph.schema.types import ErrorCode, Instance, InstAssociation, Model, ModelAssociation
 from cmdbgraph.services.errors import CmdbError
 from cmdbgraph.services.errors import ErrorCode as ServiceErrorCode
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+
 import strawberry
 from strawberry.scalars import JSON
 
@@ -141,9 +142,7 @@ class Instance:
         return None if record is None else Model.from_record(record)
 
     @strawberry.field(description="Associations where this instance is the source.")
-    async def associations_as_source(
-        self, info: Info
-    ) -> list[InstAssociation]:
+    async def associations_as_source(self, info: Info) -> list[InstAssociation]:
         found = await info.context.loaders.associations_as_source.load(self.bk_inst_id)
         return [InstAssociation.from_record(r) for r in found]
 

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import audit_entries, inst_associations, instances, model_associations
-from cmdbgraph.services import audit
+from cmdbgraph.services import audit, auth
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import (
     ZH,
@@ -101,9 +101,7 @@ class BatchCreateResult:
 
     def success_created(self) -> dict[str, int]:
         """Upstream's ``success_created`` map: detail index (as a string) to the new id."""
-        return _go_map(
-            (item.index, item.association.id) for item in self.items if item.association
-        )
+        return _go_map((item.index, item.association.id) for item in self.items if item.association)
 
     def error_msg(self, language: str = ZH) -> dict[str, str]:
         """Upstream's ``error_msg`` map: detail index (as a string) to the failure message."""
@@ -172,13 +170,11 @@ async def batch_create(
     request: BatchCreateRequest,
     *,
     max_batch_size: int = MAX_BATCH_SIZE,
-    authorize=None,
 ) -> BatchCreateResult:
     """Create the associations of ``request.details``; report the fate of every index.
 
-    Raises ``CmdbError`` for request-level failures (nothing is written then). ``authorize``,
-    when given, is awaited with the connection, the model association and the details before
-    any item is decided, and raises to refuse the whole request.
+    Raises ``CmdbError`` for request-level failures, including a missing permission on any
+    source or target instance (nothing is written then).
     """
     validate_batch_request(request, max_batch_size)
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
@@ -190,8 +186,15 @@ async def batch_create(
                     request.bk_obj_id,
                     request.bk_asst_obj_id,
                 )
-                if authorize is not None:
-                    await authorize(conn, model_association, request.details)
+                await auth.authorize_instances(
+                    conn,
+                    caller,
+                    auth.instances_of_request(
+                        model_association.bk_obj_id,
+                        model_association.bk_asst_obj_id,
+                        request.details,
+                    ),
+                )
                 items, names = await _decide(conn, model_association, request.details)
                 write = not request.dry_run and (
                     request.policy is ErrorPolicy.PARTIAL or all(i.ok for i in items)
@@ -320,9 +323,7 @@ async def _insert(
     await conn.execute(
         insert(audit_entries),
         [
-            audit.association_entry(
-                caller, "create", item.association, names, now=now
-            )
+            audit.association_entry(caller, "create", item.association, names, now=now)
             for item in accepted
         ],
     )
@@ -423,13 +424,12 @@ async def delete_associations(
     ids: Sequence[int],
     *,
     bk_obj_id: str | None = None,
-    authorize=None,
 ) -> list[InstAssociation]:
     """Delete the associations with these ids (those that exist) in one transaction.
 
     With ``bk_obj_id``, only associations whose source or target model is ``bk_obj_id`` are
     deleted, as upstream scopes its delete calls. Returns what was deleted; each deletion is
-    audited. ``authorize`` is awaited with the connection and the associations found.
+    audited. The caller needs the edit permission on both instances of each.
     """
     if not ids:
         raise CmdbError(ErrorCode.EMPTY, ("id",))
@@ -448,8 +448,11 @@ async def delete_associations(
         ]
         if not found:
             return []
-        if authorize is not None:
-            await authorize(conn, found)
+        wanted: dict[str, set[int]] = {}
+        for a in found:
+            wanted.setdefault(a.bk_obj_id, set()).add(a.bk_inst_id)
+            wanted.setdefault(a.bk_asst_obj_id, set()).add(a.bk_asst_inst_id)
+        await auth.authorize_instances(conn, caller, wanted)
         await conn.execute(delete(inst_associations).where(ia.id.in_([a.id for a in found])))
         names = await audit.instance_names(
             conn, {a.bk_inst_id for a in found} | {a.bk_asst_inst_id for a in found}

@@ -14,6 +14,8 @@ class Caller:
     supplier_account: str = "0"
     language: str = ZH
     request_id: str = ""
+    # Off only for trusted local work (the CLI on the local database) and with auth disabled.
+    enforce_permissions: bool = True
 
 
-SYSTEM = Caller(username="cc_system", app_code="cmdbgraph")
+SYSTEM = Caller(username="cc_system", app_code="cmdbgraph", enforce_permissions=False)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import MAPPINGS, ON_DELETE, association_kinds, model_associations, models
+from cmdbgraph.services import auth
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
 from cmdbgraph.services.records import AssociationKind, Model, ModelAssociation
@@ -60,6 +61,7 @@ async def create_model(db: Database, caller: Caller, new: NewModel) -> Model:
     user = caller.username or "cc_system"
     try:
         async with db.write() as conn:
+            await auth.authorize_models(conn, caller, [auth.ALL_MODELS])
             row = (
                 await conn.execute(
                     insert(models)
@@ -127,7 +129,10 @@ class NewModelAssociation:
 async def create_model_association(
     db: Database, caller: Caller, new: NewModelAssociation
 ) -> ModelAssociation:
-    """Create a model association; its id defaults to ``{bk_obj_id}_{bk_asst_id}_{bk_asst_obj_id}``."""
+    """Create a model association.
+
+    Its id defaults to the convention ``{bk_obj_id}_{bk_asst_id}_{bk_asst_obj_id}``.
+    """
     _check_id("bk_obj_id", new.bk_obj_id)
     _check_id("bk_asst_obj_id", new.bk_asst_obj_id)
     _check_id("bk_asst_id", new.bk_asst_id)
@@ -147,6 +152,7 @@ async def create_model_association(
         raise CmdbError(ErrorCode.PARAMETER_CHECK_FAILED, ("bk_obj_asst_id",))
     try:
         async with db.write() as conn:
+            await auth.authorize_models(conn, caller, [auth.ALL_MODELS])
             known_models = set(
                 (
                     await conn.execute(

@@ -8,7 +8,8 @@ from sqlalchemy import insert, select
 
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.sequences import raise_id_floor
-from cmdbgraph.db.tables import inst_associations, instances, model_associations
+from cmdbgraph.db.tables import apps, inst_associations, instances, model_associations, users
+from cmdbgraph.services import auth
 
 DEMO_MODEL_ASSOCIATIONS = [
     # bk_obj_asst_id, bk_obj_id, bk_asst_id, bk_asst_obj_id, mapping
@@ -32,6 +33,11 @@ DEMO_INSTANCES = [
 
 # Ids generated after the demo data start above this.
 ID_FLOOR = 1000
+
+# The seeds' request example carries these, so it works verbatim against a demo database.
+DEMO_APP_CODE, DEMO_APP_SECRET = "esb_test", "xxx"
+DEMO_USERS = ("admin", "xxx")
+DEMO_TOKEN, DEMO_TOKEN_USER = "xxx", "xxx"
 
 
 async def seed_demo(db: Database) -> bool:
@@ -98,4 +104,25 @@ async def seed_demo(db: Database) -> bool:
             )
         for table in (instances, inst_associations):
             await raise_id_floor(conn, table, ID_FLOOR)
-        return bool(new_assts or new_instances)
+        has_app = (
+            await conn.execute(select(apps.c.id).where(apps.c.app_code == DEMO_APP_CODE))
+        ).first()
+        known_users = set(
+            (
+                await conn.execute(
+                    select(users.c.bk_username).where(users.c.bk_username.in_(DEMO_USERS))
+                )
+            ).scalars()
+        )
+    wrote_credentials = False
+    if has_app is None:
+        await auth.create_app(db, DEMO_APP_CODE, DEMO_APP_SECRET)
+        wrote_credentials = True
+    for user in DEMO_USERS:
+        if user not in known_users:
+            await auth.create_user(db, user)
+            await auth.add_grant(db, user, auth.ALL_MODELS)
+            wrote_credentials = True
+            if user == DEMO_TOKEN_USER:
+                await auth.create_token(db, user, ttl=None, token=DEMO_TOKEN)
+    return bool(new_assts or new_instances or wrote_credentials)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import instances, models
+from cmdbgraph.services import auth
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
 from cmdbgraph.services.records import Instance, Page
@@ -60,6 +61,7 @@ async def create_instances(
             ).first()
             if model is None:
                 raise parameter_invalid("bk_obj_id")
+            await auth.authorize_models(conn, caller, [bk_obj_id])
             result = await conn.execute(
                 insert(instances).returning(*_COLUMNS, sort_by_parameter_order=True), rows
             )

@@ -9,7 +9,7 @@ Installs the preset association kinds, built-in models and model associations of
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -336,7 +336,7 @@ PRESET_MODEL_ASSOCIATIONS = [
 
 
 def _install_presets() -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     kinds = sa.table(
         "association_kinds",
         *(
