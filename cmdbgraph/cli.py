@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cmdbgraph.settings import Settings
 
@@ -20,8 +21,16 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
+apps_app = typer.Typer(help="Calling apps (code + secret).", no_args_is_help=True)
+users_app = typer.Typer(help="Users (bk_username).", no_args_is_help=True)
+tokens_app = typer.Typer(help="Tokens (bk_token) issued to users.", no_args_is_help=True)
+grants_app = typer.Typer(help="Permissions: edit on instances.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(schema_app, name="schema")
+app.add_typer(apps_app, name="apps")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(grants_app, name="grants")
 
 console = Console(stderr=True)
 
@@ -152,6 +161,142 @@ def schema_export(
         with open(output, "w", encoding="utf-8") as handle:
             handle.write(sdl)
         console.print(f"wrote {output}")
+
+
+def _manage(database_url: str | None, work: Callable[..., Awaitable[T]]) -> T:
+    """Run a management call; upstream-style errors become a one-line message and exit 1."""
+    from cmdbgraph.services.errors import EN, CmdbError
+
+    try:
+        return _run(_settings(database_url), work)
+    except CmdbError as error:
+        console.print(f"[red]error {error.code.value}[/red]: {escape(error.message(EN))}")
+        raise typer.Exit(1) from None
+
+
+@apps_app.command("create")
+def apps_create(
+    app_code: str = typer.Argument(..., help="The bk_app_code callers send."),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Create an app and print its secret (shown once; only a hash is stored)."""
+    from cmdbgraph.services import auth
+
+    secret = _manage(database_url, lambda db: auth.create_app(db, app_code))
+    console.print(f"app [bold]{app_code}[/bold] created; its secret (shown once):")
+    print(secret)
+
+
+@apps_app.command("list")
+def apps_list(database_url: str | None = DatabaseUrl) -> None:
+    """List apps."""
+    from cmdbgraph.services import auth
+
+    for info in _manage(database_url, auth.list_apps):
+        state = "active" if info.active else "revoked"
+        print(f"{info.app_code}\t{state}\t{info.create_time.isoformat()}")
+
+
+@apps_app.command("revoke")
+def apps_revoke(app_code: str, database_url: str | None = DatabaseUrl) -> None:
+    """Revoke an app: its secret stops working at once."""
+    from cmdbgraph.services import auth
+
+    if not _manage(database_url, lambda db: auth.revoke_app(db, app_code)):
+        console.print(f"no app {app_code!r}")
+        raise typer.Exit(1)
+    console.print(f"app {app_code} revoked")
+
+
+@users_app.command("create")
+def users_create(username: str, database_url: str | None = DatabaseUrl) -> None:
+    """Create a user."""
+    from cmdbgraph.services import auth
+
+    _manage(database_url, lambda db: auth.create_user(db, username))
+    console.print(f"user {username} created")
+
+
+@users_app.command("list")
+def users_list(database_url: str | None = DatabaseUrl) -> None:
+    """List users."""
+    from cmdbgraph.services import auth
+
+    for username in _manage(database_url, auth.list_users):
+        print(username)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    username: str,
+    days: float = typer.Option(30.0, help="Lifetime in days; 0 for a token that never expires."),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Issue a bk_token for a user and print it (shown once; only a digest is stored)."""
+    from datetime import timedelta
+
+    from cmdbgraph.services import auth
+
+    ttl = None if days == 0 else timedelta(days=days)
+    token = _manage(database_url, lambda db: auth.create_token(db, username, ttl=ttl))
+    console.print(f"token for [bold]{username}[/bold] (shown once):")
+    print(token)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token: str, database_url: str | None = DatabaseUrl) -> None:
+    """Revoke a token."""
+    from cmdbgraph.services import auth
+
+    if not _manage(database_url, lambda db: auth.revoke_token(db, token)):
+        console.print("no such token")
+        raise typer.Exit(1)
+    console.print("token revoked")
+
+
+@grants_app.command("add")
+def grants_add(
+    subject: str = typer.Argument(..., help="A bk_username, or '*' for everyone."),
+    bk_obj_id: str = typer.Argument(..., help="A model id, or '*' for every model."),
+    bk_inst_id: int = typer.Option(0, "--inst", help="One instance id; 0 for all instances."),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Give SUBJECT the edit permission on instances of a model (or on one instance)."""
+    from cmdbgraph.services import auth
+
+    grant = _manage(database_url, lambda db: auth.add_grant(db, subject, bk_obj_id, bk_inst_id))
+    console.print(f"grant {grant.id}: {subject} may edit {_grant_scope(grant)}")
+
+
+@grants_app.command("list")
+def grants_list(
+    subject: str | None = typer.Option(None, help="Only this subject's grants."),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """List grants."""
+    from cmdbgraph.services import auth
+
+    for grant in _manage(database_url, lambda db: auth.list_grants(db, subject)):
+        print(f"{grant.id}\t{grant.subject}\t{grant.action}\t{_grant_scope(grant)}")
+
+
+@grants_app.command("remove")
+def grants_remove(grant_id: int, database_url: str | None = DatabaseUrl) -> None:
+    """Remove a grant by id."""
+    from cmdbgraph.services import auth
+
+    if not _manage(database_url, lambda db: auth.remove_grant(db, grant_id)):
+        console.print(f"no grant {grant_id}")
+        raise typer.Exit(1)
+    console.print(f"grant {grant_id} removed")
+
+
+def _grant_scope(grant) -> str:
+    if grant.bk_obj_id == "*":
+        return "every instance of every model"
+    if grant.bk_inst_id == 0:
+        return f"every instance of {grant.bk_obj_id}"
+    return f"instance {grant.bk_inst_id} of {grant.bk_obj_id}"
 
 
 def _safe_url(settings: Settings) -> str:
