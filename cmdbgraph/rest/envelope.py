@@ -130,3 +130,12 @@ def list_field(body: dict, name: str) -> list:
     if not isinstance(value, list):
         raise BadRequestBody
     return value
+
+
+def object_field(body: dict, name: str) -> dict:
+    value = body.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequestBody
+    return value

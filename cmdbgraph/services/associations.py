@@ -329,6 +329,37 @@ async def _insert(
     )
 
 
+async def create_one(
+    db: Database, caller: Caller, bk_obj_asst_id: str, bk_inst_id: int, bk_asst_inst_id: int
+) -> InstAssociation:
+    """Create a single association (upstream's ``add_instance_association``).
+
+    The same checks as a batch of one; an item failure is raised as a request-level error
+    with the item's code and message.
+    """
+    if not bk_obj_asst_id:
+        raise parameter_invalid("bk_obj_asst_id")
+    async with db.read() as conn:
+        model_association = await load_model_association(conn, bk_obj_asst_id)
+    if model_association is None:
+        raise CmdbError(ErrorCode.MODEL_ASSOCIATION_NOT_FOUND)
+    result = await batch_create(
+        db,
+        caller,
+        BatchCreateRequest(
+            bk_obj_id=model_association.bk_obj_id,
+            bk_asst_obj_id=model_association.bk_asst_obj_id,
+            bk_obj_asst_id=bk_obj_asst_id,
+            details=[Detail(bk_inst_id, bk_asst_inst_id)],
+        ),
+    )
+    (item,) = result.items
+    if item.error is not None:
+        raise CmdbError(item.error, item.error_args)
+    assert item.association is not None
+    return item.association
+
+
 # ---------------------------------------------------------------------------------------------
 # Reads
 
@@ -342,8 +373,9 @@ class AssociationFilter:
     bk_asst_obj_id: str | None = None
     bk_inst_id: int | None = None
     bk_asst_inst_id: int | None = None
-    # An instance on either side.
+    # An instance on either side (of model ``involving_obj_id`` when given).
     involving_inst_id: int | None = None
+    involving_obj_id: str | None = None
 
 
 def _conditions(flt: AssociationFilter) -> list:
@@ -360,15 +392,19 @@ def _conditions(flt: AssociationFilter) -> list:
     if flt.bk_asst_inst_id is not None:
         conditions.append(ia.bk_asst_inst_id == flt.bk_asst_inst_id)
     if flt.involving_inst_id is not None:
-        conditions.append(
-            or_(ia.bk_inst_id == flt.involving_inst_id, ia.bk_asst_inst_id == flt.involving_inst_id)
-        )
+        as_source = ia.bk_inst_id == flt.involving_inst_id
+        as_target = ia.bk_asst_inst_id == flt.involving_inst_id
+        if flt.involving_obj_id is not None:
+            as_source = and_(as_source, ia.bk_obj_id == flt.involving_obj_id)
+            as_target = and_(as_target, ia.bk_asst_obj_id == flt.involving_obj_id)
+        conditions.append(or_(as_source, as_target))
     return conditions
 
 
 async def list_associations(
-    db: Database, flt: AssociationFilter, *, offset: int = 0, limit: int = 50
+    db: Database, flt: AssociationFilter, *, offset: int = 0, limit: int | None = 50
 ) -> Page[InstAssociation]:
+    """A page of associations matching ``flt``, ordered by id (``limit=None``: all of them)."""
     conditions = _conditions(flt)
     async with db.read() as conn:
         total = (

@@ -55,7 +55,7 @@ async def instance_names(conn: AsyncConnection, inst_ids: Iterable[int]) -> dict
             instances.c.bk_inst_id.in_(list(inst_ids))
         )
     )
-    return dict(rows.tuples())
+    return {inst_id: name for inst_id, name in rows}
 
 
 @dataclass(frozen=True, slots=True)

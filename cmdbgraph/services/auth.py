@@ -311,19 +311,14 @@ async def _permission_object(
     )
     known = {row.bk_obj_id: row for row in model_rows}
     inst_ids = [i for ids in missing.values() for i in ids]
-    names = (
-        dict(
-            (
-                await conn.execute(
-                    select(instances.c.bk_inst_id, instances.c.bk_inst_name).where(
-                        instances.c.bk_inst_id.in_(inst_ids)
-                    )
-                )
-            ).tuples()
+    names: dict[int, str] = {}
+    if inst_ids:
+        rows = await conn.execute(
+            select(instances.c.bk_inst_id, instances.c.bk_inst_name).where(
+                instances.c.bk_inst_id.in_(inst_ids)
+            )
         )
-        if inst_ids
-        else {}
-    )
+        names = {inst_id: name for inst_id, name in rows}
     system_name = "CMDB" if language == EN else "配置平台"
     actions = []
     for obj, ids in missing.items():

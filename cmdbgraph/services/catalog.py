@@ -32,10 +32,20 @@ def _check_id(name: str, value: str | None) -> str:
     return value
 
 
-async def list_models(db: Database, bk_obj_ids: Sequence[str] | None = None) -> list[Model]:
+_MODEL_FILTERS = ("bk_obj_id", "bk_obj_name", "bk_classification_id", "ispre", "bk_ispaused")
+
+
+async def list_models(
+    db: Database, bk_obj_ids: Sequence[str] | None = None, **equals: object
+) -> list[Model]:
+    """Models, optionally restricted to ``bk_obj_ids`` and to equal column values."""
     query = select(*_MODEL_COLUMNS).order_by(models.c.id)
     if bk_obj_ids is not None:
         query = query.where(models.c.bk_obj_id.in_(list(bk_obj_ids)))
+    for name, value in equals.items():
+        if name not in _MODEL_FILTERS:
+            raise parameter_invalid(name)
+        query = query.where(models.c[name] == value)
     async with db.read() as conn:
         return [Model.from_row(row) for row in await conn.execute(query)]
 

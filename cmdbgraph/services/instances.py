@@ -83,12 +83,58 @@ class InstanceFilter:
     bk_obj_id: str | None = None
     name_contains: str | None = None
     bk_inst_ids: Sequence[int] | None = None
+    # Field -> value (equality) or list of values (any of), on the columns or the attributes.
+    fields: dict[str, object] = field(default_factory=dict)
+
+
+_SORTABLE = ("bk_inst_id", "bk_inst_name", "create_time", "last_time")
+
+
+def _field_condition(name: str, value: object):
+    if name in ("bk_inst_id", "bk_inst_name", "bk_obj_id", "bk_supplier_account"):
+        column = instances.c[name]
+    else:
+        element = instances.c.attributes[name]
+        sample = value[0] if isinstance(value, list) and value else value
+        if isinstance(sample, bool):
+            column = element.as_boolean()
+        elif isinstance(sample, int):
+            column = element.as_integer()
+        elif isinstance(sample, float):
+            column = element.as_float()
+        elif isinstance(sample, str):
+            column = element.as_string()
+        else:
+            raise parameter_invalid(name)
+    if isinstance(value, list):
+        return column.in_(value)
+    return column == value
+
+
+def _order_by(sort: str | None):
+    if not sort:
+        return [instances.c.bk_inst_id]
+    clauses = []
+    for part in sort.split(","):
+        descending = part.startswith("-")
+        name = part.lstrip("-").strip()
+        if name not in _SORTABLE:
+            raise parameter_invalid("sort")
+        column = instances.c[name]
+        clauses.append(column.desc() if descending else column.asc())
+    return [*clauses, instances.c.bk_inst_id]
 
 
 async def list_instances(
-    db: Database, flt: InstanceFilter, *, offset: int = 0, limit: int = 50
+    db: Database,
+    flt: InstanceFilter,
+    *,
+    offset: int = 0,
+    limit: int = 50,
+    sort: str | None = None,
 ) -> Page[Instance]:
-    conditions = []
+    """A page of instances matching ``flt``; ``sort`` is e.g. ``"-bk_inst_name"``."""
+    conditions = [_field_condition(name, value) for name, value in flt.fields.items()]
     if flt.bk_obj_id is not None:
         conditions.append(instances.c.bk_obj_id == flt.bk_obj_id)
     if flt.name_contains:
@@ -102,7 +148,7 @@ async def list_instances(
         rows = await conn.execute(
             select(*_COLUMNS)
             .where(*conditions)
-            .order_by(instances.c.bk_inst_id)
+            .order_by(*_order_by(sort))
             .offset(offset)
             .limit(limit)
         )

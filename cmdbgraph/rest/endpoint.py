@@ -1,4 +1,4 @@
-"""REST handlers: parse upstream's bodies, call the services, answer in upstream's envelopes."""
+"""The machinery every REST call shares: parsing, identifying the caller, error handling."""
 
 from __future__ import annotations
 
@@ -11,15 +11,7 @@ from starlette.responses import Response
 
 from cmdbgraph.db.engine import Database
 from cmdbgraph.rest import credentials as creds
-from cmdbgraph.rest.envelope import (
-    BadRequestBody,
-    Envelope,
-    int_field,
-    list_field,
-    read_json_object,
-    string_field,
-)
-from cmdbgraph.services import associations
+from cmdbgraph.rest.envelope import BadRequestBody, Envelope, read_json_object
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import CmdbError, ErrorCode
 from cmdbgraph.settings import Settings
@@ -95,51 +87,3 @@ def endpoint(name: str, handler: Handler, envelope: Envelope):
 
     run.__name__ = name
     return run
-
-
-def _policy(body: dict) -> associations.ErrorPolicy:
-    value = string_field(body, "error_policy") or associations.ErrorPolicy.PARTIAL.value
-    try:
-        return associations.ErrorPolicy(value)
-    except ValueError:
-        raise CmdbError(ErrorCode.PARAMETER_INVALID, ("error_policy",)) from None
-
-
-def _bool_field(body: dict, name: str) -> bool:
-    value = body.get(name)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise BadRequestBody
-    return value
-
-
-def parse_batch_request(body: dict) -> associations.BatchCreateRequest:
-    details = []
-    for item in list_field(body, "details"):
-        if not isinstance(item, dict):
-            raise BadRequestBody
-        details.append(
-            associations.Detail(int_field(item, "bk_inst_id"), int_field(item, "bk_asst_inst_id"))
-        )
-    return associations.BatchCreateRequest(
-        bk_obj_id=string_field(body, "bk_obj_id"),
-        bk_asst_obj_id=string_field(body, "bk_asst_obj_id"),
-        bk_obj_asst_id=string_field(body, "bk_obj_asst_id"),
-        details=details,
-        dry_run=_bool_field(body, "dry_run"),
-        policy=_policy(body),
-    )
-
-
-async def batch_create_instance_association(call: Call) -> Response:
-    request = parse_batch_request(call.body)
-    result = await associations.batch_create(
-        call.db, call.caller, request, max_batch_size=call.settings.max_batch_size
-    )
-    return call.success(
-        {
-            "success_created": result.success_created(),
-            "error_msg": result.error_msg(call.language),
-        }
-    )
