@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     max_tokens: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     request_timeout_seconds: float = Field(30.0, gt=0)
+    idempotency_ttl_seconds: int = Field(86_400, ge=1, description="How long keys are kept.")
     graphiql: bool = True
     introspection: bool = True
 

@@ -224,3 +224,16 @@ grants = Table(
     UniqueConstraint("subject", "action", "bk_obj_id", "bk_inst_id"),
     sqlite_autoincrement=True,
 )
+
+
+# A retried batch with the same key returns the first reply (see services/associations.py).
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(320), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("reply", JSON, nullable=False),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index(None, "expires_at"),
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import strawberry
 
 from cmdbgraph.resolvers.context import Info
@@ -48,6 +50,7 @@ class AssociationMutations:
             details=[associations.Detail(d.bk_inst_id, d.bk_asst_inst_id) for d in input.details],
             dry_run=input.dry_run,
             policy=associations.ErrorPolicy(input.error_policy.value),
+            idempotency_key=input.idempotency_key or context.request.headers.get("idempotency-key"),
         )
         try:
             result = await associations.batch_create(
@@ -55,6 +58,7 @@ class AssociationMutations:
                 context.caller,
                 request,
                 max_batch_size=context.settings.max_batch_size,
+                idempotency_ttl=timedelta(seconds=context.settings.idempotency_ttl_seconds),
             )
         except CmdbError as error:
             return failure(error, language)
@@ -79,6 +83,7 @@ class AssociationMutations:
             created_count=result.created_count,
             failed_count=result.failed_count,
             written=result.written,
+            replayed=result.replayed,
             success_created=result.success_created(),
             error_msg=result.error_msg(language),
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from starlette.responses import Response
 
 from cmdbgraph.rest import serialize
@@ -36,7 +38,9 @@ def _bool_field(body: dict, name: str) -> bool:
     return value
 
 
-def parse_batch_request(body: dict) -> associations.BatchCreateRequest:
+def parse_batch_request(
+    body: dict, idempotency_key: str | None = None
+) -> associations.BatchCreateRequest:
     details = []
     for item in list_field(body, "details"):
         if not isinstance(item, dict):
@@ -51,13 +55,18 @@ def parse_batch_request(body: dict) -> associations.BatchCreateRequest:
         details=details,
         dry_run=_bool_field(body, "dry_run"),
         policy=_policy(body),
+        idempotency_key=string_field(body, "idempotency_key") or idempotency_key,
     )
 
 
 async def batch_create_instance_association(call: Call) -> Response:
-    request = parse_batch_request(call.body)
+    request = parse_batch_request(call.body, call.request.headers.get("idempotency-key"))
     result = await associations.batch_create(
-        call.db, call.caller, request, max_batch_size=call.settings.max_batch_size
+        call.db,
+        call.caller,
+        request,
+        max_batch_size=call.settings.max_batch_size,
+        idempotency_ttl=timedelta(seconds=call.settings.idempotency_ttl_seconds),
     )
     return call.success(
         {

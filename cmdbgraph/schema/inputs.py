@@ -38,6 +38,11 @@ class BatchCreateInstAssociationsInput:
         description="PARTIAL writes the items that pass (upstream's behaviour); "
         "ALL_OR_NOTHING writes nothing unless every item passes.",
     )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="A retry with the same key and input returns the first reply instead of "
+        "running again (also taken from the `Idempotency-Key` header).",
+    )
 
 
 @strawberry.input

@@ -40,6 +40,10 @@ class BatchCreateInstAssociationsPayload:
     written: bool = strawberry.field(
         description="False under dry run, or when ALL_OR_NOTHING refused the batch."
     )
+    replayed: bool = strawberry.field(
+        description="True when this is the stored reply to an earlier request with the same "
+        "idempotency key."
+    )
     success_created: JSON = strawberry.field(
         description="Upstream's `success_created`: index (string) to new association id."
     )

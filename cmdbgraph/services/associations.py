@@ -12,18 +12,26 @@ executemany each, all in one transaction.
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+import orjson
 from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cmdbgraph.db.engine import Database
-from cmdbgraph.db.tables import audit_entries, inst_associations, instances, model_associations
+from cmdbgraph.db.tables import (
+    audit_entries,
+    idempotency_keys,
+    inst_associations,
+    instances,
+    model_associations,
+)
 from cmdbgraph.services import audit, auth
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import (
@@ -40,6 +48,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH_SIZE = 200
 MAX_DELETE_IDS = 500
+MAX_IDEMPOTENCY_KEY = 200
 # A transaction that lost a race against a concurrent writer is decided again from scratch.
 _WRITE_ATTEMPTS = 3
 _INST_ASSOCIATION_COLUMNS = [inst_associations.c[name] for name in InstAssociation.__slots__]
@@ -65,6 +74,21 @@ class BatchCreateRequest:
     details: Sequence[Detail]
     dry_run: bool = False
     policy: ErrorPolicy = ErrorPolicy.PARTIAL
+    # A retry with the same key (same caller, same body) returns the first reply.
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        """A digest of what the request asks for, to recognize a retry of it."""
+        canonical = orjson.dumps(
+            [
+                self.bk_obj_id,
+                self.bk_asst_obj_id,
+                self.bk_obj_asst_id,
+                [list(d) for d in self.details],
+                self.policy.value,
+            ]
+        )
+        return hashlib.sha256(canonical).hexdigest()
 
 
 @dataclass(slots=True)
@@ -90,6 +114,51 @@ class BatchCreateResult:
     model_association: ModelAssociation
     items: list[ItemOutcome]
     written: bool
+    # True when this is the stored reply of an earlier request with the same idempotency key.
+    replayed: bool = False
+
+    def to_stored(self) -> dict:
+        return {
+            "model_association": _jsonable(asdict(self.model_association)),
+            "written": self.written,
+            "items": [
+                [
+                    item.index,
+                    list(item.detail),
+                    None if item.error is None else item.error.value,
+                    list(item.error_args),
+                    None if item.association is None else _jsonable(asdict(item.association)),
+                ]
+                for item in self.items
+            ],
+        }
+
+    @classmethod
+    def from_stored(cls, stored: dict) -> BatchCreateResult:
+        items = []
+        for index, detail, error, error_args, association in stored["items"]:
+            if association is not None:
+                association = InstAssociation(
+                    **{
+                        **association,
+                        "create_time": datetime.fromisoformat(association["create_time"]),
+                    }
+                )
+            items.append(
+                ItemOutcome(
+                    index=index,
+                    detail=Detail(*detail),
+                    error=None if error is None else ErrorCode(error),
+                    error_args=tuple(error_args),
+                    association=association,
+                )
+            )
+        return cls(
+            ModelAssociation(**stored["model_association"]),
+            items,
+            written=stored["written"],
+            replayed=True,
+        )
 
     @property
     def created_count(self) -> int:
@@ -112,6 +181,10 @@ class BatchCreateResult:
         )
 
 
+def _jsonable(values: dict) -> dict:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
+
+
 def _go_map(pairs: Iterable[tuple[int, object]]) -> dict:
     # Upstream's maps are Go map[int64]..., which encoding/json writes with the keys sorted as
     # strings ("0", "1", "10", "2", ...). Callers that diff replies byte for byte see the same.
@@ -120,6 +193,9 @@ def _go_map(pairs: Iterable[tuple[int, object]]) -> dict:
 
 def validate_batch_request(request: BatchCreateRequest, max_batch_size: int) -> None:
     """Upstream's request-level checks, in upstream's order; the first failure is raised."""
+    key = request.idempotency_key
+    if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
+        raise parameter_invalid("Idempotency-Key")
     if not request.bk_obj_asst_id:
         raise parameter_invalid("bk_obj_asst_id")
     if not request.bk_obj_id:
@@ -170,17 +246,27 @@ async def batch_create(
     request: BatchCreateRequest,
     *,
     max_batch_size: int = MAX_BATCH_SIZE,
+    idempotency_ttl: timedelta = timedelta(days=1),
 ) -> BatchCreateResult:
     """Create the associations of ``request.details``; report the fate of every index.
 
     Raises ``CmdbError`` for request-level failures, including a missing permission on any
-    source or target instance (nothing is written then).
+    source or target instance (nothing is written then). With an idempotency key, the reply
+    is stored in the same transaction, and a retry of the same request by the same caller
+    returns it instead of running again (the same key with another body is refused).
     """
     validate_batch_request(request, max_batch_size)
+    stored_key = None
+    if request.idempotency_key is not None and not request.dry_run:
+        stored_key = f"{caller.app_code}\x1f{caller.username}\x1f{request.idempotency_key}"
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         try:
             async with db.write() as conn:
                 await db.lock_model_association(conn, request.bk_obj_asst_id)
+                if stored_key is not None:
+                    replay = await _stored_reply(conn, stored_key, request.fingerprint())
+                    if replay is not None:
+                        return replay
                 model_association = check_model_association(
                     await load_model_association(conn, request.bk_obj_asst_id),
                     request.bk_obj_id,
@@ -201,7 +287,12 @@ async def batch_create(
                 )
                 if write and any(i.ok for i in items):
                     await _insert(conn, caller, model_association, items, names)
-                return BatchCreateResult(model_association, items, written=write)
+                result = BatchCreateResult(model_association, items, written=write)
+                if stored_key is not None:
+                    await _store_reply(
+                        conn, stored_key, request.fingerprint(), result, idempotency_ttl
+                    )
+                return result
         except IntegrityError:
             # Only reachable when a concurrent writer changed what this one decided on (the
             # per-model-association lock makes that rare): decide again on the new state.
@@ -213,6 +304,52 @@ async def batch_create(
                 attempt,
             )
     raise AssertionError("unreachable")
+
+
+async def _stored_reply(
+    conn: AsyncConnection, key: str, fingerprint: str
+) -> BatchCreateResult | None:
+    row = (
+        await conn.execute(
+            select(
+                idempotency_keys.c.request_hash,
+                idempotency_keys.c.reply,
+                idempotency_keys.c.expires_at,
+            ).where(idempotency_keys.c.key == key)
+        )
+    ).first()
+    if row is None:
+        return None
+    expires_at = row.expires_at
+    if expires_at.tzinfo is None:  # SQLite hands back naive UTC datetimes
+        expires_at = expires_at.replace(tzinfo=UTC)
+    if expires_at <= datetime.now(UTC):
+        await conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key == key))
+        return None
+    if row.request_hash != fingerprint:
+        raise CmdbError(ErrorCode.PARAMETER_CHECK_FAILED, ("Idempotency-Key",), http_status=422)
+    return BatchCreateResult.from_stored(row.reply)
+
+
+async def _store_reply(
+    conn: AsyncConnection,
+    key: str,
+    fingerprint: str,
+    result: BatchCreateResult,
+    ttl: timedelta,
+) -> None:
+    now = datetime.now(UTC)
+    # Expired keys are swept by the requests that use keys, so the table stays small.
+    await conn.execute(delete(idempotency_keys).where(idempotency_keys.c.expires_at <= now))
+    await conn.execute(
+        insert(idempotency_keys).values(
+            key=key,
+            request_hash=fingerprint,
+            reply=result.to_stored(),
+            create_time=now,
+            expires_at=now + ttl,
+        )
+    )
 
 
 async def _decide(
