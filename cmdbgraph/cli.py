@@ -31,6 +31,10 @@ app.add_typer(apps_app, name="apps")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(grants_app, name="grants")
+import_app = typer.Typer(help="Bulk import.", no_args_is_help=True)
+export_app = typer.Typer(help="Bulk export.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
 
 console = Console(stderr=True)
 
@@ -289,6 +293,136 @@ def grants_remove(grant_id: int, database_url: str | None = DatabaseUrl) -> None
         console.print(f"no grant {grant_id}")
         raise typer.Exit(1)
     console.print(f"grant {grant_id} removed")
+
+
+@import_app.command("associations")
+def import_associations(
+    file: str = typer.Argument(..., help="CSV or JSON lines; '-' for standard input."),
+    by_name: bool = typer.Option(
+        False, "--by-name", help="Columns bk_obj_asst_id, bk_inst_name, bk_asst_inst_name."
+    ),
+    fmt: str | None = typer.Option(None, "--format", help="csv or jsonl (default: by suffix)."),
+    errors_file: str | None = typer.Option(None, "--errors", help="Write failed rows here (CSV)."),
+    url: str | None = typer.Option(None, "--url", help="Import into a running server instead."),
+    app_code: str = typer.Option("", "--app-code", envvar="CMDBGRAPH_APP_CODE"),
+    app_secret: str = typer.Option("", "--app-secret", envvar="CMDBGRAPH_APP_SECRET"),
+    username: str = typer.Option("", "--username", envvar="CMDBGRAPH_USERNAME"),
+    token: str = typer.Option("", "--token", envvar="CMDBGRAPH_TOKEN"),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Create associations from a file of any size, 200 rows a batch, in order.
+
+    Rows already present are counted, not duplicated: re-running is safe. Exit code 0 when
+    no row failed, 1 otherwise (details in --errors).
+    """
+    import io
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from cmdbgraph.services import transfer
+    from cmdbgraph.services.caller import Caller
+    from cmdbgraph.services.errors import EN, CmdbError
+
+    fmt = transfer.detect_format(file, fmt)
+    if fmt not in ("csv", "jsonl"):
+        console.print("--format must be csv or jsonl")
+        raise typer.Exit(2)
+    try:
+        raw = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
+    except OSError as error:
+        console.print(f"cannot read {file}: {error}")
+        raise typer.Exit(2) from None
+    total = None if file == "-" else os.path.getsize(file)
+    report = transfer.ImportReport()
+
+    async def work(db):
+        if url:
+            from cmdbgraph.remote import RemoteTarget
+
+            target = RemoteTarget(
+                url, app_code=app_code, app_secret=app_secret, username=username, token=token
+            )
+        else:
+            target = transfer.LocalTarget(
+                db,
+                Caller(
+                    username=username or "cmdbgraph-import",
+                    app_code="cmdbgraph",
+                    enforce_permissions=False,
+                ),
+            )
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        rows = transfer.read_rows(text, fmt, by_name=by_name, errors=report.errors)
+        columns = [TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn()]
+        with Progress(*columns, console=console, transient=False) as progress:
+            task = progress.add_task("importing", total=total)
+            try:
+                async for _ in transfer.import_batches(
+                    target, rows, by_name=by_name, report=report
+                ):
+                    progress.update(
+                        task,
+                        completed=raw.tell() if total else None,
+                        description=f"{report.rows} rows, {report.created} created",
+                    )
+            finally:
+                if url:
+                    await target.close()
+
+    from cmdbgraph.remote import RemoteError
+
+    try:
+        _run(_settings(database_url), work)
+    except (CmdbError, RemoteError, UnicodeDecodeError) as error:
+        message = error.message(EN) if isinstance(error, CmdbError) else str(error)
+        console.print(f"[red]import stopped[/red]: {escape(message)}")
+        raise typer.Exit(2) from None
+    finally:
+        if raw is not sys.stdin.buffer:
+            raw.close()
+    if errors_file:
+        with open(errors_file, "w", encoding="utf-8", newline="") as handle:
+            transfer.error_report_csv(report.errors, handle)
+    summary = (
+        f"{report.created} created, {report.already_present} already present, "
+        f"{report.failed} failed"
+    )
+    if errors_file and report.failed:
+        summary += f" (see {errors_file})"
+    console.print(summary)
+    if report.failed:
+        for error in sorted(report.errors, key=lambda e: e.line)[:5]:
+            console.print(f"  line {error.line}: {error.code} {escape(error.message)}")
+        raise typer.Exit(1)
+
+
+@export_app.command("associations")
+def export_associations(
+    output: str = typer.Option("-", "--output", "-o", help="File, or '-' for stdout."),
+    fmt: str | None = typer.Option(None, "--format", help="csv or jsonl (default: by suffix)."),
+    bk_obj_asst_id: str | None = typer.Option(None, "--bk-obj-asst-id"),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Write every association in the format import reads: import(export(x)) is x."""
+    from cmdbgraph.services import transfer
+
+    fmt = transfer.detect_format(output, fmt)
+    handle = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
+
+    async def work(db):
+        count = 0
+        handle.write(transfer.header(fmt))
+        async for row in transfer.export_rows(db, bk_obj_asst_id=bk_obj_asst_id):
+            handle.write(transfer.format_row(row, fmt))
+            count += 1
+        return count
+
+    try:
+        count = _run(_settings(database_url), work)
+    finally:
+        if handle is not sys.stdout:
+            handle.close()
+    console.print(f"exported {count} associations")
 
 
 def _grant_scope(grant) -> str:

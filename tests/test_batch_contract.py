@@ -18,7 +18,6 @@ from cmdbgraph.services import associations, audit, instances
 from cmdbgraph.services.caller import Caller
 from tests.helpers import (
     BATCH_MUTATION,
-    DEMO_CREDENTIALS,
     ESB_PATH,
     NATIVE_PATH,
     batch_input,
@@ -96,7 +95,11 @@ CODE_NAMES = {
 
 
 def invalid(name: str) -> tuple[int, str, str]:
-    return (1199011, f"'{name}' 参数无效或不存在", f"'{name}' the parameter is invalid or does not exist")
+    return (
+        1199011,
+        f"'{name}' 参数无效或不存在",
+        f"'{name}' the parameter is invalid or does not exist",
+    )
 
 
 def check_failed(name: str) -> tuple[int, str, str]:
@@ -477,9 +480,7 @@ UNDECODABLE_BODIES = [
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("interface", REST_INTERFACES)
 @pytest.mark.parametrize("content", UNDECODABLE_BODIES)
-async def test_rest_refuses_a_body_upstream_cannot_decode(
-    client, db, interface, language, content
-):
+async def test_rest_refuses_a_body_upstream_cannot_decode(client, db, interface, language, content):
     async with writes_nothing(db):
         reply = await post_rest(client, interface, content, LANGUAGE_HEADERS[language])
     assert_refused(reply, BAD_JSON, language)
@@ -566,7 +567,8 @@ async def test_graphql_rejects_ill_typed_input_in_its_type_system(client, db, mu
     assert body.get("data") is None
     assert body["errors"]
     for error in body["errors"]:
-        assert error["message"].startswith("Variable '$input' got invalid value"), error
+        assert error["message"].startswith("Variable '$input' "), error
+        assert "invalid value" in error["message"], error
     assert "Traceback" not in response.text
     assert 'File "' not in response.text
 
@@ -629,7 +631,9 @@ SCENARIOS = [
         id="one-to-one-target-already-linked",
     ),
     pytest.param(
-        Scenario(DEFAULT, [(31, 41), (31, 42), (32, 41), (32, 42)], [OK, ONE_TO_ONE, ONE_TO_ONE, OK]),
+        Scenario(
+            DEFAULT, [(31, 41), (31, 42), (32, 41), (32, 42)], [OK, ONE_TO_ONE, ONE_TO_ONE, OK]
+        ),
         id="one-to-one-inside-batch",
     ),
     pytest.param(
@@ -641,8 +645,12 @@ SCENARIOS = [
         id="one-to-one-failed-item-takes-no-slot",
     ),
     pytest.param(
-        Scenario(CONNECT, [(13, 21), (11, 22), (14, 21)], [ONE_TO_MANY, OK, ONE_TO_MANY],
-                 stored=[(11, 21)]),
+        Scenario(
+            CONNECT,
+            [(13, 21), (11, 22), (14, 21)],
+            [ONE_TO_MANY, OK, ONE_TO_MANY],
+            stored=[(11, 21)],
+        ),
         id="one-to-many-target-already-has-source",
     ),
     pytest.param(
@@ -663,8 +671,12 @@ SCENARIOS = [
         id="many-to-many-allows-all-but-duplicates",
     ),
     pytest.param(
-        Scenario(BELONG, [(12, 21), (11, 12), (31, 41), (11, 21)], [SOURCE_MISSING,
-                 TARGET_MISSING, SOURCE_MISSING, DUPLICATE], stored=[(11, 21)]),
+        Scenario(
+            BELONG,
+            [(12, 21), (11, 12), (31, 41), (11, 21)],
+            [SOURCE_MISSING, TARGET_MISSING, SOURCE_MISSING, DUPLICATE],
+            stored=[(11, 21)],
+        ),
         id="every-item-fails",
     ),
     pytest.param(
@@ -743,7 +755,18 @@ async def test_map_keys_come_in_go_string_order(client, db, interface):
     every_one_fails = await send(client, interface, make_request(BELONG, [(12, 21)] * 12))
     assert every_one_fails.data["success_created"] == {}
     assert list(every_one_fails.data["error_msg"]) == [
-        "0", "1", "10", "11", "2", "3", "4", "5", "6", "7", "8", "9"
+        "0",
+        "1",
+        "10",
+        "11",
+        "2",
+        "3",
+        "4",
+        "5",
+        "6",
+        "7",
+        "8",
+        "9",
     ]
 
 
@@ -816,10 +839,20 @@ async def test_each_created_association_has_exactly_one_audit_entry(client, db, 
         "dest_obj_id": "host",
     }
     assert entries == [
-        {**common, "resource_id": 11, "resource_name": "sw-01", "dest_inst_id": 21,
-         "dest_inst_name": "10.0.0.1"},
-        {**common, "resource_id": 13, "resource_name": "sw-02", "dest_inst_id": 22,
-         "dest_inst_name": "10.0.0.2"},
+        {
+            **common,
+            "resource_id": 11,
+            "resource_name": "sw-01",
+            "dest_inst_id": 21,
+            "dest_inst_name": "10.0.0.1",
+        },
+        {
+            **common,
+            "resource_id": 13,
+            "resource_name": "sw-02",
+            "dest_inst_id": 22,
+            "dest_inst_name": "10.0.0.2",
+        },
     ]
 
 
@@ -847,7 +880,8 @@ async def test_a_failure_after_rows_are_inserted_leaves_nothing_behind(
             assert body["data"] is None
             assert [error["message"] for error in body["errors"]] == ["Unexpected error."]
             text = response.text.lower()
-            assert "audit_entries" not in text and "null" not in text.replace('"data":null', "")
+            for internal in ("audit_entries", "constraint", "integrity", "traceback"):
+                assert internal not in text
         else:
             reply = await send(client, interface, batch)
             assert reply.status == 500
@@ -995,8 +1029,3 @@ async def test_all_or_nothing_writes_nothing_when_one_item_fails(client, db, int
     assert accepted.data["error_msg"] == {}
     assert list(accepted.data["success_created"]) == ["0", "1"]
     assert await row_counts(db) == (before[0] + 2, before[1] + 2)
-
-
-def test_demo_credentials_are_the_ones_the_helpers_send():
-    # Guards the assumption every REST test above makes about who is calling.
-    assert DEMO_CREDENTIALS["bk_app_code"] == "esb_test"

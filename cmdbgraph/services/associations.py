@@ -559,6 +559,20 @@ async def list_associations(
         return Page(total, [InstAssociation.from_row(row) for row in rows])
 
 
+async def associations_after(
+    db: Database, after_id: int, *, limit: int, bk_obj_asst_id: str | None = None
+) -> list[InstAssociation]:
+    """Up to ``limit`` associations with an id above ``after_id``, in id order (keyset paging,
+    flat cost on any table size)."""
+    ia = inst_associations.c
+    query = select(*_INST_ASSOCIATION_COLUMNS).where(ia.id > after_id)
+    if bk_obj_asst_id is not None:
+        query = query.where(ia.bk_obj_asst_id == bk_obj_asst_id)
+    async with db.read() as conn:
+        rows = await conn.execute(query.order_by(ia.id).limit(limit))
+        return [InstAssociation.from_row(row) for row in rows]
+
+
 async def associations_by_source(
     db: Database, inst_ids: Sequence[int]
 ) -> dict[int, list[InstAssociation]]:

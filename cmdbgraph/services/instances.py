@@ -70,6 +70,17 @@ async def create_instances(
         raise CmdbError(ErrorCode.DUPLICATED, ("bk_inst_name",)) from None
 
 
+async def ids_by_name(db: Database, bk_obj_id: str, names: Sequence[str]) -> dict[str, int]:
+    """Instance ids of model ``bk_obj_id`` by name (names are unique per model)."""
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(instances.c.bk_inst_name, instances.c.bk_inst_id).where(
+                instances.c.bk_obj_id == bk_obj_id, instances.c.bk_inst_name.in_(list(names))
+            )
+        )
+        return {name: inst_id for name, inst_id in rows}
+
+
 async def instances_by_id(db: Database, inst_ids: Sequence[int]) -> dict[int, Instance]:
     async with db.read() as conn:
         rows = await conn.execute(
