@@ -8,12 +8,16 @@ from contextlib import asynccontextmanager
 
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
 from cmdbgraph.db.engine import Database
+from cmdbgraph.metrics import metrics_endpoint
+from cmdbgraph.middleware import RequestMiddleware
 from cmdbgraph.resolvers.context import GraphQLContext
 from cmdbgraph.rest import credentials as creds
 from cmdbgraph.rest.routes import routes as rest_routes
@@ -77,7 +81,7 @@ class GraphQLEndpoint:
                         ],
                     },
                     status_code=error.http_status,
-                    headers={"X-Request-ID": creds.request_id(request.headers)},
+                    headers={"X-Request-ID": creds.request_id(request.headers, request.state)},
                 )
                 await response(scope, receive, send)
                 return
@@ -85,7 +89,47 @@ class GraphQLEndpoint:
 
 
 async def healthz(_: Request) -> Response:
+    """The process answers."""
     return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """The database answers and its schema is current: ready for traffic."""
+    from cmdbgraph.db import migrate
+
+    db: Database = request.app.state.db
+    try:
+        behind = await migrate.pending(db)
+    except Exception as error:  # any database failure means "not ready"
+        log.warning("readiness check failed: %s", type(error).__name__)
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+    if behind:
+        return JSONResponse(
+            {"status": "unavailable", "database": "migrations pending: run cmdbgraph db upgrade"},
+            503,
+        )
+    return JSONResponse({"status": "ready", "database": db.dialect})
+
+
+def _middleware(settings: Settings) -> list[Middleware]:
+    middleware = [
+        Middleware(
+            RequestMiddleware,
+            max_body_bytes=settings.max_body_bytes,
+            timeout_seconds=settings.request_timeout_seconds,
+        )
+    ]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                allow_headers=["*"],
+                expose_headers=["X-Request-ID"],
+            )
+        )
+    return middleware
 
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> Starlette:
@@ -130,10 +174,22 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         routes=[
             Route("/graphql", GraphQLEndpoint(graphql), methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
             *rest_routes(),
         ],
         lifespan=lifespan,
+        middleware=_middleware(settings),
     )
     app.state.settings = settings
     app.state.db = db
     return app
+
+
+def serve_app() -> Starlette:
+    """The factory ``cmdbgraph serve`` runs in each worker: logging set up, then the app."""
+    from cmdbgraph import logs
+
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -36,7 +36,7 @@ export_app = typer.Typer(help="Bulk export.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 DatabaseUrl = typer.Option(
     None,
@@ -140,13 +140,29 @@ def serve(
         f"cmdbgraph on http://{settings.host}:{settings.port}/graphql "
         f"({_safe_url(settings)}, {workers} worker{'s' if workers > 1 else ''})"
     )
+    from cmdbgraph.db import migrate
+
+    try:
+        behind = _run(settings, migrate.pending)
+    except Exception as error:
+        console.print(f"[red]cannot reach the database[/red] ({_safe_url(settings)}): {error}")
+        raise typer.Exit(1) from None
+    if behind:
+        console.print(
+            "[red]the database schema is behind this version[/red]: "
+            f"run [bold]cmdbgraph db upgrade[/bold] ({_safe_url(settings)})"
+        )
+        raise typer.Exit(1)
     uvicorn.run(
-        "cmdbgraph.app:create_app",
+        "cmdbgraph.app:serve_app",
         factory=True,
         host=settings.host,
         port=settings.port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        log_config=None,
+        access_log=False,
+        # SIGTERM: stop accepting, let in-flight requests finish (up to this long), then exit.
         timeout_graceful_shutdown=30,
     )
 

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: str = "info"
+    log_format: str = Field("json", pattern="^(json|text)$")
     auth: bool = Field(True, description="Require and check credentials on every call.")
     trusted_proxies: list[str] = Field(
         default_factory=list,

@@ -52,6 +52,8 @@ class GraphQLContext:
     settings: Settings
     caller: Caller
     loaders: Loaders = field(init=False)
+    # Set when a mutation answers with a typed failure: the request log's outcome.
+    outcome: str | None = None
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.db)

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import strawberry
 
+from cmdbgraph import metrics
 from cmdbgraph.resolvers.context import Info
 from cmdbgraph.schema.inputs import (
     BatchCreateInstAssociationsInput,
@@ -61,7 +62,8 @@ class AssociationMutations:
                 idempotency_ttl=timedelta(seconds=context.settings.idempotency_ttl_seconds),
             )
         except CmdbError as error:
-            return failure(error, language)
+            return failure(error, context)
+        metrics.record_batch(result)
         return BatchCreateInstAssociationsPayload(
             results=[
                 BatchItemResult(
@@ -98,7 +100,7 @@ class AssociationMutations:
                 context.db, context.caller, input.ids, bk_obj_id=input.bk_obj_id
             )
         except CmdbError as error:
-            return failure(error, context.language)
+            return failure(error, context)
         return DeleteInstAssociationsPayload(
             deleted_count=len(deleted), deleted=[InstAssociation.from_record(a) for a in deleted]
         )
@@ -121,7 +123,7 @@ class CatalogMutations:
                 ),
             )
         except CmdbError as error:
-            return failure(error, context.language)
+            return failure(error, context)
         return Model.from_record(model)
 
     @strawberry.mutation(description="Create an association between two models.")
@@ -144,7 +146,7 @@ class CatalogMutations:
                 ),
             )
         except CmdbError as error:
-            return failure(error, context.language)
+            return failure(error, context)
         return ModelAssociation.from_record(created)
 
 
@@ -168,7 +170,7 @@ class InstanceMutations:
                 ],
             )
         except CmdbError as error:
-            return failure(error, context.language)
+            return failure(error, context)
         return CreateInstancesPayload(instances=[Instance.from_record(i) for i in created])
 
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from starlette.responses import Response
 
+from cmdbgraph import metrics
 from cmdbgraph.rest import serialize
 from cmdbgraph.rest.endpoint import Call
 from cmdbgraph.rest.envelope import (
@@ -68,6 +69,7 @@ async def batch_create_instance_association(call: Call) -> Response:
         max_batch_size=call.settings.max_batch_size,
         idempotency_ttl=timedelta(seconds=call.settings.idempotency_ttl_seconds),
     )
+    metrics.record_batch(result)
     return call.success(
         {
             "success_created": result.success_created(),

@@ -24,7 +24,11 @@ _LANGUAGE_HEADERS = (
 )
 
 
-def request_id(headers: Mapping[str, str]) -> str:
+def request_id(headers: Mapping[str, str], state: object = None) -> str:
+    """The id the request middleware assigned, else the caller's X-Request-ID, else a new one."""
+    assigned = getattr(state, "request_id", None) if state is not None else None
+    if assigned:
+        return assigned
     given = headers.get("x-request-id", "").strip()
     if given and len(given) <= 64 and given.isprintable():
         return given
@@ -102,6 +106,6 @@ async def identify(request: Request, body: Mapping | None = None) -> Caller:
             trusted_proxies=settings.trusted_proxies,
         ),
         language=language(headers),
-        request_id=request_id(headers),
+        request_id=request_id(headers, request.state),
         enforce=settings.auth,
     )

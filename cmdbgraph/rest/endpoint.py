@@ -62,27 +62,38 @@ def endpoint(name: str, handler: Handler, envelope: Envelope):
 
     async def run(request: Request) -> Response:
         headers = request.headers
-        request_id = creds.request_id(headers)
+        request_id = creds.request_id(headers, request.state)
         language = creds.language(headers)
+        log_fields = getattr(request.state, "log", None)
+        if log_fields is None:
+            log_fields = request.state.log = {}
+        log_fields["operation"] = name
         try:
             body = await read_json_object(request)
         except BadRequestBody:
+            log_fields["outcome"] = str(ErrorCode.JSON_INVALID.value)
             return envelope.failure(
                 CmdbError(ErrorCode.JSON_INVALID), request_id=request_id, language=language
             )
         try:
             caller = await creds.identify(request, body)
         except CmdbError as error:
+            log_fields["outcome"] = str(error.code.value)
             return envelope.failure(error, request_id=request_id, language=language)
+        log_fields["app"] = caller.app_code
+        log_fields["user"] = caller.username
         call = Call(request=request, body=body, caller=caller, envelope=envelope)
         try:
             return await handler(call)
         except BadRequestBody:
+            log_fields["outcome"] = str(ErrorCode.JSON_INVALID.value)
             return call.failure(CmdbError(ErrorCode.JSON_INVALID))
         except CmdbError as error:
+            log_fields["outcome"] = str(error.code.value)
             return call.failure(error)
         except Exception:
             log.exception("%s failed (request %s)", name, request_id)
+            log_fields["outcome"] = str(ErrorCode.INTERNAL.value)
             return call.failure(CmdbError(ErrorCode.INTERNAL, (name,), http_status=500))
 
     run.__name__ = name

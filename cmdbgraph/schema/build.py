@@ -10,21 +10,31 @@ from strawberry.schema.config import StrawberryConfig
 
 from cmdbgraph.resolvers.mutations import Mutation
 from cmdbgraph.resolvers.queries import Query
-from cmdbgraph.schema.extensions import ErrorMasking
+from cmdbgraph.schema.extensions import ErrorMasking, RequestLogFields
+from cmdbgraph.schema.limits import limit_extensions
 from cmdbgraph.settings import Settings
 
 SDL_PATH = Path(__file__).resolve().parents[2] / "schema.graphql"
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None) -> None:
+        # Expected errors (validation, limits, CmdbError) need no log line; ErrorMasking logs
+        # the unexpected ones with their traceback.
+        return None
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
     # Factories: a fresh extension per request; the caches themselves are shared.
     extensions = [
+        *limit_extensions(settings),
         lambda: ParserCache(maxsize=1024),
         lambda: ValidationCache(maxsize=1024),
         ErrorMasking,
+        RequestLogFields,
     ]
-    return strawberry.Schema(
+    return Schema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,

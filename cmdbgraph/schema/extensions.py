@@ -15,6 +15,42 @@ log = logging.getLogger("cmdbgraph.graphql")
 MASKED_MESSAGE = "Unexpected error."
 
 
+class RequestLogFields(SchemaExtension):
+    """Tells the request log and metrics what ran: the root fields (bounded by the schema),
+    the client's operation name, who called, and the outcome."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        execution = self.execution_context
+        context = execution.context
+        request = getattr(context, "request", None)
+        fields = getattr(getattr(request, "state", None), "log", None)
+        if fields is None:
+            return
+        document = execution.graphql_document
+        roots: list[str] = []
+        if document is not None:
+            for definition in document.definitions:
+                selection_set = getattr(definition, "selection_set", None)
+                if getattr(definition, "operation", None) is not None and selection_set:
+                    roots.extend(
+                        s.name.value
+                        for s in selection_set.selections
+                        if getattr(s, "name", None) is not None
+                    )
+        fields["operation"] = ",".join(sorted(set(roots))[:5]) or "invalid"
+        fields["client_operation"] = execution.operation_name
+        caller = getattr(context, "caller", None)
+        if caller is not None:
+            fields["app"] = caller.app_code
+            fields["user"] = caller.username
+        result = execution.result
+        if result is not None and result.errors:
+            fields["outcome"] = "error"
+        else:
+            fields["outcome"] = getattr(context, "outcome", None) or "ok"
+
+
 class ErrorMasking(SchemaExtension):
     """Expected errors stay visible, unexpected ones are logged and masked.
 

@@ -82,10 +82,12 @@ class PermissionDenied:
         )
 
 
-def failure(error: CmdbError, language: str) -> RequestError | PermissionDenied:
+def failure(error: CmdbError, context) -> RequestError | PermissionDenied:
+    """The typed result for a refused request; noted on the context for the request log."""
+    context.outcome = str(error.code.value)
     if error.code is ServiceErrorCode.PERMISSION_DENIED:
-        return PermissionDenied.from_error(error, language)
-    return RequestError.from_error(error, language)
+        return PermissionDenied.from_error(error, context.language)
+    return RequestError.from_error(error, context.language)
 
 
 @strawberry.type

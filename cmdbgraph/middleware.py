@@ -1,0 +1,166 @@
+"""ASGI middleware: request ids, one JSON log line per request with metrics, body size and
+time limits. Expected failures answer in the shape the client speaks (GraphQL or BlueKing)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+import orjson
+
+from cmdbgraph import metrics
+from cmdbgraph.services.errors import ErrorCode
+
+log = logging.getLogger("cmdbgraph.access")
+
+_QUIET_PATHS = ("/healthz", "/readyz", "/metrics", "/static/")
+
+
+def _request_id(scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            given = value.decode("latin-1").strip()
+            if given and len(given) <= 64 and given.isprintable():
+                return given
+    return uuid.uuid4().hex
+
+
+def _interface(path: str) -> str:
+    if path.startswith("/graphql"):
+        return "graphql"
+    if path.startswith("/api/"):
+        return "rest"
+    return "http"
+
+
+async def _answer(send, scope, status: int, code: ErrorCode, message: str) -> None:
+    request_id = scope["state"]["request_id"]
+    if _interface(scope["path"]) == "graphql":
+        body = {"data": None, "errors": [{"message": message, "extensions": {"code": code.name}}]}
+    elif scope["path"].startswith("/api/c/"):
+        body = {
+            "result": False,
+            "code": code.value,
+            "message": message,
+            "permission": None,
+            "request_id": request_id,
+            "data": None,
+        }
+    else:
+        body = {
+            "result": False,
+            "bk_error_code": code.value,
+            "bk_error_msg": message,
+            "permission": None,
+            "data": None,
+        }
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"x-request-id", request_id.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class RequestMiddleware:
+    """Assigns the request id, enforces the body size and time limits, logs and measures."""
+
+    def __init__(self, app, *, max_body_bytes: int, timeout_seconds: float) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.timeout_seconds = timeout_seconds
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state["request_id"] = _request_id(scope)
+        state["log"] = {}
+        started = time.perf_counter()
+        status = {"code": 500, "started": False}
+
+        async def send_wrapper(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                status["started"] = True
+            await send(message)
+
+        declared = dict(scope.get("headers", ())).get(b"content-length")
+        received = 0
+
+        async def receive_wrapper():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        too_large = f"the request body exceeds the limit of {self.max_body_bytes} bytes"
+        try:
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                await _answer(send_wrapper, scope, 413, ErrorCode.EXCEEDS_LIMIT, too_large)
+            else:
+                async with asyncio.timeout(self.timeout_seconds):
+                    await self.app(scope, receive_wrapper, send_wrapper)
+        except _BodyTooLarge:
+            if not status["started"]:
+                await _answer(send_wrapper, scope, 413, ErrorCode.EXCEEDS_LIMIT, too_large)
+        except TimeoutError:
+            state["log"]["outcome"] = "timeout"
+            if not status["started"]:
+                await _answer(
+                    send_wrapper,
+                    scope,
+                    504,
+                    ErrorCode.INTERNAL,
+                    f"the request took longer than {self.timeout_seconds:g} s",
+                )
+        finally:
+            self._finish(scope, state, status["code"], time.perf_counter() - started)
+
+    @staticmethod
+    def _finish(scope, state: dict, status: int, seconds: float) -> None:
+        path = scope["path"]
+        fields = state["log"]
+        interface = _interface(path)
+        operation = fields.get("operation") or ("other" if interface != "http" else path)
+        outcome = fields.get("outcome") or ("ok" if status < 400 else f"http_{status}")
+        if interface != "http":
+            metrics.observe_request(interface, operation, outcome, seconds)
+        if path.startswith(_QUIET_PATHS) and status < 400:
+            return
+        log.info(
+            "%s %s %s",
+            scope["method"],
+            path,
+            status,
+            extra={
+                "request_id": state["request_id"],
+                "method": scope["method"],
+                "path": path,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "interface": interface,
+                "operation": operation,
+                "client_operation": fields.get("client_operation"),
+                "app": fields.get("app"),
+                "user": fields.get("user"),
+                "outcome": outcome,
+            },
+        )
