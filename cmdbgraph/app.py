@@ -7,6 +7,7 @@ import logging
 from contextlib import asynccontextmanager
 
 import orjson
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -15,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
+from cmdbgraph import graphiql
 from cmdbgraph.db.engine import Database
 from cmdbgraph.metrics import metrics_endpoint
 from cmdbgraph.middleware import RequestMiddleware
@@ -51,6 +53,18 @@ class GraphQLView(GraphQL):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
+    def parse_json(self, data: str | bytes) -> object:
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise HTTPException(400, "Unable to parse request body as JSON") from None
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "The request body must be a JSON object")
+        return parsed
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return graphiql.page_response()  # vendored assets: works with no internet access
+
 
 class GraphQLEndpoint:
     """Authenticates every GraphQL request (not the GraphiQL page itself), then hands it to
@@ -61,30 +75,43 @@ class GraphQLEndpoint:
 
     async def __call__(self, scope, receive, send) -> None:
         request = Request(scope, receive)
-        wants_ide = request.method == "GET" and "text/html" in request.headers.get("accept", "")
-        if not wants_ide:
-            try:
-                request.state.caller = await creds.identify(request)
-            except CmdbError as error:
-                language = creds.language(request.headers)
-                response = JSONResponse(
-                    {
-                        "data": None,
-                        "errors": [
-                            {
-                                "message": error.message(language),
-                                "extensions": {
-                                    "code": error.code.name,
-                                    "bkErrorCode": error.code.value,
-                                },
-                            }
-                        ],
-                    },
-                    status_code=error.http_status,
-                    headers={"X-Request-ID": creds.request_id(request.headers, request.state)},
-                )
-                await response(scope, receive, send)
-                return
+        # The page needs no credentials. It is answered here because strawberry builds the
+        # context (which needs the caller) before rendering its IDE. A GET carrying a query is
+        # a GraphQL request, whatever it accepts, and is authenticated like any other.
+        wants_ide = (
+            request.method == "GET"
+            and "text/html" in request.headers.get("accept", "")
+            and "query" not in request.query_params
+        )
+        if wants_ide:
+            if self.view.graphql_ide:
+                page = await self.view.render_graphql_ide(request)
+            else:
+                page = Response("Not Found", status_code=404, media_type="text/plain")
+            await page(scope, receive, send)
+            return
+        try:
+            request.state.caller = await creds.identify(request)
+        except CmdbError as error:
+            language = creds.language(request.headers)
+            response = JSONResponse(
+                {
+                    "data": None,
+                    "errors": [
+                        {
+                            "message": error.message(language),
+                            "extensions": {
+                                "code": error.code.name,
+                                "bkErrorCode": error.code.value,
+                            },
+                        }
+                    ],
+                },
+                status_code=error.http_status,
+                headers={"X-Request-ID": creds.request_id(request.headers, request.state)},
+            )
+            await response(scope, receive, send)
+            return
         await self.view(scope, receive, send)
 
 
@@ -173,6 +200,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app = Starlette(
         routes=[
             Route("/graphql", GraphQLEndpoint(graphql), methods=["GET", "POST"]),
+            graphiql.static_mount(),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
