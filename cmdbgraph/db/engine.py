@@ -43,6 +43,16 @@ class Database:
                 pool_size=settings.db_pool_size,
                 max_overflow=settings.db_pool_size,
                 pool_pre_ping=True,
+                connect_args={
+                    "server_settings": {
+                        # Prepared statements are planned with their actual parameters every
+                        # time: a generic plan made while a table was small (a sequential
+                        # scan) would otherwise be reused as the table grows, and a batch
+                        # would slow from milliseconds to seconds.
+                        "plan_cache_mode": "force_custom_plan",
+                        "application_name": "cmdbgraph",
+                    }
+                },
             )
             self._reader = self._writer
             self._write_lock = None

@@ -24,12 +24,12 @@ from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cmdbgraph.db import lookups
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import (
     audit_entries,
     idempotency_keys,
     inst_associations,
-    instances,
     model_associations,
 )
 from cmdbgraph.services import audit, auth
@@ -359,13 +359,8 @@ async def _decide(
     bk_obj_asst_id = model_association.bk_obj_asst_id
     src_obj, dest_obj = model_association.bk_obj_id, model_association.bk_asst_obj_id
     mapping = model_association.mapping
-    sources = {d.bk_inst_id for d in details}
-    targets = {d.bk_asst_inst_id for d in details}
-
-    instance_rows = await conn.execute(
-        select(instances.c.bk_inst_id, instances.c.bk_obj_id, instances.c.bk_inst_name).where(
-            instances.c.bk_inst_id.in_(sources | targets)
-        )
+    instance_rows = await lookups.instances_by_ids(
+        conn, {d.bk_inst_id for d in details} | {d.bk_asst_inst_id for d in details}
     )
     names: dict[int, str] = {}
     existing_sources: set[int] = set()
@@ -377,16 +372,7 @@ async def _decide(
             existing_targets.add(inst_id)
         names[inst_id] = name
 
-    ia = inst_associations.c
-    if mapping == "1:1":
-        scope = or_(ia.bk_inst_id.in_(sources), ia.bk_asst_inst_id.in_(targets))
-    elif mapping == "1:n":
-        scope = ia.bk_asst_inst_id.in_(targets)
-    else:
-        scope = and_(ia.bk_inst_id.in_(sources), ia.bk_asst_inst_id.in_(targets))
-    stored = await conn.execute(
-        select(ia.bk_inst_id, ia.bk_asst_inst_id).where(ia.bk_obj_asst_id == bk_obj_asst_id, scope)
-    )
+    stored = await lookups.stored_associations(conn, bk_obj_asst_id, mapping, details)
     pairs: set[tuple[int, int]] = set()
     linked_sources: set[int] = set()
     linked_targets: set[int] = set()
