@@ -77,4 +77,7 @@ def routes() -> list[Route]:
         found.append(
             Route(f"{ESB_PREFIX}/{alias}/", endpoint(alias, handlers[name], ESB), methods=["POST"])
         )
+    from cmdbgraph.rest.openapi import OPENAPI_PATH, openapi_json
+
+    found.append(Route(OPENAPI_PATH, openapi_json, methods=["GET"]))
     return found

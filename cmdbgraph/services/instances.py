@@ -98,7 +98,7 @@ class InstanceFilter:
     fields: dict[str, object] = field(default_factory=dict)
 
 
-_SORTABLE = ("bk_inst_id", "bk_inst_name", "create_time", "last_time")
+SORTABLE_FIELDS = ("bk_inst_id", "bk_inst_name", "create_time", "last_time")
 
 
 def _field_condition(name: str, value: object):
@@ -129,7 +129,7 @@ def _order_by(sort: str | None):
     for part in sort.split(","):
         descending = part.startswith("-")
         name = part.lstrip("-").strip()
-        if name not in _SORTABLE:
+        if name not in SORTABLE_FIELDS:
             raise parameter_invalid("sort")
         column = instances.c[name]
         clauses.append(column.desc() if descending else column.asc())

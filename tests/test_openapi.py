@@ -1,0 +1,1039 @@
+"""The OpenAPI document of the REST shim stays true.
+
+(a) it describes exactly the routes of the app under /api/; (b) it is valid OpenAPI 3.1;
+(c) what the app really answers, to valid and to invalid requests, on every route and on both
+databases, validates against the documented response (by status); what the document calls a
+valid request is accepted, and what it calls invalid is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate as validate_openapi
+
+from cmdbgraph.app import create_app
+from cmdbgraph.rest import catalog as rest_catalog
+from cmdbgraph.rest.openapi import OPENAPI_PATH, document
+from cmdbgraph.rest.routes import CALLS, ESB_ALIASES, ESB_PREFIX
+from cmdbgraph.services import associations, auth, catalog
+from cmdbgraph.services.caller import Caller
+from cmdbgraph.settings import Settings
+from tests.helpers import DEMO_CREDENTIALS, demo_headers
+
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+JSON = "application/json"
+
+# ---------------------------------------------------------------------------------------------
+# Resolving an operation and its documented schemas
+
+
+class Contract:
+    """The document, answering: which operation serves this request, and does this request
+    or response match what it documents."""
+
+    def __init__(self, doc: dict) -> None:
+        self.doc = doc
+        self.templates = [
+            (re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$"), path)
+            for path in doc["paths"]
+        ]
+
+    def operation(self, method: str, path: str) -> tuple[dict, dict[str, str]]:
+        """The operation for ``method`` on the concrete ``path``, and its path parameters."""
+        for pattern, template in self.templates:
+            match = pattern.match(path)
+            if match and method.lower() in self.doc["paths"][template]:
+                return self.doc["paths"][template][method.lower()], match.groupdict()
+        raise AssertionError(f"{method} {path} is not in the document")
+
+    def validator(self, schema: dict) -> Draft202012Validator:
+        # The document's references are "#/components/...": give the schema the components
+        # at its root (an unknown keyword to JSON Schema) so they resolve.
+        rooted = {**schema, "components": self.doc["components"]}
+        return Draft202012Validator(rooted)
+
+    def parameters(self, operation: dict) -> list[dict]:
+        found = []
+        for parameter in operation.get("parameters", []):
+            if "$ref" in parameter:
+                name = parameter["$ref"].rsplit("/", 1)[1]
+                parameter = self.doc["components"]["parameters"][name]
+            found.append(parameter)
+        return found
+
+    def request_errors(self, method: str, path: str, body: Any) -> list[str]:
+        """Why the request breaks the document (empty when it conforms)."""
+        operation, path_values = self.operation(method, path)
+        errors = []
+        for parameter in self.parameters(operation):
+            if parameter["in"] == "path":
+                raw = path_values[parameter["name"]]
+                value = int(raw) if re.fullmatch(r"-?\d+", raw) else raw
+                errors += [
+                    e.message for e in self.validator(parameter["schema"]).iter_errors(value)
+                ]
+        request_body = operation.get("requestBody")
+        if request_body is not None:
+            if body is _NO_BODY:
+                if request_body["required"]:
+                    errors.append("a body is required")
+            else:
+                schema = request_body["content"][JSON]["schema"]
+                errors += [e.message for e in self.validator(schema).iter_errors(body)]
+        return errors
+
+    def check_response(self, response: httpx.Response) -> dict:
+        """Validate ``response`` against what the document says of its status; returns its
+        JSON body."""
+        return self.check(
+            response.request.method,
+            response.request.url.path,
+            response.status_code,
+            response.headers,
+            response.content,
+        )
+
+    def check(self, method: str, path: str, status: int, headers, content: bytes) -> dict:
+        operation, _ = self.operation(method, path)
+        documented = operation["responses"]
+        entry = documented.get(str(status)) or documented.get("default")
+        where = f"{method} {path} HTTP {status}"
+        assert entry is not None, f"{where} is not documented ({sorted(documented)})"
+        headers = {name.lower(): value for name, value in headers.items()}
+        for name, header in entry.get("headers", {}).items():
+            if header.get("required"):
+                assert name.lower() in headers, f"{where}: header {name} missing"
+        assert str(headers.get("content-type", "")).startswith(JSON), where
+        body = json.loads(content)
+        errors = sorted(
+            self.validator(entry["content"][JSON]["schema"]).iter_errors(body),
+            key=lambda e: list(e.absolute_path),
+        )
+        assert not errors, (
+            f"{where}: the body breaks the document: "
+            f"{[f'{list(e.absolute_path)}: {e.message}' for e in errors]}\n"
+            f"{json.dumps(body, ensure_ascii=False)[:2000]}"
+        )
+        return body
+
+
+_NO_BODY = object()
+CONTRACT = Contract(document())
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) and (b)
+
+
+def _app_routes() -> set[tuple[str, str]]:
+    app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))
+    found = set()
+    for route in app.routes:
+        path = getattr(route, "path", "")
+        if not path.startswith("/api/") or path == OPENAPI_PATH:
+            continue
+        for method in route.methods or ():
+            if method != "HEAD":
+                found.add((path, method.lower()))
+    return found
+
+
+def test_the_document_describes_exactly_the_routes_of_the_app():
+    documented = {
+        (path, method)
+        for path, item in document()["paths"].items()
+        for method in item
+        if method in METHODS
+    }
+    app_routes = _app_routes()
+    assert app_routes, "the app has no REST routes?"
+    assert documented - app_routes == set(), "documented but not served"
+    assert app_routes - documented == set(), "served but not documented"
+    # Every call, on its ESB path and its native route, and every alias.
+    assert len(documented) == 2 * len(CALLS) + len(ESB_ALIASES)
+
+
+def test_the_document_is_valid_openapi_3_1():
+    doc = document()
+    assert doc["openapi"].startswith("3.1")
+    validate_openapi(doc)
+    # Every operation: an id of its own, both language headers, the 200 reply.
+    ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids))
+    for item in doc["paths"].values():
+        for operation in item.values():
+            names = {p["name"] for p in CONTRACT.parameters(operation)}
+            assert {"Blueking-Language", "Accept-Language"} <= names
+            assert "200" in operation["responses"]
+    assert doc["components"]["securitySchemes"]["BkapiAuthorization"]["name"] == (
+        "X-Bkapi-Authorization"
+    )
+
+
+def test_the_batch_call_documents_its_options():
+    for path in (
+        f"{ESB_PREFIX}/batch_create_instance_association/",
+        "/api/v3/createmany/instassociation",
+    ):
+        operation, _ = CONTRACT.operation("POST", path)
+        schema = operation["requestBody"]["content"][JSON]["schema"]
+        assert schema["properties"]["error_policy"]["enum"] == ["partial", "all_or_nothing"]
+        assert schema["properties"]["dry_run"]["type"] == "boolean"
+        assert "idempotency_key" in schema["properties"]
+        assert "Idempotency-Key" in {p["name"] for p in CONTRACT.parameters(operation)}
+        credentials = document()["components"]["schemas"]["Credentials"]["properties"]
+        assert {"bk_app_code", "bk_app_secret", "bk_username", "bk_token"} <= set(credentials)
+
+
+async def test_the_document_is_served(client):
+    response = await client.get(OPENAPI_PATH)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(JSON)
+    assert response.json() == json.loads(json.dumps(document()))
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) real responses against the document
+
+SERVICE_CALLER = Caller(username="admin", app_code="esb_test", request_id="setup")
+NO_GRANT_USER = "openapi_nobody"
+BELONG = ("bk_switch", "host", "bk_switch_belong_host")  # n:n
+DEFAULT = ("bk_router", "bk_firewall", "bk_router_default_bk_firewall")  # 1:1
+EN = {"Blueking-Language": "en"}
+
+
+@dataclass
+class World:
+    """What a test has stored before its requests: associations to find and delete."""
+
+    belong: list[int]  # bk_switch 11 -> host 21, 13 -> 22, 14 -> 23
+    spare: list[int]  # bk_router 31 -> bk_firewall 41, 32 -> 42
+
+
+@dataclass
+class Case:
+    """One request of a call and what must come back.
+
+    ``body`` holds every field; on a native route the path parameters are taken out of it.
+    ``expect`` is the code (0: success); a dict tells it per envelope ("esb" / "native").
+    ``conforms``: whether the document calls the request valid (None: not checked).
+    """
+
+    name: str
+    body: Any
+    expect: int | dict[str, int] = 0
+    status: int = 200
+    conforms: bool | None = True
+    headers: dict[str, str] = field(default_factory=dict)
+    credentials: str = "demo"  # demo | none | wrong_secret | unknown_user | no_grant | header
+    only: str | None = None  # "esb" or "native"
+    raw: bytes | None = None  # sent as is instead of ``body``
+    repeat: int = 1  # send it this many times (the last reply is checked)
+
+
+def _credentials(kind: str) -> dict[str, str]:
+    return {
+        "demo": DEMO_CREDENTIALS,
+        "header": {"bk_app_code": "esb_test", "bk_app_secret": "xxx", "bk_username": "admin"},
+        "none": {},
+        "wrong_secret": {**DEMO_CREDENTIALS, "bk_app_secret": "wrong"},
+        "unknown_user": {"bk_app_code": "esb_test", "bk_app_secret": "xxx", "bk_username": "ghost"},
+        "no_grant": {
+            "bk_app_code": "esb_test",
+            "bk_app_secret": "xxx",
+            "bk_username": NO_GRANT_USER,
+        },
+    }[kind]
+
+
+def common_cases(valid: dict, other: dict | None = None) -> list[Case]:
+    """Failures every call shares (bad JSON, not an object, bad credentials, a big body), and
+    ``other`` (by default ``valid``) with the credentials in the X-Bkapi-Authorization header."""
+    return [
+        Case("not JSON", None, 1199000, raw=b'{"bk_obj_id": ', conforms=None),
+        Case("not JSON, en", None, 1199000, raw=b"\xff\xfe", headers=EN, conforms=None),
+        Case("an array", [valid], 1199000, conforms=False),
+        Case("a number", 7, 1199000, conforms=False),
+        Case("no credentials", valid, 1100004, status=401, credentials="none"),
+        Case("wrong secret", valid, 1100004, status=401, credentials="wrong_secret"),
+        Case("unknown user, en", valid, 1199027, 401, headers=EN, credentials="unknown_user"),
+        Case("credentials in the header", other or valid, credentials="header"),
+        Case(
+            "body over the size limit",
+            None,
+            1199035,
+            status=413,
+            raw=b'{"pad": "' + b"x" * 1_100_000 + b'"}',
+            conforms=None,
+        ),
+    ]
+
+
+def batch_cases(w: World) -> list[Case]:
+    obj, asst_obj, obj_asst = BELONG
+
+    def body(pairs, **extra):
+        return {
+            "bk_obj_id": obj,
+            "bk_asst_obj_id": asst_obj,
+            "bk_obj_asst_id": obj_asst,
+            "details": [{"bk_inst_id": s, "bk_asst_inst_id": t} for s, t in pairs],
+            **extra,
+        }
+
+    valid = body([(11, 22), (13, 23)])
+    return [
+        *common_cases(valid, body([(14, 21)])),
+        Case("created", valid),
+        Case("items fail (missing, duplicate)", body([(11, 21), (12, 21), (11, 99), (14, 21)])),
+        Case("every item fails, en", body([(12, 21), (11, 99)]), headers=EN),
+        Case("dry run", body([(14, 22)], dry_run=True)),
+        Case("all or nothing", body([(14, 22), (12, 22)], error_policy="all_or_nothing")),
+        Case("partial", body([(14, 21)], error_policy="partial")),
+        Case(
+            "1:1 violation",
+            {
+                "bk_obj_id": DEFAULT[0],
+                "bk_asst_obj_id": DEFAULT[1],
+                "bk_obj_asst_id": DEFAULT[2],
+                "details": [{"bk_inst_id": 31, "bk_asst_inst_id": 42}],
+            },
+        ),
+        Case("idempotent retry", body([(13, 21)], idempotency_key="k-1"), repeat=2),
+        Case(
+            "idempotency header",
+            body([(14, 23)]),
+            headers={"Idempotency-Key": "h-1"},
+            repeat=2,
+        ),
+        # The header key of the case above, reused with another body.
+        Case(
+            "idempotency key reused with another body",
+            body([(11, 23)]),
+            1199006,
+            status=422,
+            headers={"Idempotency-Key": "h-1"},
+        ),
+        Case("unknown fields are ignored", body([(13, 23)], colour="blue")),
+        Case("details not a list", body([], details="x"), 1199000, conforms=False),
+        Case(
+            "id as a string",
+            body([], details=[{"bk_inst_id": "11", "bk_asst_inst_id": 21}]),
+            1199000,
+            conforms=False,
+        ),
+        Case("id a float", body([(11.5, 21)]), 1199000, conforms=False),
+        Case("id over int64", body([(2**63, 21)]), 1199000, conforms=False),
+        Case("detail not an object", body([], details=[11]), 1199000, conforms=False),
+        Case("dry_run not a bool", body([(11, 21)], dry_run="yes"), 1199000, conforms=False),
+        Case("bk_obj_id a number", body([(11, 21)], bk_obj_id=5), 1199000, conforms=False),
+        Case("no bk_obj_asst_id", body([(11, 21)], bk_obj_asst_id=""), 1199011, conforms=False),
+        Case(
+            "no bk_obj_id",
+            {k: v for k, v in valid.items() if k != "bk_obj_id"},
+            1199011,
+            conforms=False,
+        ),
+        Case(
+            "no bk_asst_obj_id, en",
+            body([(11, 21)], bk_asst_obj_id=None),
+            1199011,
+            headers=EN,
+            conforms=False,
+        ),
+        Case(
+            "no details",
+            {k: v for k, v in valid.items() if k != "details"},
+            1199038,
+            conforms=False,
+        ),
+        Case("empty details", body([]), 1199038, conforms=False),
+        Case("201 details", body([(11, 21)] * 201), 1199035, conforms=False),
+        Case("bad policy", body([(11, 21)], error_policy="most"), 1199011, conforms=False),
+        Case("key too long", body([(11, 21)], idempotency_key="k" * 201), 1199011, conforms=False),
+        Case("prefix mismatch", body([(11, 21)], bk_obj_id="bk_router"), 1199006),
+        Case("short bk_obj_asst_id", body([(11, 21)], bk_obj_asst_id="bk"), 1199006),
+        Case(
+            "unknown model association",
+            body([(11, 21)], bk_obj_asst_id="bk_switch_x_host"),
+            1101046,
+        ),
+        Case(
+            "mainline refused",
+            {
+                "bk_obj_id": "host",
+                "bk_asst_obj_id": "module",
+                "bk_obj_asst_id": "host_bk_mainline_module",
+                "details": [{"bk_inst_id": 21, "bk_asst_inst_id": 1}],
+            },
+            1101082,
+        ),
+        Case("no grant", valid, 9900403, credentials="no_grant"),
+        Case("no grant, en", valid, 9900403, credentials="no_grant", headers=EN),
+    ]
+
+
+def add_cases(w: World) -> list[Case]:
+    valid = {"bk_obj_asst_id": BELONG[2], "bk_inst_id": 14, "bk_asst_inst_id": 22}
+    return [
+        *common_cases(valid, {**valid, "bk_inst_id": 13, "bk_asst_inst_id": 21}),
+        Case("created", valid),
+        Case("duplicate", {**valid, "bk_asst_inst_id": 21, "bk_inst_id": 11}, 1101038),
+        Case("source missing", {**valid, "bk_inst_id": 12}, 1101073),
+        Case("target missing, en", {**valid, "bk_asst_inst_id": 99}, 1101074, headers=EN),
+        Case(
+            "1:1 violation",
+            {"bk_obj_asst_id": DEFAULT[2], "bk_inst_id": 31, "bk_asst_inst_id": 42},
+            1101052,
+        ),
+        Case("unknown model association", {**valid, "bk_obj_asst_id": "nope"}, 1101046),
+        Case("no bk_obj_asst_id", {**valid, "bk_obj_asst_id": ""}, 1199011, conforms=False),
+        Case("id as a string", {**valid, "bk_inst_id": "14"}, 1199000, conforms=False),
+        Case("id null", {**valid, "bk_inst_id": None}, 1101073, conforms=False),
+        Case("no grant", valid, 9900403, credentials="no_grant"),
+    ]
+
+
+def delete_one_cases(w: World) -> list[Case]:
+    return [
+        *common_cases({"bk_obj_id": "bk_switch", "id": w.belong[2]}),
+        Case("deleted", {"bk_obj_id": "bk_switch", "id": w.belong[0]}),
+        Case("deleted by its target model", {"bk_obj_id": "host", "id": w.belong[1]}),
+        Case("not there", {"bk_obj_id": "bk_switch", "id": 987654}),
+        Case(
+            "no grant",
+            {"bk_obj_id": "bk_router", "id": w.spare[0]},
+            9900403,
+            credentials="no_grant",
+        ),
+        Case("id 0", {"bk_obj_id": "bk_switch", "id": 0}, 1199011, conforms=False),
+        Case("id negative", {"bk_obj_id": "bk_switch", "id": -4}, 1199011, conforms=False),
+        Case(
+            "id not a number",
+            {"bk_obj_id": "bk_switch", "id": "abc"},
+            {"esb": 1199000, "native": 1199011},
+            conforms=False,
+        ),
+        Case("no id", {"bk_obj_id": "bk_switch"}, 1199011, conforms=False, only="esb"),
+        Case("no bk_obj_id", {"id": w.spare[1]}, 1199011, conforms=False, only="esb"),
+        Case(
+            "bk_obj_id a number",
+            {"bk_obj_id": 5, "id": w.spare[1]},
+            1199000,
+            conforms=False,
+            only="esb",
+        ),
+    ]
+
+
+def delete_many_cases(w: World) -> list[Case]:
+    return [
+        *common_cases({"bk_obj_id": "bk_switch", "id": [w.belong[2]]}),
+        Case("deleted", {"bk_obj_id": "bk_switch", "id": w.belong[:2] + [987654]}),
+        Case("none of them there", {"bk_obj_id": "bk_switch", "id": [987654]}),
+        Case(
+            "no grant", {"bk_obj_id": "bk_router", "id": w.spare}, 9900403, credentials="no_grant"
+        ),
+        Case("no ids", {"bk_obj_id": "bk_switch", "id": []}, 1199038, conforms=False),
+        Case("ids missing", {"bk_obj_id": "bk_switch"}, 1199038, conforms=False),
+        Case(
+            "501 ids",
+            {"bk_obj_id": "bk_switch", "id": list(range(1, 502))},
+            1199035,
+            conforms=False,
+        ),
+        Case("an id a string", {"bk_obj_id": "bk_switch", "id": ["1"]}, 1199000, conforms=False),
+        Case("ids not a list", {"bk_obj_id": "bk_switch", "id": 1}, 1199000, conforms=False),
+        Case("no bk_obj_id", {"id": [1]}, 1199011, conforms=False),
+    ]
+
+
+def find_cases(w: World) -> list[Case]:
+    valid = {"condition": {"bk_obj_asst_id": BELONG[2]}, "bk_obj_id": "bk_switch"}
+    return [
+        *common_cases(valid),
+        Case("found", valid),
+        Case(
+            "filtered",
+            {
+                **valid,
+                "condition": {
+                    **valid["condition"],
+                    "bk_asst_id": "belong",
+                    "bk_asst_obj_id": "host",
+                },
+            },
+        ),
+        Case("nothing", {**valid, "bk_obj_id": "bk_router"}),
+        Case("no bk_obj_asst_id", {**valid, "condition": {}}, 1199011, conforms=False),
+        Case("no condition", {"bk_obj_id": "bk_switch"}, 1199011, conforms=False),
+        Case(
+            "no bk_obj_id, en",
+            {"condition": valid["condition"]},
+            1199011,
+            headers=EN,
+            conforms=False,
+        ),
+        Case("condition not an object", {**valid, "condition": "x"}, 1199000, conforms=False),
+        Case(
+            "bk_asst_id a number",
+            {**valid, "condition": {**valid["condition"], "bk_asst_id": 1}},
+            1199000,
+            conforms=False,
+        ),
+    ]
+
+
+def related_cases(w: World) -> list[Case]:
+    valid = {
+        "condition": {"bk_inst_id": 11, "bk_obj_id": "bk_switch"},
+        "fields": ["id", "bk_inst_id", "bk_asst_inst_id", "no_such_field"],
+        "page": {"start": 0, "limit": 10},
+    }
+    return [
+        *common_cases(valid),
+        Case("found", valid),
+        Case("every field", {"condition": {"bk_inst_id": 21, "bk_obj_id": "host"}}),
+        Case("largest page", {**valid, "page": {"start": 1, "limit": 500}}),
+        Case("page over 500", {**valid, "page": {"limit": 501}}, 1199059, conforms=False),
+        Case("page of 0", {**valid, "page": {"limit": 0}}, 1199059, conforms=False),
+        Case("negative start", {**valid, "page": {"start": -1}}, 1199011, conforms=False),
+        Case(
+            "no bk_inst_id",
+            {**valid, "condition": {"bk_obj_id": "bk_switch"}},
+            1199011,
+            conforms=False,
+        ),
+        Case("no bk_obj_id", {**valid, "condition": {"bk_inst_id": 11}}, 1199011, conforms=False),
+        Case("no condition", {}, 1199011, conforms=False),
+        Case("a field not a string", {**valid, "fields": [1]}, 1199000, conforms=False),
+        Case("limit a string", {**valid, "page": {"limit": "10"}}, 1199000, conforms=False),
+    ]
+
+
+def object_association_cases(w: World) -> list[Case]:
+    return [
+        *common_cases({}),
+        Case("all", {}),
+        Case("by source", {"condition": {"bk_obj_id": "bk_switch"}}),
+        Case(
+            "by everything",
+            {
+                "condition": {
+                    "bk_obj_id": "bk_switch",
+                    "bk_asst_obj_id": "host",
+                    "bk_asst_id": "belong",
+                    "bk_obj_asst_id": BELONG[2],
+                }
+            },
+        ),
+        Case("nothing", {"condition": {"bk_asst_id": "nope"}}),
+        Case("condition not an object", {"condition": []}, 1199000, conforms=False),
+        Case("filter a number", {"condition": {"bk_obj_id": 5}}, 1199000, conforms=False),
+    ]
+
+
+def search_objects_cases(w: World) -> list[Case]:
+    return [
+        *common_cases({}),
+        Case("all", {}),
+        Case("one", {"bk_obj_id": "host"}),
+        Case("preset", {"ispre": True, "bk_ispaused": False, "bk_classification_id": "bk_network"}),
+        Case("by name", {"bk_obj_name": "nope"}),
+        Case("ispre not a bool", {"ispre": "yes"}, 1199000, conforms=False),
+        Case("bk_obj_id a list", {"bk_obj_id": ["host"]}, 1199000, conforms=False),
+    ]
+
+
+def search_inst_cases(w: World) -> list[Case]:
+    valid = {
+        "bk_obj_id": "bk_switch",
+        "condition": {"bk_inst_name": "sw-01"},
+        "fields": ["bk_inst_id", "bk_inst_name"],
+        "page": {"start": 0, "limit": 10, "sort": "bk_inst_id"},
+    }
+    return [
+        *common_cases(valid),
+        Case("found", valid),
+        Case("every field, sorted down", {"bk_obj_id": "host", "page": {"sort": "-bk_inst_id"}}),
+        Case(
+            "$in and $eq",
+            {
+                "bk_obj_id": "bk_switch",
+                "condition": {
+                    "bk_inst_name": {"$in": ["sw-01", "sw-02"]},
+                    "bk_obj_id": {"$eq": "bk_switch"},
+                },
+            },
+        ),
+        Case("a list", {"bk_obj_id": "host", "condition": {"bk_inst_id": [21, 22]}}),
+        Case("unknown model", {"bk_obj_id": "no_such_model"}),
+        Case("largest page", {"bk_obj_id": "host", "page": {"limit": 200}}),
+        Case(
+            "sort by an unknown field",
+            {**valid, "page": {"sort": "colour"}},
+            1199011,
+            conforms=False,
+        ),
+        Case("page over 200", {**valid, "page": {"limit": 201}}, 1199059, conforms=False),
+        Case("page of 0, en", {**valid, "page": {"limit": 0}}, 1199059, headers=EN, conforms=False),
+        Case("negative start", {**valid, "page": {"start": -1}}, 1199011, conforms=False),
+        Case(
+            "unknown operator",
+            {**valid, "condition": {"bk_inst_id": {"$gt": 1}}},
+            1199011,
+            conforms=False,
+        ),
+        Case(
+            "empty $in",
+            {**valid, "condition": {"bk_inst_id": {"$in": []}}},
+            1199011,
+            conforms=False,
+        ),
+        Case("null value", {**valid, "condition": {"bk_inst_id": None}}, 1199011, conforms=False),
+        Case("condition a list", {**valid, "condition": [1]}, 1199000, conforms=False),
+        Case("page a string", {**valid, "page": "x"}, 1199000, conforms=False),
+        Case("no bk_obj_id", {"page": {"limit": 1}}, 1199011, conforms=False, only="esb"),
+    ]
+
+
+CASES: dict[str, Callable[[World], list[Case]]] = {
+    "batch_create_instance_association": batch_cases,
+    "add_instance_association": add_cases,
+    "delete_instance_association": delete_one_cases,
+    "delete_related_inst_asso": delete_many_cases,
+    "find_instance_association": find_cases,
+    "search_related_inst_asso": related_cases,
+    "find_object_association": object_association_cases,
+    "search_objects": search_objects_cases,
+    "search_inst_by_object": search_inst_cases,
+}
+
+# Every route: (ESB name, call, envelope, method, path template).
+ROUTES = [
+    *[(name, name, "esb", "POST", f"{ESB_PREFIX}/{name}/") for name, *_ in CALLS],
+    *[(name, name, "native", method, path) for name, _, method, path in CALLS],
+    *[
+        (alias, call, "esb", "POST", f"{ESB_PREFIX}/{alias}/")
+        for alias, call in ESB_ALIASES.items()
+    ],
+]
+
+
+def test_every_call_has_cases():
+    assert set(CASES) == {name for name, *_ in CALLS}
+
+
+@pytest.fixture
+async def world(db) -> World:
+    await auth.create_user(db, NO_GRANT_USER)
+    belong = await associations.batch_create(
+        db,
+        SERVICE_CALLER,
+        associations.BatchCreateRequest(
+            *BELONG,
+            details=[
+                associations.Detail(11, 21),
+                associations.Detail(13, 22),
+                associations.Detail(14, 23),
+            ],
+        ),
+    )
+    spare = await associations.batch_create(
+        db,
+        SERVICE_CALLER,
+        associations.BatchCreateRequest(
+            *DEFAULT, details=[associations.Detail(31, 41), associations.Detail(32, 42)]
+        ),
+    )
+    return World(
+        belong=[i.association.id for i in belong.items],
+        spare=[i.association.id for i in spare.items],
+    )
+
+
+# Path parameters of the requests whose body is not an object.
+PATH_DEFAULTS = {"bk_obj_id": "bk_switch", "id": 1}
+
+
+def _request(case: Case, envelope: str, template: str) -> tuple[str, Any, dict]:
+    """The concrete path, the body (``_NO_BODY`` for a raw one) and the headers of ``case``."""
+    body = case.body
+    credentials = _credentials(case.credentials)
+    headers = dict(case.headers)
+    path = template
+    params = re.findall(r"{(\w+)}", template)
+    values = dict(PATH_DEFAULTS)
+    if params and isinstance(body, dict):
+        body = dict(body)
+        values.update({name: body.pop(name) for name in params})
+    for name in params:
+        path = path.replace("{" + name + "}", str(values[name]))
+    in_body = envelope == "esb" and case.credentials != "header"
+    if isinstance(body, dict):
+        if in_body:
+            body = {**credentials, **body}
+        elif credentials:
+            headers["X-Bkapi-Authorization"] = json.dumps(credentials)
+    elif credentials:
+        headers.update(demo_headers())
+    return path, body, headers
+
+
+async def _send(client: httpx.AsyncClient, method: str, path: str, case: Case, body, headers):
+    content = case.raw if case.raw is not None else json.dumps(body).encode()
+    headers = {"Content-Type": JSON, **headers}
+    return await client.request(method, path, content=content, headers=headers)
+
+
+def _code(body: dict, envelope: str) -> int:
+    return body["code"] if envelope == "esb" else body["bk_error_code"]
+
+
+@pytest.mark.parametrize(
+    ("name", "call", "envelope", "method", "template"),
+    ROUTES,
+    ids=[f"{envelope}-{name}" for name, _, envelope, *_ in ROUTES],
+)
+async def test_real_responses_match_the_document(
+    client, world, name, call, envelope, method, template
+):
+    checked = 0
+    for case in CASES[call](world):
+        if case.only not in (None, envelope):
+            continue
+        path, body, headers = _request(case, envelope, template)
+        if case.conforms is not None:
+            errors = CONTRACT.request_errors(method, path, body)
+            assert (not errors) is case.conforms, (
+                f"{case.name}: the document calls this request "
+                f"{'invalid' if errors else 'valid'}: {errors}"
+            )
+        for _ in range(case.repeat):
+            response = await _send(client, method, path, case, body, headers)
+        reply = CONTRACT.check_response(response)
+        expected = case.expect if isinstance(case.expect, int) else case.expect[envelope]
+        assert (response.status_code, _code(reply, envelope)) == (case.status, expected), (
+            f"{case.name}: {json.dumps(reply, ensure_ascii=False)}"
+        )
+        assert response.headers["X-Request-ID"]
+        if envelope == "esb":
+            assert reply["request_id"] == response.headers["X-Request-ID"]
+        if expected == 9900403:
+            assert reply["permission"]["actions"], case.name
+        checked += 1
+    assert checked >= 10
+
+
+# ---------------------------------------------------------------------------------------------
+# The statuses that take a broken server to produce: 500 and 504
+
+
+def _search_objects_routes() -> list[tuple[str, str]]:
+    return [
+        ("esb", f"{ESB_PREFIX}/search_objects/"),
+        ("native", "/api/v3/find/object"),
+    ]
+
+
+@pytest.mark.parametrize(("envelope", "path"), _search_objects_routes())
+async def test_an_unexpected_error_matches_the_document(client, monkeypatch, envelope, path):
+    async def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(catalog, "list_models", broken)
+    assert rest_catalog.catalog is catalog
+    response = await client.post(path, json=DEMO_CREDENTIALS, headers=demo_headers())
+    reply = CONTRACT.check_response(response)
+    assert (response.status_code, _code(reply, envelope)) == (500, 1199999)
+
+
+@pytest.mark.parametrize(("envelope", "path"), _search_objects_routes())
+async def test_a_timeout_matches_the_document(settings, db, monkeypatch, envelope, path):
+    async def slow(*args, **kwargs):
+        await asyncio.sleep(5)
+
+    monkeypatch.setattr(catalog, "list_models", slow)
+    app = create_app(settings.model_copy(update={"request_timeout_seconds": 0.05}), db=db)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        response = await http.post(path, json=DEMO_CREDENTIALS, headers=demo_headers())
+    reply = CONTRACT.check_response(response)
+    assert (response.status_code, _code(reply, envelope)) == (504, 1199999)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reported bugs: what the server should answer, marked as expected failures where it does not
+# yet (strict: a fix makes them pass, and the marks must go).
+
+BELONG_BATCH = {
+    "bk_obj_id": "bk_switch",
+    "bk_asst_obj_id": "host",
+    "bk_obj_asst_id": "bk_switch_belong_host",
+    "details": [{"bk_inst_id": 11, "bk_asst_inst_id": 21}],
+}
+SEARCH_HOSTS = "/api/v3/find/instassociation/object/host"
+BOTH = frozenset(("sqlite", "postgresql"))
+PG = frozenset(("postgresql",))
+
+
+@dataclass(frozen=True)
+class Bug:
+    name: str
+    method: str
+    path: str
+    body: dict
+    expect: tuple[int, int]  # HTTP status, code
+    fails_on: frozenset[str]
+    reason: str
+
+
+BUGS = [
+    Bug(
+        "path id beyond int64",
+        "DELETE",
+        "/api/v3/delete/instassociation/bk_switch/9223372036854775808",
+        {},
+        (200, 1199011),
+        BOTH,
+        "rest/associations._path_or_body_int takes any int(): the database refuses it, 500",
+    ),
+    Bug(
+        "ids beyond int64",
+        "DELETE",
+        "/api/v3/delete/instassociation/batch",
+        {"bk_obj_id": "bk_switch", "id": [2**63]},
+        (200, 1199000),
+        BOTH,
+        "delete_related_inst_asso checks only type(i) is int, not the int64 range: 500",
+    ),
+    Bug(
+        "$in of mixed types on an attribute",
+        "POST",
+        SEARCH_HOSTS,
+        {"condition": {"colour": {"$in": [1.5, "x"]}}},
+        (200, 0),
+        BOTH,
+        "services/instances._field_condition casts by the first value's type: 500",
+    ),
+    Bug(
+        "list of mixed types on an attribute",
+        "POST",
+        SEARCH_HOSTS,
+        {"condition": {"colour": [1, "x"]}},
+        (200, 0),
+        PG,
+        "the same cast; PostgreSQL refuses the string for the integer cast: 500",
+    ),
+    Bug(
+        "string for bk_inst_id",
+        "POST",
+        SEARCH_HOSTS,
+        {"condition": {"bk_inst_id": "abc"}},
+        (200, 0),
+        PG,
+        "column conditions are not type-checked: 500 on PostgreSQL (SQLite finds nothing)",
+    ),
+    Bug(
+        "number for bk_inst_name",
+        "POST",
+        SEARCH_HOSTS,
+        {"condition": {"bk_inst_name": 5}},
+        (200, 0),
+        PG,
+        "column conditions are not type-checked: 500 on PostgreSQL (SQLite finds nothing)",
+    ),
+    Bug(
+        "NUL in a filter",
+        "POST",
+        "/api/v3/find/object",
+        {"bk_obj_id": "a\x00b"},
+        (200, 0),
+        PG,
+        "PostgreSQL text cannot hold U+0000: 500 wherever a string reaches a query",
+    ),
+    Bug(
+        "NUL in bk_obj_asst_id",
+        "POST",
+        f"{ESB_PREFIX}/batch_create_instance_association/",
+        {**BELONG_BATCH, "bk_obj_asst_id": "bk_switch\x00_host"},
+        (200, 1101046),
+        PG,
+        "PostgreSQL text cannot hold U+0000: 500",
+    ),
+    Bug(
+        "NUL in bk_app_code",
+        "POST",
+        "/api/v3/find/object",
+        {"bk_app_code": "esb\x00"},
+        (401, 1100004),
+        PG,
+        "the database error escapes creds.identify (outside the endpoint's except Exception): "
+        "an unhandled exception, a plain-text 500 outside the envelope",
+    ),
+]
+
+
+@pytest.mark.parametrize("bug", BUGS, ids=[bug.name for bug in BUGS])
+async def test_reported_bugs(client, backend, request, bug):
+    if backend in bug.fails_on:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"bug: {bug.reason}"))
+    response = await client.request(
+        bug.method,
+        bug.path,
+        content=json.dumps({**DEMO_CREDENTIALS, **bug.body}).encode(),
+        headers={"Content-Type": JSON},
+    )
+    reply = CONTRACT.check_response(response)
+    envelope = "esb" if bug.path.startswith(ESB_PREFIX) else "native"
+    assert (response.status_code, _code(reply, envelope)) == bug.expect
+
+
+async def test_times_are_rfc3339_date_times(client, backend, request):
+    """The document says create_time and last_time are RFC 3339 date-times (as upstream's Go
+    time.Time, and as PostgreSQL gives them); SQLite gives naive datetimes without an offset."""
+    if backend == "sqlite":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="bug: rest/serialize writes SQLite's naive datetimes without an offset",
+            )
+        )
+    for path, body in (
+        ("/api/v3/find/object", {"bk_obj_id": "host"}),
+        (SEARCH_HOSTS, {"page": {"limit": 1}}),
+    ):
+        response = await client.post(path, json=DEMO_CREDENTIALS | body)
+        operation, _ = CONTRACT.operation("POST", path)
+        schema = operation["responses"]["200"]["content"][JSON]["schema"]
+        validator = CONTRACT.validator(schema)
+        strict = Draft202012Validator(
+            validator.schema, format_checker=Draft202012Validator.FORMAT_CHECKER
+        )
+        errors = [
+            f"{list(e.absolute_path)}: {e.message}" for e in strict.iter_errors(response.json())
+        ]
+        assert not errors, errors
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) schemathesis: generated requests, valid and invalid, on SQLite
+
+
+def _integers(value: Any):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _integers(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _integers(item)
+
+
+def _reported_bug(case) -> bool:
+    """Requests that hit a bug reported above (on SQLite), left out of the run until fixed."""
+    path_id = (case.path_parameters or {}).get("id")
+    if isinstance(path_id, str) and re.fullmatch(r"-?\d+", path_id.strip()):
+        path_id = int(path_id)
+    if isinstance(path_id, int) and not isinstance(path_id, bool) and abs(path_id) >= 2**63:
+        return True
+    body = case.body if isinstance(case.body, dict) else {}
+    if "delete" in case.path and any(abs(i) >= 2**63 for i in _integers(body.get("id"))):
+        return True
+    condition = body.get("condition")
+    if ("search_inst" in case.path or "/object/" in case.path) and isinstance(condition, dict):
+        for value in condition.values():
+            if isinstance(value, dict) and len(value) == 1:
+                value = next(iter(value.values()))
+            if isinstance(value, list) and len({type(v) for v in value}) > 1:
+                return True
+    return False
+
+
+FUZZ_EXAMPLES_PER_OPERATION = 16
+_CREDENTIAL_FIELDS = ("bk_app_code", "bk_app_secret", "bk_username", "bk_token")
+
+
+def test_generated_requests_get_documented_answers(sqlite_template, tmp_path):
+    """Schemathesis draws requests from the document, valid and invalid (derandomized, so every
+    run sends the same ones): no answer is a server error, and every answer (status, headers,
+    content type, body) is one the document allows."""
+    import schemathesis
+    from hypothesis import HealthCheck, assume, given, settings
+    from hypothesis import strategies as st
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.python import asgi as schemathesis_asgi
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_headers_conformance,
+        status_code_conformance,
+    )
+
+    path = tmp_path / "fuzz.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    app = create_app(Settings(database_url=f"sqlite+aiosqlite:///{path}"))
+    # Loaded from the app itself: the served document is the one under test.
+    schema = schemathesis.openapi.from_asgi(OPENAPI_PATH, app)
+    headers = demo_headers()
+    # Body checks use the contract above (schemathesis's own asserts formats, and SQLite's
+    # times break date-time: see test_times_are_rfc3339_date_times).
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_headers_conformance,
+    ]
+    seen: dict[tuple[str, int], int] = {}
+
+    def check(case, keep_body_credentials: bool) -> None:
+        if not keep_body_credentials and isinstance(case.body, dict):
+            # Random body credentials win over the header: let half the requests through.
+            for name in _CREDENTIAL_FIELDS:
+                case.body.pop(name, None)
+        assume(not _reported_bug(case))
+        response = case.call()
+        case.validate_response(response, checks=checks)
+        CONTRACT.check(
+            case.method,
+            case.path,
+            response.status_code,
+            {name: values[0] for name, values in response.headers.items()},
+            response.content,
+        )
+        key = (f"{case.method.upper()} {case.path}", response.status_code)
+        seen[key] = seen.get(key, 0) + 1
+
+    operations = [result.ok() for result in schema.get_all_operations()]
+    try:
+        for operation in operations:
+            cases = st.one_of(
+                operation.as_strategy(schemathesis.GenerationMode.POSITIVE, headers=headers),
+                operation.as_strategy(schemathesis.GenerationMode.NEGATIVE, headers=headers),
+            )
+            settings(
+                max_examples=FUZZ_EXAMPLES_PER_OPERATION,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+            )(given(case=cases, keep_body_credentials=st.booleans())(check))()
+    finally:
+        schemathesis_asgi.shutdown_lifespans()
+    # The run reached every operation, and got past authentication on most.
+    documented = {f"{m.upper()} {p}" for p, item in document()["paths"].items() for m in item}
+    assert {label for label, _ in seen} == documented
+    assert len({label for label, status in seen if status == 200}) > len(documented) // 2
