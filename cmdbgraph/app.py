@@ -24,6 +24,7 @@ from cmdbgraph.resolvers.context import GraphQLContext
 from cmdbgraph.rest import credentials as creds
 from cmdbgraph.rest.routes import routes as rest_routes
 from cmdbgraph.schema.build import build_schema
+from cmdbgraph.schema.extensions import MASKED_MESSAGE
 from cmdbgraph.services import auth
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import CmdbError
@@ -54,6 +55,8 @@ class GraphQLView(GraphQL):
         return orjson.dumps(data)
 
     def parse_json(self, data: str | bytes) -> object:
+        if (b"\\u0000" if isinstance(data, bytes) else "\\u0000") in data:
+            raise HTTPException(400, "NUL characters are not accepted")
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -75,44 +78,44 @@ class GraphQLEndpoint:
 
     async def __call__(self, scope, receive, send) -> None:
         request = Request(scope, receive)
-        # The page needs no credentials. It is answered here because strawberry builds the
-        # context (which needs the caller) before rendering its IDE. A GET carrying a query is
-        # a GraphQL request, whatever it accepts, and is authenticated like any other.
         wants_ide = (
-            request.method == "GET"
+            self.view.settings.graphiql
+            and request.method == "GET"
             and "text/html" in request.headers.get("accept", "")
-            and "query" not in request.query_params
         )
-        if wants_ide:
-            if self.view.graphql_ide:
-                page = await self.view.render_graphql_ide(request)
-            else:
-                page = Response("Not Found", status_code=404, media_type="text/plain")
-            await page(scope, receive, send)
-            return
-        try:
-            request.state.caller = await creds.identify(request)
-        except CmdbError as error:
-            language = creds.language(request.headers)
-            response = JSONResponse(
-                {
-                    "data": None,
-                    "errors": [
-                        {
-                            "message": error.message(language),
-                            "extensions": {
-                                "code": error.code.name,
-                                "bkErrorCode": error.code.value,
-                            },
-                        }
-                    ],
-                },
-                status_code=error.http_status,
-                headers={"X-Request-ID": creds.request_id(request.headers, request.state)},
-            )
-            await response(scope, receive, send)
-            return
+        if not wants_ide:
+            try:
+                request.state.caller = await creds.identify(request)
+            except CmdbError as error:
+                language = creds.language(request.headers)
+                await self._refuse(
+                    request,
+                    error.http_status,
+                    error.message(language),
+                    error.code.name,
+                    error.code.value,
+                )(scope, receive, send)
+                return
+            except Exception:
+                log.exception("identifying the GraphQL caller failed")
+                await self._refuse(request, 500, MASKED_MESSAGE, "INTERNAL_SERVER_ERROR", None)(
+                    scope, receive, send
+                )
+                return
         await self.view(scope, receive, send)
+
+    @staticmethod
+    def _refuse(
+        request: Request, status: int, message: str, code: str, bk_error_code: int | None
+    ) -> Response:
+        extensions: dict[str, object] = {"code": code}
+        if bk_error_code is not None:
+            extensions["bkErrorCode"] = bk_error_code
+        return JSONResponse(
+            {"data": None, "errors": [{"message": message, "extensions": extensions}]},
+            status_code=status,
+            headers={"X-Request-ID": creds.request_id(request.headers, request.state)},
+        )
 
 
 async def healthz(_: Request) -> Response:

@@ -11,7 +11,8 @@ import uuid
 import orjson
 
 from cmdbgraph import metrics
-from cmdbgraph.services.errors import ErrorCode
+from cmdbgraph.rest import credentials
+from cmdbgraph.services.errors import ErrorCode, render
 
 log = logging.getLogger("cmdbgraph.access")
 
@@ -35,8 +36,14 @@ def _interface(path: str) -> str:
     return "http"
 
 
-async def _answer(send, scope, status: int, code: ErrorCode, message: str) -> None:
+def _language(scope) -> str:
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    return credentials.language(headers)
+
+
+async def _answer(send, scope, status: int, code: ErrorCode, args: tuple) -> None:
     request_id = scope["state"]["request_id"]
+    message = render(code, args, _language(scope))
     if _interface(scope["path"]) == "graphql":
         body = {"data": None, "errors": [{"message": message, "extensions": {"code": code.name}}]}
     elif scope["path"].startswith("/api/c/"):
@@ -111,7 +118,7 @@ class RequestMiddleware:
                     raise _BodyTooLarge
             return message
 
-        too_large = f"the request body exceeds the limit of {self.max_body_bytes} bytes"
+        too_large = ("request body", self.max_body_bytes)
         try:
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 await _answer(send_wrapper, scope, 413, ErrorCode.EXCEEDS_LIMIT, too_large)
@@ -129,7 +136,7 @@ class RequestMiddleware:
                     scope,
                     504,
                     ErrorCode.INTERNAL,
-                    f"the request took longer than {self.timeout_seconds:g} s",
+                    (f"request timeout ({self.timeout_seconds:g} s)",),
                 )
         finally:
             self._finish(scope, state, status["code"], time.perf_counter() - started)

@@ -135,7 +135,7 @@ async def test_body_size_limit(database_url, path):
         )
     assert response.status_code == 413
     body = response.json()
-    assert "exceeds the limit of 2048 bytes" in json.dumps(body, ensure_ascii=False)
+    assert " request body 超过限制 2048" in json.dumps(body, ensure_ascii=False)
     assert "Traceback" not in response.text
     await app.state.db.dispose()
 

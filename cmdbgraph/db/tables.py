@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -15,12 +17,29 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    TypeDecorator,
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 # Integer primary keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
 Id = BigInteger().with_variant(Integer(), "sqlite")
+# Attributes are JSONB on PostgreSQL, so conditions on them compare typed JSON values.
+Attributes = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp in UTC, always handed back with its offset (SQLite stores none)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
 
 metadata = MetaData(
     naming_convention={
@@ -48,8 +67,8 @@ models = Table(
     Column("bk_supplier_account", String(32), nullable=False, server_default="0"),
     Column("creator", String(64), nullable=False, server_default="cc_system"),
     Column("modifier", String(64), nullable=False, server_default="cc_system"),
-    Column("create_time", DateTime(timezone=True), nullable=False),
-    Column("last_time", DateTime(timezone=True), nullable=False),
+    Column("create_time", UTCDateTime(), nullable=False),
+    Column("last_time", UTCDateTime(), nullable=False),
     sqlite_autoincrement=True,
 )
 
@@ -81,7 +100,7 @@ model_associations = Table(
     Column("on_delete", String(16), nullable=False, server_default="none"),
     Column("ispre", Boolean, nullable=False, server_default=text("false")),
     Column("bk_supplier_account", String(32), nullable=False, server_default="0"),
-    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("create_time", UTCDateTime(), nullable=False),
     CheckConstraint("mapping IN ('1:1', '1:n', 'n:n')", name="mapping"),
     CheckConstraint("on_delete IN ('none', 'delete_src', 'delete_dest')", name="on_delete"),
     Index(None, "bk_obj_id"),
@@ -95,11 +114,11 @@ instances = Table(
     Column("bk_inst_id", Id, primary_key=True, autoincrement=True),
     Column("bk_obj_id", String(64), ForeignKey("models.bk_obj_id"), nullable=False),
     Column("bk_inst_name", String(256), nullable=False),
-    Column("attributes", JSON, nullable=False),
+    Column("attributes", Attributes, nullable=False),
     Column("bk_supplier_account", String(32), nullable=False, server_default="0"),
     Column("creator", String(64), nullable=False, server_default=""),
-    Column("create_time", DateTime(timezone=True), nullable=False),
-    Column("last_time", DateTime(timezone=True), nullable=False),
+    Column("create_time", UTCDateTime(), nullable=False),
+    Column("last_time", UTCDateTime(), nullable=False),
     Index(None, "bk_obj_id", "bk_inst_id"),
     UniqueConstraint("bk_obj_id", "bk_inst_name"),
     sqlite_autoincrement=True,
@@ -128,7 +147,7 @@ inst_associations = Table(
     Column("bk_supplier_account", String(32), nullable=False, server_default="0"),
     Column("bk_biz_id", BigInteger, nullable=False, server_default="0"),
     Column("creator", String(64), nullable=False, server_default=""),
-    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("create_time", UTCDateTime(), nullable=False),
     UniqueConstraint("bk_obj_asst_id", "bk_inst_id", "bk_asst_inst_id"),
     CheckConstraint("mapping IN ('1:1', '1:n', 'n:n')", name="mapping"),
     Index("ix_inst_associations_target", "bk_obj_asst_id", "bk_asst_inst_id"),
@@ -167,7 +186,7 @@ audit_entries = Table(
     Column("bk_supplier_account", String(32), nullable=False, server_default="0"),
     Column("app_code", String(64), nullable=False, server_default=""),
     Column("request_id", String(64), nullable=False, server_default=""),
-    Column("operation_time", DateTime(timezone=True), nullable=False),
+    Column("operation_time", UTCDateTime(), nullable=False),
     Index(None, "resource_type", "resource_id"),
     Index(None, "operation_time"),
     sqlite_autoincrement=True,
@@ -184,7 +203,7 @@ apps = Table(
     # A password hash (scrypt), never the secret.
     Column("secret_hash", String(256), nullable=False),
     Column("active", Boolean, nullable=False, server_default=text("true")),
-    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("create_time", UTCDateTime(), nullable=False),
     sqlite_autoincrement=True,
 )
 
@@ -193,7 +212,7 @@ users = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("bk_username", String(64), nullable=False, unique=True),
-    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("create_time", UTCDateTime(), nullable=False),
     sqlite_autoincrement=True,
 )
 
@@ -204,9 +223,9 @@ tokens = Table(
     # SHA-256 of the token: enough for random tokens, and lets a request find its row.
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("bk_username", String(64), ForeignKey("users.bk_username"), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=True),
     Column("revoked", Boolean, nullable=False, server_default=text("false")),
-    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("create_time", UTCDateTime(), nullable=False),
     sqlite_autoincrement=True,
 )
 
@@ -220,7 +239,7 @@ grants = Table(
     Column("action", String(32), nullable=False),
     Column("bk_obj_id", String(64), nullable=False),
     Column("bk_inst_id", BigInteger, nullable=False, server_default="0"),
-    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("create_time", UTCDateTime(), nullable=False),
     UniqueConstraint("subject", "action", "bk_obj_id", "bk_inst_id"),
     sqlite_autoincrement=True,
 )
@@ -233,7 +252,7 @@ idempotency_keys = Table(
     Column("key", String(320), primary_key=True),
     Column("request_hash", String(64), nullable=False),
     Column("reply", JSON, nullable=False),
-    Column("create_time", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("create_time", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
     Index(None, "expires_at"),
 )

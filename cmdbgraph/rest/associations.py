@@ -10,6 +10,8 @@ from cmdbgraph import metrics
 from cmdbgraph.rest import serialize
 from cmdbgraph.rest.endpoint import Call
 from cmdbgraph.rest.envelope import (
+    INT64_MAX,
+    INT64_MIN,
     BadRequestBody,
     int_field,
     list_field,
@@ -95,9 +97,12 @@ def _path_or_body_int(call: Call, name: str) -> int:
     if raw is None:
         return int_field(call.body, name)
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise parameter_invalid(name) from None
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise parameter_invalid(name)
+    return value
 
 
 async def delete_instance_association(call: Call) -> Response:
@@ -115,7 +120,7 @@ async def delete_instance_association(call: Call) -> Response:
 
 async def delete_related_inst_asso(call: Call) -> Response:
     ids = list_field(call.body, "id")
-    if any(type(i) is not int for i in ids):
+    if any(type(i) is not int or not INT64_MIN <= i <= INT64_MAX for i in ids):
         raise BadRequestBody
     bk_obj_id = string_field(call.body, "bk_obj_id")
     if not bk_obj_id:

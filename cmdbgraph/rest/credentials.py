@@ -44,7 +44,8 @@ def language(headers: Mapping[str, str]) -> str:
 
 
 def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
+    # A NUL character can name no app or user: treated as no value at all.
+    return value if isinstance(value, str) and "\x00" not in value else ""
 
 
 def claims(

@@ -80,6 +80,14 @@ def endpoint(name: str, handler: Handler, envelope: Envelope):
         except CmdbError as error:
             log_fields["outcome"] = str(error.code.value)
             return envelope.failure(error, request_id=request_id, language=language)
+        except Exception:
+            log.exception("%s: identifying the caller failed (request %s)", name, request_id)
+            log_fields["outcome"] = str(ErrorCode.INTERNAL.value)
+            return envelope.failure(
+                CmdbError(ErrorCode.INTERNAL, (name,), http_status=500),
+                request_id=request_id,
+                language=language,
+            )
         log_fields["app"] = caller.app_code
         log_fields["user"] = caller.username
         call = Call(request=request, body=body, caller=caller, envelope=envelope)

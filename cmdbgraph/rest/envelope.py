@@ -93,6 +93,9 @@ class Envelope:
 async def read_json_object(request: Request) -> dict:
     """The body as a JSON object; raises ``BadRequestBody`` otherwise."""
     raw = await request.body()
+    if b"\\u0000" in raw:
+        # PostgreSQL cannot store NUL in text; no BlueKing field needs one.
+        raise BadRequestBody
     try:
         body = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError:

@@ -320,10 +320,7 @@ async def _stored_reply(
     ).first()
     if row is None:
         return None
-    expires_at = row.expires_at
-    if expires_at.tzinfo is None:  # SQLite hands back naive UTC datetimes
-        expires_at = expires_at.replace(tzinfo=UTC)
-    if expires_at <= datetime.now(UTC):
+    if row.expires_at <= datetime.now(UTC):
         await conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key == key))
         return None
     if row.request_hash != fingerprint:

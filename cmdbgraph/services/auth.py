@@ -201,7 +201,7 @@ async def _token_user(conn: AsyncConnection, token: str) -> str:
     ).first()
     if row is None or row.revoked:
         raise _user_failure()
-    if row.expires_at is not None and _aware(row.expires_at) <= datetime.now(UTC):
+    if row.expires_at is not None and row.expires_at <= datetime.now(UTC):
         raise _user_failure()
     return row.bk_username
 
@@ -210,11 +210,6 @@ async def _require_user(conn: AsyncConnection, username: str) -> None:
     found = (await conn.execute(select(users.c.id).where(users.c.bk_username == username))).first()
     if found is None:
         raise _user_failure()
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they were stored in UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def require_user(caller: Caller) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import and_, false, func, insert, or_, select, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
 from cmdbgraph.db.engine import Database
@@ -101,25 +103,41 @@ class InstanceFilter:
 SORTABLE_FIELDS = ("bk_inst_id", "bk_inst_name", "create_time", "last_time")
 
 
-def _field_condition(name: str, value: object):
-    if name in ("bk_inst_id", "bk_inst_name", "bk_obj_id", "bk_supplier_account"):
-        column = instances.c[name]
-    else:
-        element = instances.c.attributes[name]
-        sample = value[0] if isinstance(value, list) and value else value
-        if isinstance(sample, bool):
-            column = element.as_boolean()
-        elif isinstance(sample, int):
-            column = element.as_integer()
-        elif isinstance(sample, float):
-            column = element.as_float()
-        elif isinstance(sample, str):
-            column = element.as_string()
-        else:
-            raise parameter_invalid(name)
-    if isinstance(value, list):
-        return column.in_(value)
-    return column == value
+_COLUMN_FIELDS = {
+    "bk_inst_id": int,
+    "bk_inst_name": str,
+    "bk_obj_id": str,
+    "bk_supplier_account": str,
+}
+_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# JSON type names SQLite's json_type() reports for a Python value.
+_SQLITE_JSON_TYPES = {str: "text", int: "integer", float: "real"}
+
+
+def _field_condition(name: str, value: object, *, sqlite: bool):
+    """``name`` equals ``value`` (or, for a list, one of them), comparing typed values: a
+    value of another type than the stored one matches nothing, on both databases."""
+    values = value if isinstance(value, list) else [value]
+    if name in _COLUMN_FIELDS:
+        wanted = _COLUMN_FIELDS[name]
+        typed = [v for v in values if type(v) is wanted]
+        return instances.c[name].in_(typed) if typed else false()
+    if not _ATTRIBUTE_NAME.match(name):
+        raise parameter_invalid(name)
+    if not sqlite:
+        attributes = type_coerce(instances.c.attributes, JSONB)
+        return or_(*(attributes.contains({name: v}) for v in values))
+    path = f"$.{name}"
+    matches = []
+    for v in values:
+        json_type = (
+            ("true" if v else "false") if isinstance(v, bool) else _SQLITE_JSON_TYPES[type(v)]
+        )
+        condition = func.json_type(instances.c.attributes, path) == json_type
+        if not isinstance(v, bool):
+            condition = and_(condition, func.json_extract(instances.c.attributes, path) == v)
+        matches.append(condition)
+    return or_(*matches)
 
 
 def _order_by(sort: str | None):
@@ -145,7 +163,9 @@ async def list_instances(
     sort: str | None = None,
 ) -> Page[Instance]:
     """A page of instances matching ``flt``; ``sort`` is e.g. ``"-bk_inst_name"``."""
-    conditions = [_field_condition(name, value) for name, value in flt.fields.items()]
+    conditions = [
+        _field_condition(name, value, sqlite=db.is_sqlite) for name, value in flt.fields.items()
+    ]
     if flt.bk_obj_id is not None:
         conditions.append(instances.c.bk_obj_id == flt.bk_obj_id)
     if flt.name_contains:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0001"
 down_revision = None
@@ -117,7 +118,11 @@ def upgrade() -> None:
         ),
         sa.Column("bk_obj_id", sa.String(length=64), nullable=False),
         sa.Column("bk_inst_name", sa.String(length=256), nullable=False),
-        sa.Column("attributes", sa.JSON(), nullable=False),
+        sa.Column(
+            "attributes",
+            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("bk_supplier_account", sa.String(length=32), server_default="0", nullable=False),
         sa.Column("creator", sa.String(length=64), server_default="", nullable=False),
         sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
