@@ -45,7 +45,12 @@ class GraphQLView(GraphQL):
         self.db = db
 
     async def get_context(self, request: Request, response: Response) -> GraphQLContext:
-        caller: Caller = request.state.caller
+        # Every request but the IDE page was authenticated by GraphQLEndpoint; strawberry
+        # builds a context for the page too, with nobody in it.
+        caller: Caller = getattr(request.state, "caller", None) or Caller(
+            language=creds.language(request.headers),
+            request_id=creds.request_id(request.headers, request.state),
+        )
         response.headers["X-Request-ID"] = caller.request_id
         return GraphQLContext(
             request=request, response=response, db=self.db, settings=self.settings, caller=caller
@@ -78,9 +83,12 @@ class GraphQLEndpoint:
 
     async def __call__(self, scope, receive, send) -> None:
         request = Request(scope, receive)
+        # Only the IDE page itself is public: a GET carrying a query runs it, so it is
+        # authenticated like any other request.
         wants_ide = (
             self.view.settings.graphiql
             and request.method == "GET"
+            and "query" not in request.query_params
             and "text/html" in request.headers.get("accept", "")
         )
         if not wants_ide:

@@ -250,11 +250,28 @@ async def batch_create(
 ) -> BatchCreateResult:
     """Create the associations of ``request.details``; report the fate of every index.
 
-    Raises ``CmdbError`` for request-level failures, including a missing permission on any
-    source or target instance (nothing is written then). With an idempotency key, the reply
-    is stored in the same transaction, and a retry of the same request by the same caller
-    returns it instead of running again (the same key with another body is refused).
+    Raises ``CmdbError`` for request-level failures (nothing is written then): first a
+    missing permission on any source or target instance, as upstream checks permissions
+    before the body; then upstream's checks in upstream's order. The instances are those of
+    the request's models, which must equal the stored model association's.
+
+    With an idempotency key, the reply is stored in the same transaction, and a retry of the
+    same request by the same caller returns it instead of running again (the same key with
+    another body is refused).
     """
+    if caller.enforce_permissions:
+        # Upstream authorizes before it validates the body: a caller without the permission
+        # learns nothing about the request's other faults.
+        auth.require_user(caller)
+        if request.bk_obj_id and request.bk_asst_obj_id and request.details:
+            async with db.read() as conn:
+                await auth.authorize_instances(
+                    conn,
+                    caller,
+                    auth.instances_of_request(
+                        request.bk_obj_id, request.bk_asst_obj_id, request.details
+                    ),
+                )
     validate_batch_request(request, max_batch_size)
     stored_key = None
     if request.idempotency_key is not None and not request.dry_run:
@@ -271,15 +288,6 @@ async def batch_create(
                     await load_model_association(conn, request.bk_obj_asst_id),
                     request.bk_obj_id,
                     request.bk_asst_obj_id,
-                )
-                await auth.authorize_instances(
-                    conn,
-                    caller,
-                    auth.instances_of_request(
-                        model_association.bk_obj_id,
-                        model_association.bk_asst_obj_id,
-                        request.details,
-                    ),
                 )
                 items, names = await _decide(conn, model_association, request.details)
                 write = not request.dry_run and (
