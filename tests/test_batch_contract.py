@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import func, select
 
+from cmdbgraph.db import bulk
 from cmdbgraph.db.tables import audit_entries, inst_associations
-from cmdbgraph.services import associations, audit, instances
+from cmdbgraph.services import associations, instances
 from cmdbgraph.services.caller import Caller
 from tests.helpers import (
     BATCH_MUTATION,
@@ -860,14 +861,13 @@ async def test_each_created_association_has_exactly_one_audit_entry(client, db, 
 async def test_a_failure_after_rows_are_inserted_leaves_nothing_behind(
     client, db, interface, monkeypatch
 ):
-    real_entry = audit.association_entry
+    real_insert = bulk.insert_audit_entries
 
-    def entry_the_database_refuses(*args, **kwargs):
-        entry = real_entry(*args, **kwargs)
-        entry["resource_type"] = None  # NOT NULL
-        return entry
+    async def audit_the_database_refuses(conn, **kwargs):
+        # The associations are inserted already; the audit rows violate NOT NULL.
+        await real_insert(conn, **{**kwargs, "resource_type": None})
 
-    monkeypatch.setattr(audit, "association_entry", entry_the_database_refuses)
+    monkeypatch.setattr(bulk, "insert_audit_entries", audit_the_database_refuses)
     batch = make_request(BELONG, [(11, 21), (13, 22)])
     async with writes_nothing(db):
         if interface == "graphql":

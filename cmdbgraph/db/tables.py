@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -103,6 +104,15 @@ model_associations = Table(
     Column("create_time", UTCDateTime(), nullable=False),
     CheckConstraint("mapping IN ('1:1', '1:n', 'n:n')", name="mapping"),
     CheckConstraint("on_delete IN ('none', 'delete_src', 'delete_dest')", name="on_delete"),
+    # The target of inst_associations' composite foreign key (see there).
+    UniqueConstraint(
+        "bk_obj_asst_id",
+        "bk_obj_id",
+        "bk_asst_obj_id",
+        "bk_asst_id",
+        "mapping",
+        name="uq_model_associations_definition",
+    ),
     Index(None, "bk_obj_id"),
     Index(None, "bk_asst_obj_id"),
     sqlite_autoincrement=True,
@@ -132,12 +142,7 @@ inst_associations = Table(
     "inst_associations",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column(
-        "bk_obj_asst_id",
-        String(128),
-        ForeignKey("model_associations.bk_obj_asst_id"),
-        nullable=False,
-    ),
+    Column("bk_obj_asst_id", String(128), nullable=False),
     Column("bk_asst_id", String(64), nullable=False),
     Column("bk_obj_id", String(64), nullable=False),
     Column("bk_inst_id", Id, ForeignKey("instances.bk_inst_id"), nullable=False),
@@ -150,6 +155,19 @@ inst_associations = Table(
     Column("create_time", UTCDateTime(), nullable=False),
     UniqueConstraint("bk_obj_asst_id", "bk_inst_id", "bk_asst_inst_id"),
     CheckConstraint("mapping IN ('1:1', '1:n', 'n:n')", name="mapping"),
+    # The row's copies of its model association's models, kind and mapping must be the
+    # model association's own: the partial unique indexes below trust ``mapping``.
+    ForeignKeyConstraint(
+        ["bk_obj_asst_id", "bk_obj_id", "bk_asst_obj_id", "bk_asst_id", "mapping"],
+        [
+            "model_associations.bk_obj_asst_id",
+            "model_associations.bk_obj_id",
+            "model_associations.bk_asst_obj_id",
+            "model_associations.bk_asst_id",
+            "model_associations.mapping",
+        ],
+        name="fk_inst_associations_model_association",
+    ),
     Index("ix_inst_associations_target", "bk_obj_asst_id", "bk_asst_inst_id"),
     Index("ix_inst_associations_src_inst", "bk_inst_id"),
     Index("ix_inst_associations_dest_inst", "bk_asst_inst_id"),

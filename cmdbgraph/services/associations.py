@@ -24,10 +24,9 @@ from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cmdbgraph.db import lookups
+from cmdbgraph.db import bulk
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import (
-    audit_entries,
     idempotency_keys,
     inst_associations,
     model_associations,
@@ -364,7 +363,7 @@ async def _decide(
     bk_obj_asst_id = model_association.bk_obj_asst_id
     src_obj, dest_obj = model_association.bk_obj_id, model_association.bk_asst_obj_id
     mapping = model_association.mapping
-    instance_rows = await lookups.instances_by_ids(
+    instance_rows = await bulk.instances_by_ids(
         conn, {d.bk_inst_id for d in details} | {d.bk_asst_inst_id for d in details}
     )
     names: dict[int, str] = {}
@@ -377,7 +376,7 @@ async def _decide(
             existing_targets.add(inst_id)
         names[inst_id] = name
 
-    stored = await lookups.stored_associations(conn, bk_obj_asst_id, mapping, details)
+    stored = await bulk.stored_associations(conn, bk_obj_asst_id, mapping, details)
     pairs: set[tuple[int, int]] = set()
     linked_sources: set[int] = set()
     linked_targets: set[int] = set()
@@ -420,40 +419,35 @@ async def _insert(
     now = datetime.now(UTC)
     ma = model_association
     accepted = [item for item in items if item.ok]
-    rows = [
-        {
-            "bk_obj_asst_id": ma.bk_obj_asst_id,
-            "bk_asst_id": ma.bk_asst_id,
-            "bk_obj_id": ma.bk_obj_id,
-            "bk_inst_id": item.detail.bk_inst_id,
-            "bk_asst_obj_id": ma.bk_asst_obj_id,
-            "bk_asst_inst_id": item.detail.bk_asst_inst_id,
-            "mapping": ma.mapping,
-            "bk_supplier_account": caller.supplier_account,
-            "bk_biz_id": 0,
-            "creator": caller.username,
-            "create_time": now,
-        }
-        for item in accepted
-    ]
-    ia = inst_associations.c
-    # One multi-row INSERT ... RETURNING; rows come back in any order, so they are mapped back
-    # to their items by natural key, which is unique within the model association.
-    result = await conn.execute(
-        insert(inst_associations).returning(ia.id, ia.bk_inst_id, ia.bk_asst_inst_id), rows
+    ids = await bulk.insert_associations(
+        conn,
+        bk_obj_asst_id=ma.bk_obj_asst_id,
+        bk_asst_id=ma.bk_asst_id,
+        bk_obj_id=ma.bk_obj_id,
+        bk_asst_obj_id=ma.bk_asst_obj_id,
+        mapping=ma.mapping,
+        supplier_account=caller.supplier_account,
+        creator=caller.username,
+        now=now,
+        pairs=[item.detail for item in accepted],
     )
-    ids = {(src, dest): new_id for new_id, src, dest in result}
-    for item, row in zip(accepted, rows, strict=True):
-        row["id"] = ids[item.detail]
+    for item in accepted:
+        src, dest = item.detail
         item.association = InstAssociation(
-            **{name: row[name] for name in InstAssociation.__slots__}
+            id=ids[item.detail],
+            bk_obj_asst_id=ma.bk_obj_asst_id,
+            bk_asst_id=ma.bk_asst_id,
+            bk_obj_id=ma.bk_obj_id,
+            bk_inst_id=src,
+            bk_asst_obj_id=ma.bk_asst_obj_id,
+            bk_asst_inst_id=dest,
+            bk_supplier_account=caller.supplier_account,
+            bk_biz_id=0,
+            creator=caller.username,
+            create_time=now,
         )
-    await conn.execute(
-        insert(audit_entries),
-        [
-            audit.association_entry(caller, "create", item.association, names, now=now)
-            for item in accepted
-        ],
+    await audit.record_associations(
+        conn, caller, "create", [item.association for item in accepted], names, now=now
     )
 
 
@@ -635,9 +629,5 @@ async def delete_associations(
         names = await audit.instance_names(
             conn, {a.bk_inst_id for a in found} | {a.bk_asst_inst_id for a in found}
         )
-        now = datetime.now(UTC)
-        await conn.execute(
-            insert(audit_entries),
-            [audit.association_entry(caller, "delete", a, names, now=now) for a in found],
-        )
+        await audit.record_associations(conn, caller, "delete", found, names, now=datetime.now(UTC))
         return found

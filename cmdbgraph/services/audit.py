@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cmdbgraph.db import bulk
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import audit_entries, instances
 from cmdbgraph.services.caller import Caller
@@ -17,36 +18,45 @@ from cmdbgraph.services.records import AuditEntry, InstAssociation, Page
 _COLUMNS = [audit_entries.c[name] for name in AuditEntry.__slots__]
 
 
-def association_entry(
+def association_detail(association: InstAssociation, names: dict[int, str]) -> dict:
+    """Upstream's ``operation_detail`` of an instance association."""
+    return {
+        "asst_id": association.bk_obj_asst_id,
+        "asst_kind": association.bk_asst_id,
+        "src_obj_id": association.bk_obj_id,
+        "dest_obj_id": association.bk_asst_obj_id,
+        "dest_inst_id": association.bk_asst_inst_id,
+        "dest_inst_name": names.get(association.bk_asst_inst_id, ""),
+        "inst_asst_id": association.id,
+    }
+
+
+async def record_associations(
+    conn: AsyncConnection,
     caller: Caller,
     action: str,
-    association: InstAssociation,
+    associations: Sequence[InstAssociation],
     names: dict[int, str],
     *,
     now: datetime,
-) -> dict:
-    """The audit row for creating or deleting ``association``, in upstream's shape."""
-    return {
-        "audit_type": "model_instance",
-        "resource_type": "instance_association",
-        "action": action,
-        "resource_id": association.bk_inst_id,
-        "resource_name": names.get(association.bk_inst_id, ""),
-        "operation_detail": {
-            "asst_id": association.bk_obj_asst_id,
-            "asst_kind": association.bk_asst_id,
-            "src_obj_id": association.bk_obj_id,
-            "dest_obj_id": association.bk_asst_obj_id,
-            "dest_inst_id": association.bk_asst_inst_id,
-            "dest_inst_name": names.get(association.bk_asst_inst_id, ""),
-            "inst_asst_id": association.id,
-        },
-        "bk_username": caller.username,
-        "bk_supplier_account": caller.supplier_account,
-        "app_code": caller.app_code,
-        "request_id": caller.request_id,
-        "operation_time": now,
-    }
+) -> None:
+    """One audit entry per created or deleted association, in upstream's shape, in one
+    statement; the resource is the source instance."""
+    await bulk.insert_audit_entries(
+        conn,
+        audit_type="model_instance",
+        resource_type="instance_association",
+        action=action,
+        username=caller.username,
+        supplier_account=caller.supplier_account,
+        app_code=caller.app_code,
+        request_id=caller.request_id,
+        now=now,
+        entries=[
+            (a.bk_inst_id, names.get(a.bk_inst_id, ""), association_detail(a, names))
+            for a in associations
+        ],
+    )
 
 
 async def instance_names(conn: AsyncConnection, inst_ids: Iterable[int]) -> dict[int, str]:

@@ -183,6 +183,14 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_model_associations")),
         sa.UniqueConstraint("bk_obj_asst_id", name=op.f("uq_model_associations_bk_obj_asst_id")),
+        sa.UniqueConstraint(
+            "bk_obj_asst_id",
+            "bk_obj_id",
+            "bk_asst_obj_id",
+            "bk_asst_id",
+            "mapping",
+            name="uq_model_associations_definition",
+        ),
         sqlite_autoincrement=True,
     )
     with op.batch_alter_table("model_associations", schema=None) as batch_op:
@@ -229,10 +237,18 @@ def upgrade() -> None:
             ["instances.bk_inst_id"],
             name=op.f("fk_inst_associations_bk_inst_id_instances"),
         ),
+        # The row's copies of its model association's models, kind and mapping must be the
+        # model association's own: the partial unique indexes trust ``mapping``.
         sa.ForeignKeyConstraint(
-            ["bk_obj_asst_id"],
-            ["model_associations.bk_obj_asst_id"],
-            name=op.f("fk_inst_associations_bk_obj_asst_id_model_associations"),
+            ["bk_obj_asst_id", "bk_obj_id", "bk_asst_obj_id", "bk_asst_id", "mapping"],
+            [
+                "model_associations.bk_obj_asst_id",
+                "model_associations.bk_obj_id",
+                "model_associations.bk_asst_obj_id",
+                "model_associations.bk_asst_id",
+                "model_associations.mapping",
+            ],
+            name="fk_inst_associations_model_association",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inst_associations")),
         sa.UniqueConstraint(
