@@ -16,10 +16,13 @@ then measures 200-item batches of fresh pairs (every item succeeds) for:
    checks, INSERT, audit INSERT: 7 statements per item) on the same async SQLAlchemy stack
    (``Database.write()``), in one transaction per batch.
 
-Each method runs on its own copy of the prepared database. Run from the repository root:
+Each method runs on its own copy of the prepared database; the methods run interleaved,
+batch by batch, so that a busy stretch of the machine hits them alike. The table gives the
+median and p90 wall time per batch, associations/s, the CPU time per batch, and the ratios to
+the raw limit. Run from the repository root:
 
-    .venv/bin/python benchmarks/batch_create.py [--rounds 30] [--batch-size 200] [--json]
-                                                [--postgresql]
+    .venv/bin/python benchmarks/batch_create.py [--rounds 30] [--warmup 5] [--batch-size 200]
+        [--json] [--postgresql] [--auth] [--keep]
 
 See benchmarks/README.md for how to read the table.
 """
@@ -43,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,6 +126,8 @@ class Series:
     backend: str
     batch_size: int
     samples_ms: list[float] = field(default_factory=list)
+    # CPU time per batch (this process, plus the server process for the HTTP rows).
+    cpu_ms: list[float] = field(default_factory=list)
 
     @property
     def median_ms(self) -> float:
@@ -137,9 +142,26 @@ class Series:
     def per_second(self) -> float:
         return self.batch_size / (self.median_ms / 1000) if self.batch_size else 0.0
 
+    @property
+    def cpu_mean_ms(self) -> float | None:
+        # A mean, not a median: the server's CPU time is read in clock ticks (10 ms), and only
+        # the mean of many such readings is accurate.
+        return statistics.fmean(self.cpu_ms) if self.cpu_ms else None
+
 
 def timed_ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of another process, all its threads (Linux /proc), else None."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # Fields 14 and 15 of proc(5), counted after the ")" that ends field 2.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,7 +174,7 @@ class Workload:
     warmup: int
     rounds: int
     auth: bool
-    # pairs[k] is the k-th batch of (source id, target id); each id is used once in all batches.
+    # batches[k]: the k-th batch of (source id, target id); no id appears twice in all of them.
     batches: list[list[tuple[int, int]]]
 
     def caller(self, request_id: str) -> Caller:
@@ -456,26 +478,6 @@ class RawSqlite:
         self.conn.close()
 
 
-def measure_raw(store: SqliteStore, workload: Workload) -> Series:
-    series = Series("raw", "sqlite", workload.batch_size)
-    url = store.clone("raw")
-    raw = RawSqlite(store.path_of("raw"))
-    try:
-        gc.collect()
-        for k, details in enumerate(workload.series_batches(0)):
-            start = time.perf_counter()
-            created = raw.batch(details, f"bench-raw-{k}")
-            elapsed = timed_ms(start)
-            if len(created) != len(details):
-                raise SystemExit(f"raw: batch {k} created {len(created)} of {len(details)}")
-            if k >= workload.warmup:
-                series.samples_ms.append(elapsed)
-    finally:
-        raw.close()
-    run_async(verify(url, workload.per_series * workload.batch_size))
-    return series
-
-
 # ---------------------------------------------------------------------------------------------
 # 2. The service in-process
 
@@ -490,26 +492,6 @@ def requests_of(batches: list[list[tuple[int, int]]]) -> list[associations.Batch
         )
         for details in batches
     ]
-
-
-async def measure_service(url: str, backend: str, workload: Workload) -> Series:
-    series = Series("service", backend, workload.batch_size)
-    db = Database(Settings(database_url=url))
-    try:
-        gc.collect()
-        for k, request in enumerate(requests_of(workload.series_batches(0))):
-            caller = workload.caller(f"bench-service-{k}")
-            start = time.perf_counter()
-            result = await associations.batch_create(db, caller, request)
-            elapsed = timed_ms(start)
-            if result.created_count != len(request.details):
-                raise SystemExit(f"service: batch {k} created {result.created_count}")
-            if k >= workload.warmup:
-                series.samples_ms.append(elapsed)
-    finally:
-        await db.dispose()
-    await verify(url, workload.per_series * workload.batch_size)
-    return series
 
 
 # ---------------------------------------------------------------------------------------------
@@ -614,26 +596,6 @@ async def per_item_batch(
     return success, errors
 
 
-async def measure_per_item(url: str, backend: str, workload: Workload) -> Series:
-    series = Series("per-item", backend, workload.batch_size)
-    db = Database(Settings(database_url=url))
-    try:
-        gc.collect()
-        for k, request in enumerate(requests_of(workload.series_batches(0))):
-            caller = workload.caller(f"bench-per-item-{k}")
-            start = time.perf_counter()
-            success, errors = await per_item_batch(db, caller, request)
-            elapsed = timed_ms(start)
-            if len(success) != len(request.details):
-                raise SystemExit(f"per-item: batch {k} created {len(success)}: {errors}")
-            if k >= workload.warmup:
-                series.samples_ms.append(elapsed)
-    finally:
-        await db.dispose()
-    await verify(url, workload.per_series * workload.batch_size)
-    return series
-
-
 # ---------------------------------------------------------------------------------------------
 # 3, 4. REST and GraphQL over HTTP, on one uvicorn process
 
@@ -645,8 +607,11 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def uvicorn_server(database_url: str, log_path: Path, *, auth_on: bool) -> Iterator[str]:
-    """A uvicorn process serving cmdbgraph on a free port; always terminated on exit."""
+def uvicorn_server(
+    database_url: str, log_path: Path, *, auth_on: bool
+) -> Iterator[tuple[str, int]]:
+    """A uvicorn process serving cmdbgraph on a free port: (base URL, pid). Always terminated
+    on exit."""
     port = _free_port()
     env = {
         **os.environ,
@@ -680,7 +645,7 @@ def uvicorn_server(database_url: str, log_path: Path, *, auth_on: bool) -> Itera
                 if time.monotonic() > deadline:
                     raise SystemExit(f"uvicorn did not start in 30 s:\n{log_path.read_text()}")
                 time.sleep(0.05)
-            yield base_url
+            yield base_url, process.pid
         finally:
             if process.poll() is None:
                 process.terminate()
@@ -720,44 +685,128 @@ def _created_by_reply(method: str, reply: dict) -> int:
     return payload["createdCount"]
 
 
-def measure_http(url: str, backend: str, workload: Workload, log_path: Path) -> list[Series]:
-    builders = {
-        "rest": _rest_call,
-        "graphql": _graphql_call(BATCH_MUTATION),
-        "graphql-min": _graphql_call(MINIMAL_MUTATION),
-    }
-    # Bodies are encoded before the clock starts; the clock stops when the whole reply is read.
-    calls = {
-        method: [builders[method](details) for details in workload.series_batches(slot)]
-        for slot, method in enumerate(HTTP_SERIES)
-    }
-    series = {m: Series(m, backend, workload.batch_size) for m in HTTP_SERIES}
+# ---------------------------------------------------------------------------------------------
+# Measuring: every method on its own database copy, interleaved batch by batch
+
+# One batch of one method: the batch number -> how many associations it created.
+BatchRunner = Callable[[int], Awaitable[int]]
+
+
+def clone_databases(store, *, with_raw: bool) -> dict[str, str]:
+    """A fresh copy of the prepared database per method (the HTTP methods share one)."""
+    names = ["raw"] if with_raw else []
+    return {name: store.clone(name) for name in [*names, "service", "http", "per-item"]}
+
+
+async def measure_backend(
+    store, urls: dict[str, str], workload: Workload, directory: Path
+) -> list[Series]:
+    """Run every method's batches round-robin (the order rotates each round), so that a
+    slower or busier stretch of the run hits every method alike and the ratios stay fair."""
+    backend = store.backend
+    size = workload.batch_size
+    runners: dict[str, BatchRunner] = {}
     floor = Series("http-floor", backend, 0)
-    with (
-        uvicorn_server(url, log_path, auth_on=workload.auth) as base_url,
-        httpx.Client(base_url=base_url, timeout=60) as client,
-    ):
-        for _ in range(workload.warmup + 50):
-            start = time.perf_counter()
-            client.get("/healthz").raise_for_status()
-            floor.samples_ms.append(timed_ms(start))
-        del floor.samples_ms[: workload.warmup]
-        gc.collect()
-        for k in range(workload.per_series):
-            for method in HTTP_SERIES:
-                path, body, headers = calls[method][k]
-                start = time.perf_counter()
-                response = client.post(path, content=body, headers=headers)
-                elapsed = timed_ms(start)
+    async with contextlib.AsyncExitStack() as stack:
+        if "raw" in urls:
+            raw = RawSqlite(store.path_of("raw"))
+            stack.callback(raw.close)
+            raw_batches = workload.series_batches(0)
+
+            async def run_raw(k: int) -> int:
+                return len(raw.batch(raw_batches[k], f"bench-raw-{k}"))
+
+            runners["raw"] = run_raw
+
+        requests = requests_of(workload.series_batches(0))
+        service_db = Database(Settings(database_url=urls["service"]))
+        stack.push_async_callback(service_db.dispose)
+
+        async def run_service(k: int) -> int:
+            caller = workload.caller(f"bench-service-{k}")
+            return (await associations.batch_create(service_db, caller, requests[k])).created_count
+
+        runners["service"] = run_service
+
+        base_url, server_pid = stack.enter_context(
+            uvicorn_server(
+                urls["http"], directory / f"uvicorn-{backend}.log", auth_on=workload.auth
+            )
+        )
+        client = await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=60))
+        builders = {
+            "rest": _rest_call,
+            "graphql": _graphql_call(BATCH_MUTATION),
+            "graphql-min": _graphql_call(MINIMAL_MUTATION),
+        }
+        for slot, method in enumerate(HTTP_SERIES):
+            # Bodies are encoded before the clock starts; it stops once the reply is decoded.
+            calls = [builders[method](details) for details in workload.series_batches(slot)]
+
+            async def run_http(k: int, method: str = method, calls=calls) -> int:
+                path, body, headers = calls[k]
+                response = await client.post(path, content=body, headers=headers)
                 if response.status_code != 200:
                     raise SystemExit(f"{method}: HTTP {response.status_code} {response.text[:500]}")
-                created = _created_by_reply(method, response.json())
-                if created != workload.batch_size:
-                    raise SystemExit(f"{method}: batch {k} created {created}")
+                return _created_by_reply(method, orjson.loads(response.content))
+
+            runners[method] = run_http
+
+        per_item_db = Database(Settings(database_url=urls["per-item"]))
+        stack.push_async_callback(per_item_db.dispose)
+
+        async def run_per_item(k: int) -> int:
+            caller = workload.caller(f"bench-per-item-{k}")
+            success, errors = await per_item_batch(per_item_db, caller, requests[k])
+            if errors:
+                raise SystemExit(f"per-item: batch {k} failed items {errors}")
+            return len(success)
+
+        runners["per-item"] = run_per_item
+
+        for n in range(workload.warmup + 100):
+            server_cpu = process_cpu_seconds(server_pid)
+            cpu = time.process_time()
+            start = time.perf_counter()
+            (await client.get("/healthz")).raise_for_status()
+            elapsed = timed_ms(start)
+            cpu = time.process_time() - cpu
+            after = process_cpu_seconds(server_pid)
+            if n >= workload.warmup:
+                floor.samples_ms.append(elapsed)
+                if server_cpu is not None and after is not None:
+                    floor.cpu_ms.append((cpu + after - server_cpu) * 1000)
+
+        series = {name: Series(name, backend, size) for name in runners}
+        names = list(runners)
+        gc.collect()
+        for k in range(workload.per_series):
+            shift = k % len(names)
+            for name in names[shift:] + names[:shift]:
+                remote = name in HTTP_SERIES
+                server_cpu = process_cpu_seconds(server_pid) if remote else 0.0
+                cpu = time.process_time()
+                start = time.perf_counter()
+                created = await runners[name](k)
+                elapsed = timed_ms(start)
+                cpu = time.process_time() - cpu
+                if remote and server_cpu is not None:
+                    after = process_cpu_seconds(server_pid)
+                    server_cpu = None if after is None else after - server_cpu
+                if created != size:
+                    raise SystemExit(f"{name}: batch {k} created {created} of {size}")
                 if k >= workload.warmup:
-                    series[method].samples_ms.append(elapsed)
-    run_async(verify(url, len(HTTP_SERIES) * workload.per_series * workload.batch_size))
-    return [*series.values(), floor]
+                    series[name].samples_ms.append(elapsed)
+                    if server_cpu is not None:
+                        series[name].cpu_ms.append((cpu + server_cpu) * 1000)
+            if k == workload.warmup - 1:
+                log(f"[{backend}] warmed up, measuring {workload.rounds} rounds ...")
+    # Everything written, and only that: rows and one matching audit entry each.
+    per_series = workload.per_series * size
+    for name, url in urls.items():
+        await verify(url, len(HTTP_SERIES) * per_series if name == "http" else per_series)
+    order = ["raw", "service", *HTTP_SERIES, "per-item"]
+    return [series[name] for name in order if name in series] + [floor]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -777,23 +826,6 @@ def run_async(coroutine: Coroutine[object, object, T]) -> T:
     factory, _ = _loop_factory()
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(coroutine)
-
-
-def run_backend(store, workload: Workload, directory: Path, *, with_raw: bool) -> list[Series]:
-    backend = store.backend
-    results: list[Series] = []
-    if with_raw:
-        log(f"[{backend}] raw sqlite3 ...")
-        results.append(measure_raw(store, workload))
-    log(f"[{backend}] service in-process ...")
-    results.append(run_async(measure_service(store.clone("service"), backend, workload)))
-    log(f"[{backend}] REST and GraphQL over HTTP (uvicorn) ...")
-    results += measure_http(
-        store.clone("http"), backend, workload, directory / f"uvicorn-{backend}.log"
-    )
-    log(f"[{backend}] per-item (upstream's algorithm) ...")
-    results.append(run_async(measure_per_item(store.clone("per-item"), backend, workload)))
-    return results
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -842,7 +874,11 @@ def main(argv: list[str] | None = None) -> int:
         # As the server does after start-up: what exists now never needs scanning again.
         gc.collect()
         gc.freeze()
-        results += run_backend(store, workload, directory, with_raw=True)
+        loads = [os.getloadavg()[0]]
+        log("[sqlite] measuring raw, service, REST, GraphQL and per-item, interleaved ...")
+        urls = clone_databases(store, with_raw=True)
+        results += run_async(measure_backend(store, urls, workload, directory))
+        loads.append(os.getloadavg()[0])
         if args.postgresql:
             from tests.pgserver import postgres_server
 
@@ -855,17 +891,26 @@ def main(argv: list[str] | None = None) -> int:
                 pg_workload = Workload(
                     args.batch_size, args.warmup, args.rounds, args.auth, pg_batches
                 )
-                results += run_backend(pg, pg_workload, directory, with_raw=False)
+                log("[postgresql] measuring service, REST, GraphQL and per-item ...")
+                pg_urls = clone_databases(pg, with_raw=False)
+                results += run_async(measure_backend(pg, pg_urls, pg_workload, directory))
+                loads.append(os.getloadavg()[0])
     finally:
         if args.keep:
             log(f"kept {directory}")
         else:
             shutil.rmtree(directory, ignore_errors=True)
-    report(args, results, time.perf_counter() - started)
+    report(args, results, loads, time.perf_counter() - started)
     return 0
 
 
-def report(args: argparse.Namespace, results: list[Series], wall_s: float) -> None:
+# Goals from PERFORMANCE-NOTES.md, as multiples of the raw limit.
+GOALS = {"rest": 2.0, "graphql": 3.0}
+
+
+def report(
+    args: argparse.Namespace, results: list[Series], loads: list[float], wall_s: float
+) -> None:
     raw = next(r for r in results if r.method == "raw")
 
     def find(method: str, backend: str) -> Series | None:
@@ -887,6 +932,9 @@ def report(args: argparse.Namespace, results: list[Series], wall_s: float) -> No
         "machine": platform.machine(),
         "event_loop": _loop_factory()[1],
         "per_item_stack": "SQLAlchemy async (Database.write), one transaction per batch",
+        # 1-minute load average before and after each backend's measurements: other work on
+        # the machine inflates every number, and the HTTP rows (two processes) most.
+        "load_average": [round(load, 2) for load in loads],
     }
     if args.json:
         print(
@@ -907,13 +955,21 @@ def report(args: argparse.Namespace, results: list[Series], wall_s: float) -> No
                             "backend": r.backend,
                             "median_ms": round(r.median_ms, 3),
                             "p90_ms": round(r.p90_ms, 3),
+                            "cpu_mean_ms": None
+                            if r.cpu_mean_ms is None
+                            else round(r.cpu_mean_ms, 3),
                             "associations_per_s": round(r.per_second) if r.batch_size else None,
-                            "ratio_to_raw": round(r.median_ms / raw.median_ms, 2),
+                            "ratio_to_raw": round(r.median_ms / raw.median_ms, 2)
+                            if r.batch_size
+                            else None,
                             "samples_ms": [round(s, 3) for s in r.samples_ms],
                         }
                         for r in results
                     ],
-                    "ratios": {b: {k: round(v, 2) for k, v in d.items()} for b, d in ratios.items()},
+                    "goals_ratio_to_raw": GOALS,
+                    "ratios": {
+                        b: {k: round(v, 2) for k, v in d.items()} for b, d in ratios.items()
+                    },
                     "wall_seconds": round(wall_s, 1),
                 },
                 indent=2,
@@ -931,14 +987,31 @@ def report(args: argparse.Namespace, results: list[Series], wall_s: float) -> No
         "127.0.0.1"
     )
     print()
-    header = f"{'backend':<10} {'method':<48} {'median ms':>9} {'p90 ms':>8} {'assoc/s':>9}"
-    print(f"{header} {'x raw':>6}")
-    print("-" * (len(header) + 7))
+    header = (
+        f"{'backend':<10} {'method':<48} {'median ms':>9} {'p90 ms':>8} {'assoc/s':>9} "
+        f"{'x raw':>6} {'CPU ms':>7} {'x raw':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    raw_cpu = raw.cpu_mean_ms
     for r in results:
         per_s = f"{r.per_second:,.0f}" if r.batch_size else "-"
+        ratio = f"{r.median_ms / raw.median_ms:.2f}" if r.batch_size else "-"
+        goal = GOALS.get(r.method) if r.backend == "sqlite" else None
+        verdict = (
+            ""
+            if goal is None
+            else f"  goal <= {goal:g}x: "
+            + ("met" if r.median_ms / raw.median_ms <= goal else "NOT met")
+        )
+        cpu = r.cpu_mean_ms
+        cpu_text = "-" if cpu is None else f"{cpu:.1f}"
+        cpu_ratio = (
+            "-" if cpu is None or not raw_cpu or not r.batch_size else f"{cpu / raw_cpu:.2f}"
+        )
         print(
             f"{r.backend:<10} {LABELS[r.method]:<48} {r.median_ms:>9.2f} {r.p90_ms:>8.2f} "
-            f"{per_s:>9} {r.median_ms / raw.median_ms:>6.2f}"
+            f"{per_s:>9} {ratio:>6} {cpu_text:>7} {cpu_ratio:>6}{verdict}"
         )
     print()
     for backend, values in ratios.items():
@@ -949,7 +1022,14 @@ def report(args: argparse.Namespace, results: list[Series], wall_s: float) -> No
         )
     if args.postgresql:
         print("x raw is always relative to the SQLite raw limit.")
-    print(f"wall time {wall_s:.0f} s")
+    # The run itself adds about 1 to 1.5 to the load average: only the first reading tells
+    # whether other work was competing for the cores.
+    busy = loads[0] > 0.5 * (os.cpu_count() or 1)
+    print(
+        f"load average {' -> '.join(f'{load:.2f}' for load in loads)}"
+        + (" (other work was running: absolute numbers are inflated)" if busy else "")
+        + f"; wall time {wall_s:.0f} s"
+    )
 
 
 if __name__ == "__main__":
