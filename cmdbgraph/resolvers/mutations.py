@@ -48,7 +48,8 @@ class AssociationMutations:
             bk_obj_id=input.bk_obj_id,
             bk_asst_obj_id=input.bk_asst_obj_id,
             bk_obj_asst_id=input.bk_obj_asst_id,
-            details=[associations.Detail(d.bk_inst_id, d.bk_asst_inst_id) for d in input.details],
+            # Already ``Detail`` values (see schema/inputs.py).
+            details=input.details,
             dry_run=input.dry_run,
             policy=associations.ErrorPolicy(input.error_policy.value),
             idempotency_key=input.idempotency_key or context.request.headers.get("idempotency-key"),

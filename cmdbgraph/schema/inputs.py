@@ -8,6 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from cmdbgraph.schema.types import AssociationMapping, OnDelete
+from cmdbgraph.services.associations import Detail
 
 
 @strawberry.enum(description="What to write when some items of a batch fail.")
@@ -20,6 +21,16 @@ class ErrorPolicy(enum.Enum):
 class InstAssociationDetailInput:
     bk_inst_id: int
     bk_asst_inst_id: int
+
+
+def _detail_from_input(_cls: type, value: dict, _context: object) -> Detail:
+    # A batch has up to 200 details: building the service's value straight from the input
+    # (already typed and coerced by GraphQL) skips strawberry's per-field conversion, which
+    # was most of the mutation's input cost.
+    return Detail(value["bkInstId"], value["bkAsstInstId"])
+
+
+InstAssociationDetailInput.__strawberry_definition__.from_input = _detail_from_input
 
 
 @strawberry.input
