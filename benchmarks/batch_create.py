@@ -590,7 +590,19 @@ async def per_item_batch(
             names = {src: src_name[0], dest: dest_name[0]}
             await conn.execute(
                 _INSERT_AUDIT,
-                audit.association_entry(caller, "create", association, names, now=now),
+                {
+                    "audit_type": "model_instance",
+                    "resource_type": "instance_association",
+                    "action": "create",
+                    "resource_id": src,
+                    "resource_name": names[src],
+                    "operation_detail": audit.association_detail(association, names),
+                    "bk_username": caller.username,
+                    "bk_supplier_account": caller.supplier_account,
+                    "app_code": caller.app_code,
+                    "request_id": caller.request_id,
+                    "operation_time": now,
+                },
             )
             success[key] = row["id"]
     return success, errors
