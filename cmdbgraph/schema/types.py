@@ -19,6 +19,22 @@ ErrorCode = strawberry.enum(
 )
 
 
+class FromRecord:
+    """Builds a type from the service record of the same name: every plain field is copied."""
+
+    @classmethod
+    def from_record(cls, record):
+        names = cls.__dict__.get("_record_fields")
+        if names is None:
+            names = tuple(
+                f.python_name
+                for f in cls.__strawberry_definition__.fields
+                if f.base_resolver is None
+            )
+            cls._record_fields = names
+        return cls(**{name: getattr(record, name) for name in names})
+
+
 @strawberry.enum(description="How many instances each side of a model association may link.")
 class AssociationMapping(enum.Enum):
     ONE_TO_ONE = "1:1"
@@ -34,7 +50,7 @@ class OnDelete(enum.Enum):
 
 
 @strawberry.type(description="A model (object type) such as `host` or `bk_switch`.")
-class Model:
+class Model(FromRecord):
     bk_obj_id: str
     bk_obj_name: str
     bk_classification_id: str
@@ -47,25 +63,10 @@ class Model:
     create_time: datetime
     last_time: datetime
 
-    @classmethod
-    def from_record(cls, r: records.Model) -> Model:
-        return cls(
-            bk_obj_id=r.bk_obj_id,
-            bk_obj_name=r.bk_obj_name,
-            bk_classification_id=r.bk_classification_id,
-            bk_obj_icon=r.bk_obj_icon,
-            ispre=r.ispre,
-            bk_ispaused=r.bk_ispaused,
-            bk_supplier_account=r.bk_supplier_account,
-            creator=r.creator,
-            modifier=r.modifier,
-            create_time=r.create_time,
-            last_time=r.last_time,
-        )
 
 
 @strawberry.type(description="An association kind such as `belong` or `connect`.")
-class AssociationKind:
+class AssociationKind(FromRecord):
     bk_asst_id: str
     bk_asst_name: str
     src_des: str
@@ -73,16 +74,6 @@ class AssociationKind:
     direction: str
     ispre: bool
 
-    @classmethod
-    def from_record(cls, r: records.AssociationKind) -> AssociationKind:
-        return cls(
-            bk_asst_id=r.bk_asst_id,
-            bk_asst_name=r.bk_asst_name,
-            src_des=r.src_des,
-            dest_des=r.dest_des,
-            direction=r.direction,
-            ispre=r.ispre,
-        )
 
 
 @strawberry.type(description="An association between two models, e.g. `bk_switch_connect_host`.")
@@ -113,7 +104,7 @@ class ModelAssociation:
 
 
 @strawberry.type(description="An instance of a model.")
-class Instance:
+class Instance(FromRecord):
     bk_inst_id: int
     bk_obj_id: str
     bk_inst_name: str
@@ -123,18 +114,6 @@ class Instance:
     create_time: datetime
     last_time: datetime
 
-    @classmethod
-    def from_record(cls, r: records.Instance) -> Instance:
-        return cls(
-            bk_inst_id=r.bk_inst_id,
-            bk_obj_id=r.bk_obj_id,
-            bk_inst_name=r.bk_inst_name,
-            attributes=r.attributes,
-            bk_supplier_account=r.bk_supplier_account,
-            creator=r.creator,
-            create_time=r.create_time,
-            last_time=r.last_time,
-        )
 
     @strawberry.field(description="The model of this instance.")
     async def model(self, info: Info) -> Model | None:
@@ -153,7 +132,7 @@ class Instance:
 
 
 @strawberry.type(description="An association between two instances.")
-class InstAssociation:
+class InstAssociation(FromRecord):
     id: int
     bk_obj_asst_id: str
     bk_asst_id: str
@@ -166,21 +145,6 @@ class InstAssociation:
     creator: str
     create_time: datetime
 
-    @classmethod
-    def from_record(cls, r: records.InstAssociation) -> InstAssociation:
-        return cls(
-            id=r.id,
-            bk_obj_asst_id=r.bk_obj_asst_id,
-            bk_asst_id=r.bk_asst_id,
-            bk_obj_id=r.bk_obj_id,
-            bk_inst_id=r.bk_inst_id,
-            bk_asst_obj_id=r.bk_asst_obj_id,
-            bk_asst_inst_id=r.bk_asst_inst_id,
-            bk_supplier_account=r.bk_supplier_account,
-            bk_biz_id=r.bk_biz_id,
-            creator=r.creator,
-            create_time=r.create_time,
-        )
 
     @strawberry.field(description="The source instance.")
     async def source(self, info: Info) -> Instance | None:
@@ -194,7 +158,7 @@ class InstAssociation:
 
 
 @strawberry.type(description="One audited change.")
-class AuditEntry:
+class AuditEntry(FromRecord):
     id: int
     audit_type: str
     resource_type: str
@@ -208,22 +172,6 @@ class AuditEntry:
     request_id: str
     operation_time: datetime
 
-    @classmethod
-    def from_record(cls, r: records.AuditEntry) -> AuditEntry:
-        return cls(
-            id=r.id,
-            audit_type=r.audit_type,
-            resource_type=r.resource_type,
-            action=r.action,
-            resource_id=r.resource_id,
-            resource_name=r.resource_name,
-            operation_detail=r.operation_detail,
-            bk_username=r.bk_username,
-            bk_supplier_account=r.bk_supplier_account,
-            app_code=r.app_code,
-            request_id=r.request_id,
-            operation_time=r.operation_time,
-        )
 
 
 @strawberry.type
