@@ -1,6 +1,7 @@
 #!/usr/bin/env sh
 # Installs everything the tests need, then runs the whole suite (extra arguments go to pytest).
-# Needs Python 3.11+; installs PostgreSQL's server with apt-get where it is missing.
+# Needs Python 3.11+; installs PostgreSQL's server and Chromium (for tests/test_browser.py) with
+# apt-get where they are missing.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -8,15 +9,24 @@ have_postgres() {
     command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1
 }
 
+have_chromium() {
+    command -v chromium >/dev/null 2>&1
+}
+
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo "$@"; else
         echo "need root to install system packages: $*" >&2; return 1; fi
 }
 
-if ! have_postgres; then
-    echo "installing PostgreSQL (apt-get)" >&2
+missing=""
+have_postgres || missing="postgresql"
+# Debian's browser: Playwright drives it and never downloads one of its own.
+have_chromium || missing="${missing:+$missing }chromium"
+if [ -n "$missing" ]; then
+    echo "installing $missing (apt-get)" >&2
     as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >/dev/null
+    # shellcheck disable=SC2086 # one word per package
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq $missing >/dev/null
 fi
 
 PYTHON="${PYTHON:-python3}"
