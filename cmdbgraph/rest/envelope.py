@@ -91,8 +91,14 @@ class Envelope:
 
 
 async def read_json_object(request: Request) -> dict:
-    """The body as a JSON object; raises ``BadRequestBody`` otherwise."""
+    """The body as a JSON object; raises ``BadRequestBody`` otherwise.
+
+    An empty body is refused too (Go's decoder refuses it), except on routes that carry
+    their arguments in the path, where it stands for no further arguments.
+    """
     raw = await request.body()
+    if not raw.strip() and not request.path_params:
+        raise BadRequestBody
     if b"\\u0000" in raw:
         # PostgreSQL cannot store NUL in text; no BlueKing field needs one.
         raise BadRequestBody

@@ -300,10 +300,11 @@ async def batch_create(
                         conn, stored_key, request.fingerprint(), result, idempotency_ttl
                     )
                 return result
-        except IntegrityError:
-            # Only reachable when a concurrent writer changed what this one decided on (the
-            # per-model-association lock makes that rare): decide again on the new state.
-            if attempt == _WRITE_ATTEMPTS:
+        except IntegrityError as error:
+            # A unique or foreign key conflict means a concurrent writer changed what this one
+            # decided on (the per-model-association lock makes that rare): decide again on the
+            # new state. Any other integrity error is a bug, not a race.
+            if attempt == _WRITE_ATTEMPTS or not _is_conflict(error):
                 raise
             log.warning(
                 "batch create on %s lost a race, retrying (attempt %d)",
@@ -311,6 +312,15 @@ async def batch_create(
                 attempt,
             )
     raise AssertionError("unreachable")
+
+
+def _is_conflict(error: IntegrityError) -> bool:
+    original = error.orig
+    sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if sqlstate is not None:
+        return sqlstate in ("23505", "23503")  # unique violation, foreign key violation
+    text = str(original)
+    return "UNIQUE constraint failed" in text or "FOREIGN KEY constraint failed" in text
 
 
 async def _stored_reply(
