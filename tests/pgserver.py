@@ -28,9 +28,7 @@ def find_bindir() -> str | None:
     found = shutil.which("pg_ctl")
     if found:
         return os.path.dirname(os.path.realpath(found))
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2])
-    )
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
     return candidates[-1] if candidates else None
 
 
@@ -47,9 +45,7 @@ class PostgresServer:
     password: str
 
     def url(self, database: str = "postgres") -> str:
-        return (
-            f"postgresql+asyncpg://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
-        )
+        return f"postgresql+asyncpg://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
@@ -59,7 +55,9 @@ class PostgresServer:
 def postgres_server() -> Iterator[PostgresServer]:
     bindir = find_bindir()
     if bindir is None:
-        raise PostgresUnavailable("PostgreSQL server binaries not found (apt-get install postgresql)")
+        raise PostgresUnavailable(
+            "PostgreSQL server binaries not found (apt-get install postgresql)"
+        )
     run_as: list[str] = []
     base = tempfile.mkdtemp(prefix="cmdbgraph-pg-")
     if os.geteuid() == 0:
@@ -69,8 +67,13 @@ def postgres_server() -> Iterator[PostgresServer]:
             raise PostgresUnavailable("running as root but there is no 'postgres' user") from None
         os.chown(base, owner.pw_uid, owner.pw_gid)
         os.chmod(base, 0o700)
-        run_as = ["setpriv", f"--reuid={owner.pw_uid}", f"--regid={owner.pw_gid}",
-                  "--init-groups", "--"]
+        run_as = [
+            "setpriv",
+            f"--reuid={owner.pw_uid}",
+            f"--regid={owner.pw_gid}",
+            "--init-groups",
+            "--",
+        ]
     datadir = os.path.join(base, "data")
     password = "cmdbgraph"
     pwfile = os.path.join(base, "pw")
@@ -81,9 +84,22 @@ def postgres_server() -> Iterator[PostgresServer]:
     port = _free_port()
     env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
     subprocess.run(
-        [*run_as, f"{bindir}/initdb", "-D", datadir, "-U", "cmdbgraph", "--auth=scram-sha-256",
-         f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync"],
-        check=True, capture_output=True, env=env,
+        [
+            *run_as,
+            f"{bindir}/initdb",
+            "-D",
+            datadir,
+            "-U",
+            "cmdbgraph",
+            "--auth=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
     )
     options = (
         f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base} "
@@ -91,9 +107,23 @@ def postgres_server() -> Iterator[PostgresServer]:
         "-c max_connections=200 -c shared_buffers=128MB"
     )
     subprocess.run(
-        [*run_as, f"{bindir}/pg_ctl", "-D", datadir, "-o", options, "-l",
-         os.path.join(base, "log"), "-w", "-t", "60", "start"],
-        check=True, capture_output=True, env=env,
+        [
+            *run_as,
+            f"{bindir}/pg_ctl",
+            "-D",
+            datadir,
+            "-o",
+            options,
+            "-l",
+            os.path.join(base, "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 30
@@ -109,6 +139,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     finally:
         subprocess.run(
             [*run_as, f"{bindir}/pg_ctl", "-D", datadir, "-m", "immediate", "-w", "stop"],
-            capture_output=True, env=env,
+            capture_output=True,
+            env=env,
         )
         shutil.rmtree(base, ignore_errors=True)

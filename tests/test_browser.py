@@ -11,13 +11,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 CHROMIUM_FLAGS = [
@@ -32,7 +28,6 @@ CHROMIUM_FLAGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 TIMEOUT_MS = 20_000
-SERVER_START_SECONDS = 60
 
 MODELS_QUERY = "query ListModels { models { bkObjId bkObjName } }"
 SEED_MUTATION = """mutation SeedExample {
@@ -70,70 +65,6 @@ def sync_playwright():
     except ImportError:
         _unavailable("playwright is not installed (pip install -e '.[test]')")
     return sync_playwright
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _run(args: list[str], env: dict[str, str]) -> None:
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
-
-
-@pytest.fixture
-def demo_server(tmp_path):
-    """Base URL of a real uvicorn process serving a fresh demo database."""
-    env = {
-        **os.environ,
-        "CMDBGRAPH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'demo.sqlite3'}",
-        "CMDBGRAPH_LOG_LEVEL": "warning",
-    }
-    # As scripts/demo.sh does, in one step: `seed --demo` applies the migrations first.
-    _run([sys.executable, "-m", "cmdbgraph.cli", "seed", "--demo"], env)
-    port = _free_port()
-    log_path = tmp_path / "server.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "cmdbgraph.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"the server exited ({server.returncode}):\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not start in time:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        yield base_url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=15)
 
 
 def _editor_value(page, selector: str) -> str:

@@ -24,7 +24,7 @@ from openapi_spec_validator import validate as validate_openapi
 from cmdbgraph.app import create_app
 from cmdbgraph.rest import catalog as rest_catalog
 from cmdbgraph.rest.openapi import OPENAPI_PATH, document
-from cmdbgraph.rest.routes import CALLS, ESB_ALIASES, ESB_PREFIX
+from cmdbgraph.rest.routes import CALLS, ESB_ALIASES, ESB_PREFIX, ESB_PREFIXES
 from cmdbgraph.services import associations, auth, catalog
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.settings import Settings
@@ -159,8 +159,11 @@ def test_the_document_describes_exactly_the_routes_of_the_app():
     assert app_routes, "the app has no REST routes?"
     assert documented - app_routes == set(), "documented but not served"
     assert app_routes - documented == set(), "served but not documented"
-    # Every call, on its ESB path and its native route, and every alias.
-    assert len(documented) == 2 * len(CALLS) + len(ESB_ALIASES)
+    # Every call, on its ESB paths (with and without the API version) and its native route,
+    # and every alias on its ESB paths.
+    assert len(documented) == (len(ESB_PREFIXES) + 1) * len(CALLS) + len(ESB_PREFIXES) * len(
+        ESB_ALIASES
+    )
 
 
 def test_the_document_is_valid_openapi_3_1():

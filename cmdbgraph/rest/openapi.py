@@ -764,7 +764,7 @@ def _operation(name: str, call: str, esb: bool, path: str) -> Schema:
 def document() -> dict:
     """The OpenAPI 3.1 document of the REST shim (built once)."""
     # Imported here: routes.py imports this module to register the document's own route.
-    from cmdbgraph.rest.routes import CALLS, ESB_ALIASES, ESB_PREFIX
+    from cmdbgraph.rest.routes import CALLS, ESB_ALIASES, ESB_PREFIX, ESB_PREFIXES
 
     paths: dict[str, dict] = {}
     operations = [(name, name, True, "post", f"{ESB_PREFIX}/{name}/") for name, *_ in CALLS]
@@ -774,6 +774,16 @@ def document() -> dict:
     ]
     for name, call, esb, method, path in operations:
         paths.setdefault(path, {})[method] = _operation(name, call, esb, path)
+    # The same ESB calls without the API version, as the BlueKing SDK calls them by default.
+    for prefix in ESB_PREFIXES[1:]:
+        for name, call, esb, method, path in operations:
+            if esb:
+                unversioned = path.replace(ESB_PREFIX, prefix, 1)
+                operation = {
+                    **_operation(name, call, esb, unversioned),
+                    "operationId": f"{name}_esb_unversioned",
+                }
+                paths.setdefault(unversioned, {})[method] = operation
     schemas = _shared_schemas()
     for call, doc in CALL_DOCS.items():
         schemas[f"{_camel(call)}Data"] = doc.data

@@ -8,6 +8,8 @@ from cmdbgraph.rest import associations, catalog
 from cmdbgraph.rest.endpoint import ESB, NATIVE, endpoint
 
 ESB_PREFIX = "/api/c/compapi/v2/cc"
+# The BlueKing SDK's default API version is empty: it calls /api/c/compapi/cc/<name>/.
+ESB_PREFIXES = (ESB_PREFIX, "/api/c/compapi/cc")
 
 # (ESB name, handler, native method, native path)
 CALLS = [
@@ -71,12 +73,14 @@ def routes() -> list[Route]:
     found: list[Route] = []
     handlers = {name: handler for name, handler, _, _ in CALLS}
     for name, handler, method, native_path in CALLS:
-        found.append(Route(f"{ESB_PREFIX}/{name}/", endpoint(name, handler, ESB), methods=["POST"]))
+        for prefix in ESB_PREFIXES:
+            found.append(Route(f"{prefix}/{name}/", endpoint(name, handler, ESB), methods=["POST"]))
         found.append(Route(native_path, endpoint(name, handler, NATIVE), methods=[method]))
     for alias, name in ESB_ALIASES.items():
-        found.append(
-            Route(f"{ESB_PREFIX}/{alias}/", endpoint(alias, handlers[name], ESB), methods=["POST"])
-        )
+        for prefix in ESB_PREFIXES:
+            found.append(
+                Route(f"{prefix}/{alias}/", endpoint(alias, handlers[name], ESB), methods=["POST"])
+            )
     from cmdbgraph.rest.openapi import OPENAPI_PATH, openapi_json
 
     found.append(Route(OPENAPI_PATH, openapi_json, methods=["GET"]))

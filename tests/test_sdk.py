@@ -1,0 +1,72 @@
+"""The upstream BlueKing SDK (bkapi-component-open), unchanged, against a real demo server."""
+
+from __future__ import annotations
+
+import pytest
+from bkapi_client_core.exceptions import HTTPResponseError
+from bkapi_component.open import client as bkapi_open
+
+SEED_BODY = {
+    "bk_obj_id": "bk_switch",
+    "bk_asst_obj_id": "host",
+    "bk_obj_asst_id": "bk_switch_belong_host",
+    "details": [
+        {"bk_inst_id": 11, "bk_asst_inst_id": 21},
+        {"bk_inst_id": 12, "bk_asst_inst_id": 22},
+    ],
+}
+
+
+def _client(base_url: str, *, secret: str = "xxx", version: str | None = None, language=None):
+    client = bkapi_open.Client(endpoint=base_url)
+    if version is not None:
+        client.set_bk_api_ver(version)
+    if language is not None:
+        client.set_language(language)
+    client.update_bkapi_authorization(
+        bk_app_code="esb_test", bk_app_secret=secret, bk_username="xxx"
+    )
+    return client
+
+
+@pytest.mark.parametrize("version", [None, "v2"], ids=["default-api-version", "v2"])
+def test_sdk_batch_create_with_the_seed_request(demo_server, version):
+    reply = _client(demo_server, version=version).cc.batch_create_instance_association(SEED_BODY)
+    assert reply["result"] is True and reply["code"] == 0
+    assert reply["permission"] is None and reply["request_id"]
+    assert list(reply["data"]["success_created"]) == ["0"]
+    assert reply["data"]["error_msg"] == {"1": "关联实例不存在"}
+    # Running it again: the first item now exists.
+    again = _client(demo_server, version=version).cc.batch_create_instance_association(SEED_BODY)
+    assert again["data"] == {
+        "success_created": {},
+        "error_msg": {"0": "关联关系 bk_switch->host 重复", "1": "关联实例不存在"},
+    }
+
+
+def test_sdk_siblings_and_english(demo_server):
+    client = _client(demo_server, language="en")
+    created = client.cc.add_instance_association(
+        {"bk_obj_asst_id": "bk_switch_belong_host", "bk_inst_id": 13, "bk_asst_inst_id": 23}
+    )
+    assert created["result"] is True and created["data"]["id"] > 1000
+    found = client.cc.find_instance_association(
+        {"bk_obj_id": "bk_switch", "condition": {"bk_obj_asst_id": "bk_switch_belong_host"}}
+    )
+    assert [a["id"] for a in found["data"]] == [created["data"]["id"]]
+    refused = client.cc.batch_create_instance_association({**SEED_BODY, "details": []})
+    assert refused["result"] is False
+    assert (refused["code"], refused["message"]) == (1199038, "need data details is null")
+    assert refused["data"] is None
+    deleted = client.cc.delete_related_inst_asso(
+        {"bk_obj_id": "bk_switch", "id": [created["data"]["id"]]}
+    )
+    assert deleted["result"] is True and deleted["data"] == 1
+
+
+def test_sdk_with_a_wrong_secret_is_refused(demo_server):
+    with pytest.raises(HTTPResponseError) as refused:
+        _client(demo_server, secret="wrong").cc.batch_create_instance_association(SEED_BODY)
+    response = refused.value.response
+    assert response.status_code == 401
+    assert response.json()["code"] == 1100004
