@@ -464,3 +464,63 @@ async def test_service_objects_are_usable_without_http(db):
         ),
     )
     assert result.created_count == 1
+
+
+async def test_serve_with_several_workers_shares_one_database(database_url):
+    """`cmdbgraph serve --workers 2`: concurrent conflicting batches through both processes
+    each get an answer, and the 1:1 rule holds in what was stored."""
+    port = _free_port()
+    env = {**os.environ, "CMDBGRAPH_DATABASE_URL": database_url, "CMDBGRAPH_PORT": str(port)}
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cmdbgraph.cli",
+        "serve",
+        "--workers",
+        "2",
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "server did not start"
+                await asyncio.sleep(0.2)
+            # Every request wants router 31 or 32 with firewall 41 or 42 under a 1:1 rule.
+            bodies = [
+                rest_body(
+                    "bk_router",
+                    "bk_firewall",
+                    "bk_router_default_bk_firewall",
+                    [(31 + i % 2, 41 + (i // 2) % 2)],
+                )
+                for i in range(24)
+            ]
+            replies = await asyncio.gather(*(http.post(ESB_PATH, json=b) for b in bodies))
+        assert [r.status_code for r in replies] == [200] * len(bodies)
+        created = [r.json()["data"]["success_created"] for r in replies]
+        assert sum(len(c) for c in created) == 2  # one router per firewall, at most
+    finally:
+        server.terminate()
+        await asyncio.wait_for(server.wait(), timeout=30)
+    db = Database(Settings(database_url=database_url))
+    try:
+        async with db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        inst_associations.c.bk_inst_id, inst_associations.c.bk_asst_inst_id
+                    ).where(inst_associations.c.bk_obj_asst_id == "bk_router_default_bk_firewall")
+                )
+            ).all()
+    finally:
+        await db.dispose()
+    assert len(rows) == 2
+    assert len({src for src, _ in rows}) == 2 and len({dest for _, dest in rows}) == 2
