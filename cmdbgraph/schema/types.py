@@ -64,7 +64,6 @@ class Model(FromRecord):
     last_time: datetime
 
 
-
 @strawberry.type(description="An association kind such as `belong` or `connect`.")
 class AssociationKind(FromRecord):
     bk_asst_id: str
@@ -73,7 +72,6 @@ class AssociationKind(FromRecord):
     dest_des: str
     direction: str
     ispre: bool
-
 
 
 @strawberry.type(description="An association between two models, e.g. `bk_switch_connect_host`.")
@@ -114,7 +112,6 @@ class Instance(FromRecord):
     create_time: datetime
     last_time: datetime
 
-
     @strawberry.field(description="The model of this instance.")
     async def model(self, info: Info) -> Model | None:
         record = await info.context.loaders.model.load(self.bk_obj_id)
@@ -145,7 +142,6 @@ class InstAssociation(FromRecord):
     creator: str
     create_time: datetime
 
-
     @strawberry.field(description="The source instance.")
     async def source(self, info: Info) -> Instance | None:
         record = await info.context.loaders.instance.load(self.bk_inst_id)
@@ -171,7 +167,6 @@ class AuditEntry(FromRecord):
     app_code: str
     request_id: str
     operation_time: datetime
-
 
 
 @strawberry.type
