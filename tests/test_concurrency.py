@@ -91,9 +91,7 @@ async def _prepare(db: Database, per_model: int = 4) -> Setup:
     targets = await create_instances(
         db, CALLER, DEST, [NewInstance(f"dst-{i}") for i in range(per_model)]
     )
-    return Setup(
-        [i.bk_inst_id for i in sources], [i.bk_inst_id for i in targets], assts
-    )
+    return Setup([i.bk_inst_id for i in sources], [i.bk_inst_id for i in targets], assts)
 
 
 def _conflicting_requests(setup: Setup, count: int, seed: int) -> list[Request]:
@@ -103,9 +101,7 @@ def _conflicting_requests(setup: Setup, count: int, seed: int) -> list[Request]:
     targets = [*setup.targets, MISSING_ID]
     requests = []
     for i in range(count):
-        details = [
-            (rng.choice(sources), rng.choice(targets)) for _ in range(rng.randint(1, 6))
-        ]
+        details = [(rng.choice(sources), rng.choice(targets)) for _ in range(rng.randint(1, 6))]
         if rng.random() < 0.3:
             details.append(details[0])  # an in-batch duplicate
         requests.append(Request(setup.assts[i % len(setup.assts)], tuple(details)))
@@ -259,7 +255,9 @@ async def test_concurrent_conflicting_batches_keep_the_rules(db, databases):
     setup = await _prepare(db)
     audited_before = await _audited_creates(db)
     requests = _conflicting_requests(setup, count=32, seed=databases)
-    pool = [db] + [Database(Settings(database_url=db.settings.database_url)) for _ in range(1, databases)]
+    pool = [db] + [
+        Database(Settings(database_url=db.settings.database_url)) for _ in range(1, databases)
+    ]
 
     async def one(number: int, request: Request) -> Outcome:
         result = await svc.batch_create(pool[number % len(pool)], CALLER, _batch_request(request))
@@ -378,9 +376,9 @@ class Server:
             self.output += chunk
             del self.output[:-65536]  # the tail is enough
 
-    async def wait_ready(self, client: httpx.AsyncClient, timeout: float = 30.0) -> None:
+    async def wait_ready(self, client: httpx.AsyncClient, within: float = 30.0) -> None:
         """Bounded polling of ``/healthz`` until the server answers."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.returncode is not None:
@@ -510,9 +508,7 @@ async def test_database_refuses_raw_inserts_that_break_a_rule(db):
     one, many, free = setup.assts
     (a1, a2, a3, _), (b1, b2, b3, _) = setup.sources, setup.targets
     for asst in setup.assts:
-        result = await svc.batch_create(
-            db, CALLER, _batch_request(Request(asst, ((a1, b1),)))
-        )
+        result = await svc.batch_create(db, CALLER, _batch_request(Request(asst, ((a1, b1),))))
         assert result.created_count == 1
     before = await _stored(db, setup)
 

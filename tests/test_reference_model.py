@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import audit_entries, inst_associations
@@ -147,9 +147,7 @@ class Reference:
         return outcomes, written
 
 
-def expected_messages(
-    outcomes: list[int | None], asst: ModelAsst, language: str
-) -> dict[str, str]:
+def expected_messages(outcomes: list[int | None], asst: ModelAsst, language: str) -> dict[str, str]:
     texts = MESSAGES[language]
     return {
         str(index): texts[code].format(src=asst.bk_obj_id, dest=asst.bk_asst_obj_id)
@@ -160,10 +158,13 @@ def expected_messages(
 
 # ---------------------------------------------------------------------------------------------
 # What hypothesis draws. Instances are named by (model, position) and special ids by value;
-# they become real ids once the example has created its instances.
+# they become real ids once the test has created its instances.
 
 MODELS = ("a", "b", "c")
-# (source model, association kind, target model, mapping; None: drawn)
+MAX_INSTANCES = {"a": 4, "b": 4, "c": 2}
+MAPPINGS = ("1:1", "1:n", "n:n")
+# Slots of model associations: (source model, association kind, target model, mapping). A slot
+# whose mapping is None exists once per mapping and each example draws which one it uses.
 ASSOCIATIONS = (
     ("a", "default", "b", "1:1"),
     ("a", "connect", "b", "1:n"),
@@ -171,7 +172,6 @@ ASSOCIATIONS = (
     ("b", "group", "b", None),  # an association of a model with itself
     ("a", "run", "c", None),
 )
-MAPPINGS = ("1:1", "1:n", "n:n")
 
 
 @dataclass(frozen=True)
@@ -196,9 +196,9 @@ def scenarios(draw) -> Scenario:
         for *_, mapping in ASSOCIATIONS
     )
     counts = {
-        "a": draw(st.integers(1, 4)),
-        "b": draw(st.integers(1, 4)),
-        "c": draw(st.integers(0, 2)),
+        "a": draw(st.integers(1, MAX_INSTANCES["a"])),
+        "b": draw(st.integers(1, MAX_INSTANCES["b"])),
+        "c": draw(st.integers(0, MAX_INSTANCES["c"])),
     }
     any_instance = [(model, i) for model in MODELS for i in range(counts[model])]
 
@@ -206,20 +206,30 @@ def scenarios(draw) -> Scenario:
         # Mostly an instance of the model the association wants (when it has any), otherwise
         # any instance of the example or a special id.
         own = [(model, i) for i in range(counts[model])]
-        pools = [own, own, own, any_instance, SPECIAL_IDS] if own else [any_instance, SPECIAL_IDS]
+        pools = [own] * 4 + [any_instance, SPECIAL_IDS] if own else [any_instance, SPECIAL_IDS]
         return st.sampled_from(pools).flatmap(st.sampled_from)
 
+    # Most batches of an example go to one model association, so that later batches meet the
+    # associations the earlier ones stored; the others go anywhere.
+    focus = draw(st.integers(0, len(ASSOCIATIONS) - 1))
+    anywhere = st.integers(0, len(ASSOCIATIONS) - 1)
     batches = []
+    # Details of the earlier batches, per association: a later batch often meets them again
+    # (the same pair, or one end of it) so that the stored state decides its fate.
+    earlier: dict[int, list[tuple[object, object]]] = {}
     # The first batches build the stored state, the last one is checked against it; all of
     # them are compared with the reference.
-    for _ in range(draw(st.integers(1, 4))):
-        association = draw(st.integers(0, len(ASSOCIATIONS) - 1))
+    for _ in range(draw(st.integers(1, 5))):
+        association = draw(st.sampled_from([focus, focus, focus, None]))
+        if association is None:
+            association = draw(anywhere)
         src_model, _, dest_model, _ = ASSOCIATIONS[association]
         details: list[tuple[object, object]] = []
-        for _ in range(draw(st.integers(1, 10))):
-            if details and draw(st.integers(0, 4)) == 0:
-                # Repeat an earlier detail of this batch, or swap one of its ends.
-                src, dest = draw(st.sampled_from(details))
+        for _ in range(draw(st.integers(1, 8))):
+            pools = [p for p in (earlier.get(association), earlier.get(association), details) if p]
+            if pools and draw(st.booleans()):
+                # Repeat a detail of an earlier batch or of this one, or change one end.
+                src, dest = draw(st.sampled_from(draw(st.sampled_from(pools))))
                 how = draw(st.sampled_from(["same", "new_source", "new_target"]))
                 if how == "new_source":
                     src = draw(instance_of(src_model))
@@ -228,6 +238,7 @@ def scenarios(draw) -> Scenario:
                 details.append((src, dest))
             else:
                 details.append((draw(instance_of(src_model)), draw(instance_of(dest_model))))
+        earlier.setdefault(association, []).extend(details)
         batches.append(
             Batch(
                 association=association,
@@ -240,10 +251,10 @@ def scenarios(draw) -> Scenario:
 
 
 # ---------------------------------------------------------------------------------------------
-# A fresh database for the test, obtained without an event loop (the test is synchronous).
+# The test is synchronous (hypothesis drives it): a fresh database is made without an event
+# loop, and the examples run on one event loop kept in a thread for the whole test.
 
 _databases = itertools.count()
-_examples = itertools.count()
 
 
 def _run(make_coroutine):
@@ -260,7 +271,7 @@ def _run(make_coroutine):
     thread.start()
     thread.join(timeout=120)
     if thread.is_alive():
-        raise TimeoutError("the example did not finish within 120 s")
+        raise TimeoutError("the coroutine did not finish within 120 s")
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
@@ -288,8 +299,113 @@ def fresh_database_url(backend, request, tmp_path) -> str:
     return server.url(name)
 
 
+class LoopThread:
+    """An event loop running in a thread; ``run`` waits for a coroutine on it, bounded."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine, timeout: float = 120):
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
+@dataclass
+class Catalog:
+    """What the test creates once through the services; the examples only add associations."""
+
+    slots: list[dict[str, ModelAsst]]  # per slot of ASSOCIATIONS: mapping -> model association
+    kinds: dict[str, str]  # bk_obj_asst_id -> bk_asst_id
+    instance_ids: dict[tuple[str, int], int]  # (model, position) -> bk_inst_id
+    instances: dict[int, str]  # every instance an example can name -> bk_obj_id
+
+    @property
+    def asst_ids(self) -> list[str]:
+        return [a.bk_obj_asst_id for slot in self.slots for a in slot.values()]
+
+
+async def _create_catalog(db: Database) -> Catalog:
+    model_ids = {model: f"rm_{model}" for model in MODELS}
+    for model, bk_obj_id in model_ids.items():
+        await create_model(db, CALLER, NewModel(bk_obj_id, f"reference model {model}"))
+    slots: list[dict[str, ModelAsst]] = []
+    kinds: dict[str, str] = {}
+    for src, kind, dest, fixed in ASSOCIATIONS:
+        slot = {}
+        for mapping in [fixed] if fixed else MAPPINGS:
+            # One model association per mapping of a drawn slot, with ids told apart.
+            tag = "" if fixed else {"1:1": "_one", "1:n": "_many", "n:n": "_free"}[mapping]
+            created = await create_model_association(
+                db,
+                CALLER,
+                NewModelAssociation(
+                    bk_obj_id=model_ids[src],
+                    bk_asst_obj_id=model_ids[dest],
+                    bk_asst_id=kind,
+                    mapping=mapping,
+                    bk_obj_asst_id=f"{model_ids[src]}_{kind}{tag}_{model_ids[dest]}",
+                ),
+            )
+            assert created.mapping == mapping
+            slot[mapping] = ModelAsst(
+                created.bk_obj_asst_id, created.bk_obj_id, created.bk_asst_obj_id, mapping
+            )
+            kinds[created.bk_obj_asst_id] = kind
+        slots.append(slot)
+    instance_ids: dict[tuple[str, int], int] = {}
+    instances = dict(DEMO_INSTANCES)
+    for model in MODELS:
+        created_instances = await create_instances(
+            db,
+            CALLER,
+            model_ids[model],
+            [NewInstance(f"{model}-{i}") for i in range(MAX_INSTANCES[model])],
+        )
+        for i, instance in enumerate(created_instances):
+            assert instance.bk_obj_id == model_ids[model]
+            instance_ids[(model, i)] = instance.bk_inst_id
+            instances[instance.bk_inst_id] = model_ids[model]
+    assert not set(instances) & set(MISSING_IDS)
+    return Catalog(slots, kinds, instance_ids, instances)
+
+
+@dataclass
+class Harness:
+    loop: LoopThread
+    db: Database
+    catalog: Catalog
+
+
+@pytest.fixture
+def harness(fresh_database_url):
+    async def open_database() -> Database:
+        return Database(Settings(database_url=fresh_database_url))
+
+    loop = LoopThread()
+    try:
+        db = loop.run(open_database())
+        try:
+            yield Harness(loop, db, loop.run(_create_catalog(db)))
+        finally:
+            loop.run(db.dispose(), timeout=30)
+    finally:
+        loop.close()
+
+
 # ---------------------------------------------------------------------------------------------
-# One example: build the data through the services, then run every batch on both sides.
+# One example: start from no association, then run every batch on both sides.
 
 
 async def _stored_rows(db: Database, asst_ids: list[str]) -> list[tuple]:
@@ -308,6 +424,11 @@ async def _stored_rows(db: Database, asst_ids: list[str]) -> list[tuple]:
             ).where(ia.bk_obj_asst_id.in_(asst_ids))
         )
         return [tuple(row) for row in rows]
+
+
+async def _last_audit_id(db: Database) -> int:
+    async with db.read() as conn:
+        return (await conn.execute(select(func.max(audit_entries.c.id)))).scalar_one() or 0
 
 
 async def _audit_created_since(db: Database, last_id: int) -> tuple[list[int], int]:
@@ -330,66 +451,36 @@ async def _audit_created_since(db: Database, last_id: int) -> tuple[list[int], i
     return created, max([last_id, *(row.id for row in rows)])
 
 
-async def _run_example(url: str, scenario: Scenario) -> set[str]:
-    db = Database(Settings(database_url=url))
-    try:
-        return await _check_example(db, scenario)
-    finally:
-        await db.dispose()
-
-
-async def _check_example(db: Database, scenario: Scenario) -> set[str]:
+async def _check_example(db: Database, catalog: Catalog, scenario: Scenario) -> set[str]:
     """Runs the scenario on both sides; returns the kinds of outcome seen (for statistics)."""
-    n = next(_examples)
-    model_ids = {model: f"rm{n}_{model}" for model in MODELS}
-    for model, bk_obj_id in model_ids.items():
-        await create_model(db, CALLER, NewModel(bk_obj_id, f"reference {model} {n}"))
-
-    model_assts: list[ModelAsst] = []
-    for (src, kind, dest, _), mapping in zip(ASSOCIATIONS, scenario.mappings, strict=True):
-        created = await create_model_association(
-            db,
-            CALLER,
-            NewModelAssociation(
-                bk_obj_id=model_ids[src],
-                bk_asst_obj_id=model_ids[dest],
-                bk_asst_id=kind,
-                mapping=mapping,
-            ),
+    asst_ids = catalog.asst_ids
+    async with db.write() as conn:
+        # The examples share the test's database: each starts with no association.
+        await conn.execute(
+            delete(inst_associations).where(inst_associations.c.bk_obj_asst_id.in_(asst_ids))
         )
-        model_assts.append(
-            ModelAsst(created.bk_obj_asst_id, created.bk_obj_id, created.bk_asst_obj_id, mapping)
-        )
-    kinds = {asst.bk_obj_asst_id: kind for asst, (_, kind, _, _) in zip(model_assts, ASSOCIATIONS, strict=True)}
-
-    real_ids: dict[tuple[str, int], int] = {}
-    stored_instances = dict(DEMO_INSTANCES)
-    for model in MODELS:
-        if scenario.counts[model] == 0:
-            continue
-        created_instances = await create_instances(
-            db,
-            CALLER,
-            model_ids[model],
-            [NewInstance(f"{model}-{i}") for i in range(scenario.counts[model])],
-        )
-        for i, instance in enumerate(created_instances):
-            real_ids[(model, i)] = instance.bk_inst_id
-            stored_instances[instance.bk_inst_id] = model_ids[model]
 
     def resolve(token: object) -> int:
-        return real_ids[token] if isinstance(token, tuple) else token
+        return catalog.instance_ids[token] if isinstance(token, tuple) else token
 
-    reference = Reference(stored_instances, {a.bk_obj_asst_id: a for a in model_assts})
-    asst_ids = [a.bk_obj_asst_id for a in model_assts]
-    _, last_audit = await _audit_created_since(db, 0)
+    in_use = {
+        slot[mapping].bk_obj_asst_id: slot[mapping]
+        for slot, mapping in zip(catalog.slots, scenario.mappings, strict=True)
+    }
+    reference = Reference(catalog.instances, in_use)
+    last_audit = await _last_audit_id(db)
     ids_by_triple: dict[tuple[str, int, int], int] = {}
     seen: set[str] = set()
 
     for number, batch in enumerate(scenario.batches):
-        asst = model_assts[batch.association]
+        asst = catalog.slots[batch.association][scenario.mappings[batch.association]]
+        kind = catalog.kinds[asst.bk_obj_asst_id]
         details = [(resolve(s), resolve(d)) for s, d in batch.details]
-        where = f"batch {number} on {asst.bk_obj_asst_id} ({asst.mapping}): {details}"
+        where = (
+            f"batch {number} on {asst.bk_obj_asst_id} ({asst.mapping}, dry run "
+            f"{batch.dry_run}, all or nothing {batch.all_or_nothing}): {details}; "
+            f"stored before: {reference.associations}"
+        )
 
         expected, expect_written = reference.batch_create(
             asst.bk_obj_asst_id,
@@ -437,7 +528,7 @@ async def _check_example(db: Database, scenario: Scenario) -> set[str]:
                 assert (a.bk_obj_id, a.bk_asst_obj_id, a.bk_asst_id) == (
                     asst.bk_obj_id,
                     asst.bk_asst_obj_id,
-                    kinds[asst.bk_obj_asst_id],
+                    kind,
                 ), where
 
         # The reply maps: keys sorted as strings, upstream's texts in both languages.
@@ -460,41 +551,95 @@ async def _check_example(db: Database, scenario: Scenario) -> set[str]:
         # id the reply gave it and the model association's fields copied onto it.
         rows = await _stored_rows(db, asst_ids)
         assert sorted(row[:3] for row in rows) == sorted(reference.associations), where
-        for bk_obj_asst_id, src, dest, row_id, obj, asst_obj, kind, mapping in rows:
+        for bk_obj_asst_id, src, dest, row_id, obj, asst_obj, row_kind, mapping in rows:
             stored_asst = reference.model_associations[bk_obj_asst_id]
             assert row_id == ids_by_triple[(bk_obj_asst_id, src, dest)], where
-            assert (obj, asst_obj, kind, mapping) == (
+            assert (obj, asst_obj, row_kind, mapping) == (
                 stored_asst.bk_obj_id,
                 stored_asst.bk_asst_obj_id,
-                kinds[bk_obj_asst_id],
+                catalog.kinds[bk_obj_asst_id],
                 stored_asst.mapping,
             ), where
 
         # One audit entry per created association, naming it; none for anything else.
         audited, last_audit = await _audit_created_since(db, last_audit)
         assert sorted(audited) == sorted(new_ids), where
-
-    async with db.read() as conn:
-        total = (
-            await conn.execute(
-                select(func.count())
-                .select_from(inst_associations)
-                .where(inst_associations.c.bk_obj_asst_id.in_(asst_ids))
-            )
-        ).scalar_one()
-    assert total == len(reference.associations)
     return seen
+
+
+def _batches(*batches) -> tuple[Batch, ...]:
+    """Explicit batches: (slot, details) or (slot, details, dry_run, all_or_nothing)."""
+    return tuple(Batch(b[0], tuple(b[1]), *(b[2:] or (False, False))) for b in batches)
+
+
+A0, A1, A2 = ("a", 0), ("a", 1), ("a", 2)
+B0, B1, B2, B3 = ("b", 0), ("b", 1), ("b", 2), ("b", 3)
+FULL = {"a": 4, "b": 4, "c": 2}
+# The cases where the stored state, not the batch itself, decides; rare among random draws.
+EXPLICIT = [
+    # 1:1: a new source for a target stored earlier, then a stored source with a new target.
+    Scenario(
+        ("1:1", "1:n", "n:n", "1:1", "1:1"),
+        FULL,
+        _batches((0, [(A0, B0)]), (0, [(A1, B0), (A1, B1)]), (0, [(A0, B2), (A2, B2)])),
+    ),
+    # 1:n: a stored target meets a new source; a stored source takes more targets.
+    Scenario(
+        ("1:1", "1:n", "n:n", "1:n", "1:n"),
+        FULL,
+        _batches((1, [(A0, B0), (A0, B1)]), (1, [(A1, B0), (A1, B2), (A0, B2), (A0, B3)])),
+    ),
+    # n:n: only the exact stored pair is refused.
+    Scenario(
+        ("1:1", "1:n", "n:n", "n:n", "n:n"),
+        FULL,
+        _batches((2, [(A0, B0)]), (2, [(A0, B0), (A0, B1), (A0, B1), (A1, B0)])),
+    ),
+    # A model associated with itself, 1:1: an instance may be a source and a target once each.
+    Scenario(
+        ("1:1", "1:n", "n:n", "1:1", "n:n"),
+        FULL,
+        _batches((3, [(B0, B1)]), (3, [(B1, B2), (B2, B1), (B0, B0), (B3, B3), (B3, B0)])),
+    ),
+    # Ids no instance of the model has: extremes, zero, negatives, the demo's, the hole 12.
+    Scenario(
+        ("1:1", "1:n", "n:n", "n:n", "n:n"),
+        FULL,
+        _batches(
+            (0, [(2**63 - 1, B0), (A0, -(2**63)), (-1, 0), (11, 21), (A0, 12), (B0, A0)]),
+            (4, [(A0, ("c", 1)), (A0, B0), (A0, 41)]),
+        ),
+    ),
+    # A dry run and an all-or-nothing batch with a failure write nothing; then it is written.
+    Scenario(
+        ("1:1", "1:n", "n:n", "n:n", "n:n"),
+        FULL,
+        _batches(
+            (2, [(A0, B0), (A0, B1)], True, False),
+            (2, [(A0, B0), (A0, B0)], False, True),
+            (2, [(A0, B0), (A1, B1)], True, True),
+            (2, [(A0, B0), (A1, B1)], False, True),
+        ),
+    ),
+]
+
+
+def _with_explicit_examples(test):
+    for scenario in reversed(EXPLICIT):
+        test = example(scenario=scenario)(test)
+    return test
 
 
 @settings(
     max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    derandomize=False,
 )
+@_with_explicit_examples
 @given(scenario=scenarios())
-def test_batch_create_matches_the_per_item_reference(fresh_database_url, scenario):
-    for outcome in sorted(_run(lambda: _run_example(fresh_database_url, scenario))):
+def test_batch_create_matches_the_per_item_reference(harness, scenario):
+    seen = harness.loop.run(_check_example(harness.db, harness.catalog, scenario))
+    for outcome in sorted(seen):
         event(outcome)
 
 
