@@ -1,16 +1,20 @@
 """The set-based batch create against a plain per-item model of upstream's algorithm.
 
 ``Reference`` walks the details one at a time exactly as BlueKing CMDB does (behaviour spec,
-section 3): every accepted item is stored before the next one is checked. Hypothesis draws
-models, model associations of every mapping, a pool of instances and a sequence of batches
-whose ids come from a small space (real instances of the right and of the wrong model, demo
-instances, unknown, zero, negative and extreme ids), so duplicates, mapping conflicts and
-missing instances are frequent. Every batch goes through the service and through the model;
-the per-index outcome, the messages, the stored rows and the audit entries must agree.
+section 3): every accepted item is stored before the next one is checked. The test creates,
+through the services, three models, model associations of every mapping (one of a model with
+itself) and a pool of instances; hypothesis draws which mappings an example uses, how many
+instances it may name, and a sequence of batches (partial, all-or-nothing, dry run) whose ids
+come from a small space: instances of the right and of the wrong model, demo instances,
+unknown, zero, negative and extreme ids. Duplicates within a batch and against stored rows,
+mapping conflicts and missing instances are frequent; a few explicit examples pin the cases
+where only the stored state decides. Every batch goes through the service and through the
+model: the per-index outcome, the messages in both languages, the stored rows, their ids and
+the audit entries must agree.
 
-Hypothesis runs every example in one test, so the examples share the test's database: each
-example creates its own models (a counter suffix keeps their ids apart) and only looks at the
-rows of its own model associations.
+Hypothesis runs every example in one test, so the examples share the test's database and one
+event loop kept in a thread: each example first deletes the associations of the test's model
+associations, so it starts from none.
 """
 
 from __future__ import annotations

@@ -274,7 +274,9 @@ async def batch_create(
     validate_batch_request(request, max_batch_size)
     stored_key = None
     if request.idempotency_key is not None and not request.dry_run:
-        stored_key = f"{caller.app_code}\x1f{caller.username}\x1f{request.idempotency_key}"
+        # Keys are the caller's own: scoped by app and user, stored as a fixed-size digest.
+        scoped = f"{caller.app_code}\x1f{caller.username}\x1f{request.idempotency_key}"
+        stored_key = hashlib.sha256(scoped.encode()).hexdigest()
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         try:
             async with db.write() as conn:
