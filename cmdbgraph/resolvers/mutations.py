@@ -52,7 +52,10 @@ class AssociationMutations:
             details=input.details,
             dry_run=input.dry_run,
             policy=associations.ErrorPolicy(input.error_policy.value),
-            idempotency_key=input.idempotency_key or context.request.headers.get("idempotency-key"),
+            # An empty key, in the input or the header, means no key.
+            idempotency_key=input.idempotency_key
+            or context.request.headers.get("idempotency-key")
+            or None,
         )
         try:
             result = await associations.batch_create(

@@ -58,7 +58,7 @@ def parse_batch_request(
         details=details,
         dry_run=_bool_field(body, "dry_run"),
         policy=_policy(body),
-        idempotency_key=string_field(body, "idempotency_key") or idempotency_key,
+        idempotency_key=string_field(body, "idempotency_key") or idempotency_key or None,
     )
 
 

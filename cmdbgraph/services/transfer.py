@@ -148,13 +148,20 @@ def read_rows(handle: IO[str], fmt: str, *, by_name: bool, errors: list[RowError
             yield row
 
 
-def _bad(line: int, record: dict, code: ErrorCode, args: tuple = ()) -> RowError:
-    values = list(record.values()) if record else []
+def _bad(
+    line: int,
+    record: dict,
+    code: ErrorCode,
+    args: tuple = (),
+    columns: tuple[str, ...] = ID_COLUMNS,
+) -> RowError:
+    """A row refused before it was sent, reported with the file's own cells."""
+    asst_column, source_column, target_column = columns
     return RowError(
         line=line,
-        bk_obj_asst_id=str(record.get("bk_obj_asst_id", "")) if record else "",
-        source=values[1] if len(values) > 1 else "",
-        target=values[2] if len(values) > 2 else "",
+        bk_obj_asst_id=str(record.get(asst_column) or ""),
+        source=record.get(source_column) or "",
+        target=record.get(target_column) or "",
         code=code.value,
         message=render(code, args, EN),
     )
@@ -166,20 +173,20 @@ def _row(
     asst_column, source_column, target_column = columns
     bk_obj_asst_id = record.get(asst_column)
     if not isinstance(bk_obj_asst_id, str) or not bk_obj_asst_id.strip():
-        errors.append(_bad(line, record, ErrorCode.PARAMETER_INVALID, (asst_column,)))
+        errors.append(_bad(line, record, ErrorCode.PARAMETER_INVALID, (asst_column,), columns))
         return None
     values = []
     for column in (source_column, target_column):
         value = record.get(column)
         if by_name:
             if not isinstance(value, str) or not value.strip():
-                errors.append(_bad(line, record, ErrorCode.PARAMETER_INVALID, (column,)))
+                errors.append(_bad(line, record, ErrorCode.PARAMETER_INVALID, (column,), columns))
                 return None
             values.append(value.strip())
         else:
             number = _as_id(value)
             if number is None:
-                errors.append(_bad(line, record, ErrorCode.PARAMETER_INVALID, (column,)))
+                errors.append(_bad(line, record, ErrorCode.PARAMETER_INVALID, (column,), columns))
                 return None
             values.append(number)
     return Row(line, bk_obj_asst_id.strip(), values[0], values[1])
@@ -236,7 +243,8 @@ async def _import_batch(
                 render(ErrorCode.MODEL_ASSOCIATION_NOT_FOUND, (), EN),
             )
         return
-    sendable = batch
+    # (the row as the file has it, for reports; its source and target ids)
+    sendable = [(row, row.source, row.target) for row in batch]
     if by_name:
         sources = await target.resolve_names(
             model_association.bk_obj_id, sorted({str(r.source) for r in batch})
@@ -259,19 +267,17 @@ async def _import_batch(
                     render(ErrorCode.TARGET_INSTANCE_NOT_FOUND, (), EN),
                 )
             else:
-                sendable.append(
-                    Row(row.line, row.bk_obj_asst_id, sources[row.source], targets[row.target])
-                )
+                sendable.append((row, sources[row.source], targets[row.target]))
         if not sendable:
             return
-    details = [associations.Detail(int(r.source), int(r.target)) for r in sendable]
+    details = [associations.Detail(int(src), int(dest)) for _, src, dest in sendable]
     try:
         outcomes = await target.create(model_association, details)
     except CmdbError as error:
-        for row in sendable:
+        for row, _, _ in sendable:
             fail(row, error.code.value, error.message(EN))
         return
-    for row, (new_id, code, message) in zip(sendable, outcomes, strict=True):
+    for (row, _, _), (new_id, code, message) in zip(sendable, outcomes, strict=True):
         if new_id is not None:
             report.created += 1
         elif code == ErrorCode.ASSOCIATION_ALREADY_EXISTS.value:

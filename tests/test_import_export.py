@@ -1,0 +1,648 @@
+"""`cmdbgraph import associations` and `cmdbgraph export associations`, run as a user runs
+them: the command line in a subprocess, against a file database (SQLite) or a PostgreSQL
+database, or against a running server (``--url``). Every test runs on both databases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import itertools
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from cmdbgraph.db.engine import Database
+from cmdbgraph.db.tables import audit_entries, inst_associations
+from cmdbgraph.services import associations, catalog, instances
+from cmdbgraph.services.caller import SYSTEM
+from cmdbgraph.settings import Settings
+
+HEADER = "bk_obj_asst_id,bk_inst_id,bk_asst_inst_id"
+BELONG = "bk_switch_belong_host"  # demo, n:n
+CONNECT = "bk_switch_connect_host"  # preset, 1:n
+DEFAULT = "bk_router_default_bk_firewall"  # demo, 1:1
+
+# Upstream's English messages (the command reports in English).
+SOURCE_MISSING = (1101073, "the association inst is not exist")
+TARGET_MISSING = (1101074, "the  inst to asst  is not exist")
+UNKNOWN_ASSOCIATION = (1101046, "object association does not exist.")
+ONE_TO_ONE = (1101052, "can not create multiple instance association for a 1:1 association.")
+ONE_TO_MANY = (
+    1101061,
+    "The relationship is 1:n, and multiple source model instances cannot be associated "
+    "at the same time.",
+)
+BAD_JSON = (1199000, "Deserializing JSON data failed")
+
+
+def invalid(name: str) -> tuple[int, str]:
+    return (1199011, f"'{name}' the parameter is invalid or does not exist")
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the command line.
+
+
+def cmdbgraph(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cmdbgraph.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def summary(done: subprocess.CompletedProcess) -> tuple[int, int, int]:
+    """(created, already present, failed) as the import reports them."""
+    found = re.findall(r"(\d+) created, (\d+) already present, (\d+) failed", done.stderr)
+    assert found, f"no summary in:\n{done.stdout}\n{done.stderr}"
+    return tuple(int(n) for n in found[-1])
+
+
+def error_report(path: Path) -> list[tuple[int, str, str, str, int, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        assert next(reader) == ["line", "bk_obj_asst_id", "source", "target", "code", "message"]
+        return [(int(a), b, c, d, int(e), f) for a, b, c, d, e, f in reader]
+
+
+# ---------------------------------------------------------------------------------------------
+# Databases and servers.
+
+
+async def stored_rows(db, bk_obj_asst_id: str | None = None) -> set[tuple]:
+    """Every stored association, without its id."""
+    ia = inst_associations.c
+    query = select(
+        ia.bk_obj_asst_id,
+        ia.bk_asst_id,
+        ia.bk_obj_id,
+        ia.bk_inst_id,
+        ia.bk_asst_obj_id,
+        ia.bk_asst_inst_id,
+        ia.mapping,
+    )
+    if bk_obj_asst_id is not None:
+        query = query.where(ia.bk_obj_asst_id == bk_obj_asst_id)
+    async with db.read() as conn:
+        return {tuple(row) for row in await conn.execute(query)}
+
+
+async def row_counts(db) -> tuple[int, int]:
+    async with db.read() as conn:
+        return tuple(
+            [
+                (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+                for table in (inst_associations, audit_entries)
+            ]
+        )
+
+
+async def new_instances(db, bk_obj_id: str, prefix: str, count: int) -> list[int]:
+    ids: list[int] = []
+    for start in range(0, count, 200):
+        created = await instances.create_instances(
+            db,
+            SYSTEM,
+            bk_obj_id,
+            [
+                instances.NewInstance(f"{prefix}-{i:03}")
+                for i in range(start, min(count, start + 200))
+            ],
+        )
+        ids.extend(i.bk_inst_id for i in created)
+    return ids
+
+
+async def store(db, bk_obj_asst_id: str, src: str, dest: str, pairs) -> None:
+    for start in range(0, len(pairs), 200):
+        result = await associations.batch_create(
+            db,
+            SYSTEM,
+            associations.BatchCreateRequest(
+                src,
+                dest,
+                bk_obj_asst_id,
+                [associations.Detail(*p) for p in pairs[start : start + 200]],
+            ),
+        )
+        assert result.failed_count == 0, result.error_msg("en")
+
+
+_fresh_counter = itertools.count()
+
+
+@pytest.fixture
+async def fresh_database_url(backend, request, tmp_path) -> str:
+    """A second fresh database with the demo data, on the backend under test."""
+    if backend == "sqlite":
+        path = tmp_path / "fresh.sqlite3"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
+    server = request.getfixturevalue("pg_server")
+    template = request.getfixturevalue("pg_template")
+    name = f"fresh_{os.getpid()}_{next(_fresh_counter)}"
+    conn = await asyncpg.connect(server.dsn())
+    try:
+        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    finally:
+        await conn.close()
+    return server.url(name)
+
+
+@contextlib.asynccontextmanager
+async def database(url: str):
+    db = Database(Settings(database_url=url))
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def uvicorn_server(database_url: str, log_path: Path) -> Iterator[str]:
+    """A real server process on ``database_url``, as ``demo_server`` runs one on SQLite."""
+    port = _free_port()
+    env = {**os.environ, "CMDBGRAPH_DATABASE_URL": database_url, "CMDBGRAPH_LOG_LEVEL": "warning"}
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "cmdbgraph.app:create_app", "--factory"]
+            + ["--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"the server exited ({server.returncode}):\n{log_path.read_text()}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server did not start in time:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=15)
+
+
+@pytest.fixture
+def live_server(backend, request, database_url, tmp_path) -> Iterator[str]:
+    """Base URL of a real server on a fresh demo database: ``demo_server`` on SQLite, the same
+    on the PostgreSQL database under test."""
+    if backend == "sqlite":
+        yield request.getfixturevalue("demo_server")
+        return
+    with uvicorn_server(database_url, tmp_path / "pg-server.log") as base_url:
+        yield base_url
+
+
+# ---------------------------------------------------------------------------------------------
+# 100,000 rows from a CSV file, twice.
+
+RACK_SERVER = "imp_rack_belong_imp_server"
+
+
+async def test_import_of_100000_rows_reports_bad_lines_and_reruns_idempotently(
+    db, database_url, tmp_path, backend
+):
+    started = time.monotonic()
+    await catalog.create_model(db, SYSTEM, catalog.NewModel("imp_rack", "Rack"))
+    await catalog.create_model(db, SYSTEM, catalog.NewModel("imp_server", "Server"))
+    created_asst = await catalog.create_model_association(
+        db, SYSTEM, catalog.NewModelAssociation("imp_rack", "imp_server", "belong", "n:n")
+    )
+    assert created_asst.bk_obj_asst_id == RACK_SERVER
+    racks = await new_instances(db, "imp_rack", "rack", 500)
+    servers = await new_instances(db, "imp_server", "srv", 200)
+    pairs = [(r, s) for r in racks for s in servers]
+    assert len(pairs) == 100_000
+
+    lines = [HEADER] + [f"{RACK_SERVER},{r},{s}" for r, s in pairs]
+    # Bad rows at known places (index in ``lines`` = line number - 1), inserted front to back
+    # so each lands where it is meant to. The blank line is no row: skipped, not reported,
+    # and the lines after it keep their numbers.
+    bad = {
+        12: f"{RACK_SERVER},abc,{servers[0]}",  # not a number
+        40_000: f"{RACK_SERVER},888888888,{servers[0]}",  # no such source
+        50_000: "",
+        60_000: f"imp_rack_run_imp_server,{racks[0]},{servers[0]}",  # no such model association
+        99_990: f"{RACK_SERVER},{racks[0]},999999999",  # no such target
+    }
+    for index in sorted(bad):
+        lines.insert(index, bad[index])
+    short_row = f"{RACK_SERVER},{racks[1]}"
+    lines.append(short_row)
+    expected_errors = [
+        (12 + 1, RACK_SERVER, "abc", str(servers[0]), *invalid("bk_inst_id")),
+        (40_000 + 1, RACK_SERVER, "888888888", str(servers[0]), *SOURCE_MISSING),
+        (
+            60_000 + 1,
+            "imp_rack_run_imp_server",
+            str(racks[0]),
+            str(servers[0]),
+            *UNKNOWN_ASSOCIATION,
+        ),
+        (99_990 + 1, RACK_SERVER, str(racks[0]), "999999999", *TARGET_MISSING),
+        (len(lines), RACK_SERVER, str(racks[1]), "", *invalid("bk_asst_inst_id")),
+    ]
+    assert lines[-1] == short_row and lines[50_000] == ""
+    source = tmp_path / "associations.csv"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    errors = tmp_path / "errors.csv"
+    prepared = time.monotonic()
+
+    first = cmdbgraph(
+        "import", "associations", str(source), "--errors", str(errors),
+        "--database-url", database_url,
+    )  # fmt: skip
+    first_done = time.monotonic()
+    assert first.returncode == 1, first.stderr
+    assert summary(first) == (100_000, 0, 5)
+    assert error_report(errors) == expected_errors
+    assert await stored_rows(db, RACK_SERVER) == {
+        (RACK_SERVER, "belong", "imp_rack", r, "imp_server", s, "n:n") for r, s in pairs
+    }
+    counts = await row_counts(db)
+
+    errors.unlink()
+    second = cmdbgraph(
+        "import", "associations", str(source), "--errors", str(errors),
+        "--database-url", database_url,
+    )  # fmt: skip
+    second_done = time.monotonic()
+    assert second.returncode == 1, second.stderr
+    assert summary(second) == (0, 100_000, 5)
+    assert error_report(errors) == expected_errors
+    assert await row_counts(db) == counts
+
+    timings = (
+        f"[{backend}] setup {prepared - started:.1f}s, first import {first_done - prepared:.1f}s, "
+        f"second import {second_done - first_done:.1f}s, total {second_done - started:.1f}s"
+    )
+    print(timings)
+    # Well under two minutes on a 2-core machine: the import is set-based, 200 rows a batch.
+    assert second_done - started < 100, timings
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON lines, by name.
+
+BY_NAME_LINES = [
+    ({"bk_obj_asst_id": BELONG, "bk_inst_name": "sw-01", "bk_asst_inst_name": "10.0.0.1"}, "new"),
+    ({"bk_obj_asst_id": BELONG, "bk_inst_name": "sw-02", "bk_asst_inst_name": "10.0.0.2"}, "new"),
+    ("", "skipped"),
+    (
+        {"bk_obj_asst_id": BELONG, "bk_inst_name": "sw-99", "bk_asst_inst_name": "10.0.0.1"},
+        SOURCE_MISSING,
+    ),
+    (
+        {"bk_obj_asst_id": BELONG, "bk_inst_name": "sw-01", "bk_asst_inst_name": "10.9.9.9"},
+        TARGET_MISSING,
+    ),
+    ("{not json", BAD_JSON),
+    ({"bk_obj_asst_id": DEFAULT, "bk_inst_name": "rt-01", "bk_asst_inst_name": "fw-01"}, "new"),
+    (
+        {"bk_obj_asst_id": DEFAULT, "bk_inst_name": "rt-02", "bk_asst_inst_name": "fw-01"},
+        ONE_TO_ONE,
+    ),
+    (
+        {"bk_obj_asst_id": BELONG, "bk_inst_name": "sw-01", "bk_asst_inst_name": "10.0.0.1"},
+        "present",
+    ),
+    (
+        {"bk_obj_asst_id": BELONG, "bk_inst_name": 11, "bk_asst_inst_name": "10.0.0.1"},
+        invalid("bk_inst_name"),
+    ),
+    ([BELONG, "sw-01", "10.0.0.3"], BAD_JSON),
+    (
+        {"bk_obj_asst_id": BELONG, "bk_inst_name": " sw-03 ", "bk_asst_inst_name": "10.0.0.3"},
+        "new",
+    ),
+    (
+        {"bk_obj_asst_id": "bk_switch_run_host", "bk_inst_name": "sw-03", "bk_asst_inst_name": "x"},
+        UNKNOWN_ASSOCIATION,
+    ),
+    ({"bk_obj_asst_id": BELONG, "bk_inst_name": "sw-03"}, invalid("bk_asst_inst_name")),
+]
+
+
+def jsonl(lines) -> str:
+    return "".join(
+        (line if isinstance(line, str) else json.dumps(line)) + "\n" for line, _ in lines
+    )
+
+
+def expected_failures(lines) -> list[tuple]:
+    """The error report's rows for the failed ``lines`` (of a JSON-lines file, by name)."""
+
+    def cell(line, column: str) -> str:
+        value = line.get(column, "") if isinstance(line, dict) else ""
+        return str(value).strip()
+
+    return [
+        (
+            number,
+            line.get("bk_obj_asst_id", "") if isinstance(line, dict) else "",
+            cell(line, "bk_inst_name"),
+            cell(line, "bk_asst_inst_name"),
+            *outcome,
+        )
+        for number, (line, outcome) in enumerate(lines, start=1)
+        if isinstance(outcome, tuple)
+    ]
+
+
+async def test_jsonl_import_by_name(db, database_url, tmp_path):
+    source = tmp_path / "by-name.jsonl"
+    source.write_text(jsonl(BY_NAME_LINES), encoding="utf-8")
+    errors = tmp_path / "errors.csv"
+    before = await stored_rows(db)
+    args = ["import", "associations", str(source), "--by-name", "--errors", str(errors)]
+
+    first = cmdbgraph(*args, "--database-url", database_url)
+    assert first.returncode == 1, first.stderr
+    assert summary(first) == (4, 1, 8)
+    # Line, model association, code and message of every failed line (what the report says
+    # of the source and target is the next test's subject).
+    assert [(r[0], r[1], r[4], r[5]) for r in error_report(errors)] == [
+        (r[0], r[1], r[4], r[5]) for r in expected_failures(BY_NAME_LINES)
+    ]
+    assert await stored_rows(db) - before == {
+        (BELONG, "belong", "bk_switch", 11, "host", 21, "n:n"),
+        (BELONG, "belong", "bk_switch", 13, "host", 22, "n:n"),
+        (BELONG, "belong", "bk_switch", 14, "host", 23, "n:n"),
+        (DEFAULT, "default", "bk_router", 31, "bk_firewall", 41, "1:1"),
+    }
+    counts = await row_counts(db)
+
+    second = cmdbgraph(*args, "--database-url", database_url)
+    assert second.returncode == 1, second.stderr
+    assert summary(second) == (0, 5, 8)
+    assert await row_counts(db) == counts
+
+
+async def test_by_name_error_report_shows_the_names_of_the_file(db, database_url, tmp_path):
+    """A failed row is reported as the file has it, whether it failed before reaching the
+    database (an unknown name) or in it (a 1:1 conflict): by name, not by resolved id."""
+    source = tmp_path / "by-name.jsonl"
+    source.write_text(jsonl(BY_NAME_LINES), encoding="utf-8")
+    errors = tmp_path / "errors.csv"
+    done = cmdbgraph(
+        "import", "associations", str(source), "--by-name", "--errors", str(errors),
+        "--database-url", database_url,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert error_report(errors) == expected_failures(BY_NAME_LINES)
+
+
+# Columns in another order than the export's, in both formats: every cell is found by its name,
+# in the rows and in the error report alike.
+REORDERED = {
+    "csv": (
+        "bk_asst_inst_id,bk_inst_id,bk_obj_asst_id\n"
+        f"21,abc,{BELONG}\n"
+        f"x,11,{BELONG}\n"
+        f"22,12,{BELONG}\n"
+        f"23,14,{BELONG}\n"
+    ),
+    "jsonl": "".join(
+        json.dumps(record) + "\n"
+        for record in [
+            {"bk_asst_inst_id": 21, "bk_inst_id": "abc", "bk_obj_asst_id": BELONG},
+            {"bk_asst_inst_id": "x", "bk_inst_id": 11, "bk_obj_asst_id": BELONG},
+            {"bk_asst_inst_id": 22, "bk_inst_id": 12, "bk_obj_asst_id": BELONG},
+            {"bk_asst_inst_id": 23, "bk_inst_id": 14, "bk_obj_asst_id": BELONG},
+        ]
+    ),
+}
+
+
+@pytest.mark.parametrize("suffix", list(REORDERED))
+async def test_columns_are_read_by_name_in_rows_and_in_the_error_report(
+    db, database_url, tmp_path, suffix
+):
+    source = tmp_path / f"reordered.{suffix}"
+    source.write_text(REORDERED[suffix], encoding="utf-8")
+    errors = tmp_path / "errors.csv"
+    before = await stored_rows(db)
+    done = cmdbgraph(
+        "import", "associations", str(source), "--errors", str(errors),
+        "--database-url", database_url,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert summary(done) == (1, 0, 3)
+    assert await stored_rows(db) - before == {
+        (BELONG, "belong", "bk_switch", 14, "host", 23, "n:n")
+    }
+    first = 2 if suffix == "csv" else 1
+    assert error_report(errors) == [
+        (first, BELONG, "abc", "21", *invalid("bk_inst_id")),
+        (first + 1, BELONG, "11", "x", *invalid("bk_asst_inst_id")),
+        (first + 2, BELONG, "12", "22", *SOURCE_MISSING),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Into a running server.
+
+REMOTE_CSV = [
+    (f"{BELONG},11,21", "new"),
+    (f"{BELONG},13,22", "new"),
+    (f"{BELONG},12,21", SOURCE_MISSING),
+    (f"{CONNECT},14,23", "new"),
+    (f"{CONNECT},11,23", ONE_TO_MANY),
+    ("bk_switch_run_host,11,21", UNKNOWN_ASSOCIATION),
+    (f"{DEFAULT},31,41", "new"),
+    (f"{DEFAULT},31,x", invalid("bk_asst_inst_id")),
+]
+REMOTE_BY_NAME = [
+    ({"bk_obj_asst_id": BELONG, "bk_inst_name": "sw-03", "bk_asst_inst_name": "10.0.0.1"}, "new"),
+    ({"bk_obj_asst_id": BELONG, "bk_inst_name": "sw-01", "bk_asst_inst_name": "10.0.0.1"}, "old"),
+    (
+        {"bk_obj_asst_id": BELONG, "bk_inst_name": "sw-09", "bk_asst_inst_name": "10.0.0.1"},
+        SOURCE_MISSING,
+    ),
+    (
+        {"bk_obj_asst_id": DEFAULT, "bk_inst_name": "rt-02", "bk_asst_inst_name": "fw-01"},
+        ONE_TO_ONE,
+    ),
+]
+REMOTE_CREDENTIALS = ["--app-code", "esb_test", "--app-secret", "xxx", "--username", "xxx"]
+
+
+async def find(base_url: str, bk_obj_id: str, bk_obj_asst_id: str) -> set[tuple[int, int]]:
+    """What the server itself answers, through its own find_instance_association."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        response = await http.post(
+            "/api/c/compapi/v2/cc/find_instance_association/",
+            json={
+                "bk_app_code": "esb_test",
+                "bk_app_secret": "xxx",
+                "bk_username": "admin",
+                "bk_obj_id": bk_obj_id,
+                "condition": {"bk_obj_asst_id": bk_obj_asst_id},
+            },
+        )
+    body = response.json()
+    assert body["code"] == 0, body
+    return {(a["bk_inst_id"], a["bk_asst_inst_id"]) for a in body["data"]}
+
+
+async def test_import_into_a_running_server(live_server, tmp_path):
+    source = tmp_path / "remote.csv"
+    source.write_text("\n".join([HEADER] + [line for line, _ in REMOTE_CSV]) + "\n")
+    errors = tmp_path / "errors.csv"
+    args = ["import", "associations", str(source), "--errors", str(errors), "--url", live_server]
+
+    first = cmdbgraph(*args, *REMOTE_CREDENTIALS)
+    assert first.returncode == 1, first.stderr
+    assert summary(first) == (4, 0, 4)
+    expected = [
+        (number, *outcome)
+        for number, (_, outcome) in enumerate(REMOTE_CSV, start=2)
+        if isinstance(outcome, tuple)
+    ]
+    assert [(line, code, message) for line, _, _, _, code, message in error_report(errors)] == (
+        expected
+    )
+    assert await find(live_server, "bk_switch", BELONG) == {(11, 21), (13, 22)}
+    assert await find(live_server, "bk_switch", CONNECT) == {(14, 23)}
+    assert await find(live_server, "bk_router", DEFAULT) == {(31, 41)}
+
+    second = cmdbgraph(*args, *REMOTE_CREDENTIALS)
+    assert second.returncode == 1, second.stderr
+    assert summary(second) == (0, 4, 4)
+    assert await find(live_server, "bk_switch", BELONG) == {(11, 21), (13, 22)}
+
+    # By name: the server resolves the names (search_inst_by_object with $in).
+    by_name = tmp_path / "remote.jsonl"
+    by_name.write_text(jsonl(REMOTE_BY_NAME))
+    named = cmdbgraph(
+        "import", "associations", str(by_name), "--by-name", "--errors", str(errors),
+        "--url", live_server, *REMOTE_CREDENTIALS,
+    )  # fmt: skip
+    assert named.returncode == 1, named.stderr
+    assert summary(named) == (1, 1, 2)
+    assert [(line, code) for line, _, _, _, code, _ in error_report(errors)] == [
+        (3, SOURCE_MISSING[0]),
+        (4, ONE_TO_ONE[0]),
+    ]
+    assert await find(live_server, "bk_switch", BELONG) == {(11, 21), (13, 22), (14, 21)}
+
+
+async def test_import_into_a_server_that_refuses_the_credentials(live_server, tmp_path):
+    source = tmp_path / "remote.csv"
+    source.write_text(f"{HEADER}\n{BELONG},11,21\n")
+    refused = cmdbgraph(
+        "import", "associations", str(source), "--url", live_server,
+        "--app-code", "esb_test", "--app-secret", "wrong", "--username", "xxx",
+    )  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert "import stopped" in refused.stderr and "1100004" in refused.stderr
+    assert await find(live_server, "bk_switch", BELONG) == set()
+
+
+# ---------------------------------------------------------------------------------------------
+# Export, and import(export(x)) == x.
+
+
+async def populate(db) -> int:
+    """Associations of three mappings, among the demo instances and 60 x 100 new ones (more
+    than one export page); the same calls on a fresh database give the same instance ids."""
+    switches = await new_instances(db, "bk_switch", "exp-sw", 60)
+    hosts = await new_instances(db, "host", "exp-host", 100)
+    await store(db, BELONG, "bk_switch", "host", [(s, h) for s in switches for h in hosts])
+    await store(db, BELONG, "bk_switch", "host", [(11, 21), (13, 21), (14, 22)])
+    await store(db, CONNECT, "bk_switch", "host", [(11, 21), (11, 22), (13, 23)])
+    await store(db, DEFAULT, "bk_router", "bk_firewall", [(31, 42), (32, 41)])
+    return switches[0]
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+async def test_import_of_an_export_gives_the_same_associations(
+    db, database_url, fresh_database_url, tmp_path, suffix
+):
+    first_switch = await populate(db)
+    original = await stored_rows(db)
+    assert len(original) == 6000 + 3 + 3 + 2
+    exported = tmp_path / f"export.{suffix}"
+    done = cmdbgraph("export", "associations", "-o", str(exported), "--database-url", database_url)
+    assert done.returncode == 0, done.stderr
+    assert "exported 6008 associations" in done.stderr
+    text = exported.read_text(encoding="utf-8")
+    if suffix == "csv":
+        assert text.splitlines()[0] == HEADER and len(text.splitlines()) == 6009
+    else:
+        assert len(text.splitlines()) == 6008
+        assert set(json.loads(text.splitlines()[0])) == {
+            "bk_obj_asst_id",
+            "bk_inst_id",
+            "bk_asst_inst_id",
+        }
+
+    async with database(fresh_database_url) as fresh:
+        # The same instances, with the same ids; no association yet.
+        switches = await new_instances(fresh, "bk_switch", "exp-sw", 60)
+        await new_instances(fresh, "host", "exp-host", 100)
+        assert switches[0] == first_switch
+        assert await stored_rows(fresh) == set()
+        imported = cmdbgraph(
+            "import", "associations", str(exported), "--database-url", fresh_database_url
+        )
+        assert imported.returncode == 0, imported.stderr
+        assert summary(imported) == (6008, 0, 0)
+        assert await stored_rows(fresh) == original
+
+    # Exporting the copy gives the very same file: same rows, in the same order.
+    again = tmp_path / f"again.{suffix}"
+    done = cmdbgraph(
+        "export", "associations", "-o", str(again), "--database-url", fresh_database_url
+    )
+    assert done.returncode == 0, done.stderr
+    assert again.read_text(encoding="utf-8") == text
+
+    # And importing it where it came from adds nothing.
+    counts = await row_counts(db)
+    back = cmdbgraph("import", "associations", str(again), "--database-url", database_url)
+    assert back.returncode == 0, back.stderr
+    assert summary(back) == (0, 6008, 0)
+    assert await row_counts(db) == counts
+
+
+async def test_export_of_one_model_association_to_stdout(db, database_url):
+    await populate(db)
+    done = cmdbgraph(
+        "export", "associations", "--bk-obj-asst-id", DEFAULT, "--format", "csv",
+        "--database-url", database_url,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [HEADER, f"{DEFAULT},31,42", f"{DEFAULT},32,41"]

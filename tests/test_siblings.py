@@ -1,0 +1,993 @@
+"""The batch call's REST siblings (behaviour spec sections 1, 5 and 9).
+
+Every call is sent on its ESB path (``/api/c/compapi/v2/cc/<name>/``, credentials in the body)
+and on its native route (credentials in the ``X-Bkapi-Authorization`` header, as the SDK sends
+them), and its failures are checked in Chinese (the default) and in English. Every test runs on
+SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import func, select
+
+from cmdbgraph.db import bulk
+from cmdbgraph.db.tables import audit_entries, inst_associations
+from cmdbgraph.services import associations, auth, instances
+from cmdbgraph.services.caller import SYSTEM
+from tests.helpers import demo_headers
+
+ESB_PREFIX = "/api/c/compapi/v2/cc"
+# ESB name -> (native method, native path); ``{...}`` are filled from the path arguments.
+NATIVE = {
+    "add_instance_association": ("POST", "/api/v3/create/instassociation"),
+    "delete_instance_association": (
+        "DELETE",
+        "/api/v3/delete/instassociation/{bk_obj_id}/{id}",
+    ),
+    "delete_related_inst_asso": ("DELETE", "/api/v3/delete/instassociation/batch"),
+    "find_instance_association": ("POST", "/api/v3/find/instassociation"),
+    "search_related_inst_asso": ("POST", "/api/v3/find/instassociation/related"),
+    "find_object_association": ("POST", "/api/v3/find/objectassociation"),
+    "search_objects": ("POST", "/api/v3/find/object"),
+    "search_inst_by_object": ("POST", "/api/v3/find/instassociation/object/{bk_obj_id}"),
+}
+ESB_ALIASES = {"search_inst": "search_inst_by_object"}
+ROUTES = ["esb", "native"]
+LANGUAGES = ["zh", "en"]
+ESB_CREDENTIALS = {"bk_app_code": "esb_test", "bk_app_secret": "xxx", "bk_username": "admin"}
+
+BELONG = "bk_switch_belong_host"  # demo, n:n
+DEFAULT = "bk_router_default_bk_firewall"  # demo, 1:1
+CONNECT = "bk_switch_connect_host"  # preset, 1:n
+MAINLINE = "host_bk_mainline_module"  # preset
+DEMO_NAMES = {11: "sw-01", 13: "sw-02", 14: "sw-03", 21: "10.0.0.1", 22: "10.0.0.2", 23: "10.0.0.3"}
+DEMO_NAMES |= {31: "rt-01", 32: "rt-02", 41: "fw-01", 42: "fw-02"}
+# (bk_obj_asst_id) -> (bk_asst_id, source model, target model)
+MODEL_ASSOCIATIONS = {
+    BELONG: ("belong", "bk_switch", "host"),
+    DEFAULT: ("default", "bk_router", "bk_firewall"),
+    CONNECT: ("connect", "bk_switch", "host"),
+}
+
+# Upstream's codes and messages, written out here rather than taken from the code under test.
+SUCCESS = (0, "success", "success")
+
+
+def invalid(name: str) -> tuple[int, str, str]:
+    return (
+        1199011,
+        f"'{name}' 参数无效或不存在",
+        f"'{name}' the parameter is invalid or does not exist",
+    )
+
+
+BAD_JSON = (1199000, "反序列化JSON数据失败", "Deserializing JSON data failed")
+DUPLICATE = (
+    1101038,
+    "关联关系 bk_switch->host 重复",
+    "the associations bk_switch->host already exist",
+)
+SOURCE_MISSING = (1101073, "关联实例不存在", "the association inst is not exist")
+TARGET_MISSING = (1101074, "被关联实例不存在", "the  inst to asst  is not exist")
+ONE_TO_ONE = (
+    1101052,
+    "关联关系为1:1的，不能同时关联多个实例",
+    "can not create multiple instance association for a 1:1 association.",
+)
+ONE_TO_MANY = (
+    1101061,
+    "关联关系为1:n的，不能同时关联多个源模型实例",
+    "The relationship is 1:n, and multiple source model instances cannot be associated "
+    "at the same time.",
+)
+UNKNOWN_ASSOCIATION = (1101046, "模型的关联关系不存在", "object association does not exist.")
+MAINLINE_REFUSED = (
+    1101082,
+    "bk_mainline 为内置关联类型，不能用于当前场景",
+    "bk_mainline association type can't use in this scene",
+)
+TOO_MANY_IDS = (1199035, " id 超过限制 500", " id exceed the limit 500")
+NO_IDS = (1199038, "数据 id 不能为空", "need data id is null")
+PAGE_LIMIT = (
+    1199059,
+    "分页查询数量超过限制的最大值, 建议值200",
+    "page limit is exceeded. suggestion 200",
+)
+DENIED = (9900403, "没有操作的权限", "Do not have access permission.")
+
+
+def text_of(expected: tuple[int, str, str], language: str) -> str:
+    return expected[2] if language == "en" else expected[1]
+
+
+FIRST = "<the first stored association's id>"
+
+
+def fill(value, first: int):
+    """``value`` with ``FIRST`` replaced by ``first``, at any depth."""
+    if value == FIRST:
+        return first
+    if isinstance(value, list):
+        return [fill(v, first) for v in value]
+    if isinstance(value, dict):
+        return {k: fill(v, first) for k, v in value.items()}
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Calling a sibling on either route, and what the caller sees.
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    code: int
+    message: str
+    data: object
+    permission: dict | None
+
+
+async def call(
+    client,
+    name: str,
+    route: str,
+    body: dict | None = None,
+    *,
+    path: dict | None = None,
+    language: str = "zh",
+    credentials: dict | None = None,
+    headers: dict | None = None,
+) -> Reply:
+    """Send ``body`` to the ESB call ``name`` (or an alias) or to its native route.
+
+    ESB callers carry the credentials in the body; native callers in the SDK's header, or in
+    the body when ``credentials`` are given. ``path`` fills the native route's arguments."""
+    headers = {**(headers or {}), **({"Blueking-Language": "en"} if language == "en" else {})}
+    if route == "esb" or route == "esb-alias":
+        method, url = "POST", f"{ESB_PREFIX}/{name}/"
+        content = {**ESB_CREDENTIALS, **(credentials or {}), **(body or {})}
+    else:
+        method, template = NATIVE[ESB_ALIASES.get(name, name)]
+        url = template.format(**(path or {}))
+        if credentials is None:
+            headers = {**demo_headers(), **headers}
+            content = body
+        else:
+            content = {**credentials, **(body or {})}
+    if content is None:
+        response = await client.request(method, url, headers=headers)
+    else:
+        headers["Content-Type"] = "application/json"
+        response = await client.request(method, url, content=json.dumps(content), headers=headers)
+    envelope = response.json()
+    if route == "native":
+        assert list(envelope) == ["result", "bk_error_code", "bk_error_msg", "permission", "data"]
+        code, message = envelope["bk_error_code"], envelope["bk_error_msg"]
+    else:
+        assert list(envelope) == ["result", "code", "message", "permission", "request_id", "data"]
+        code, message = envelope["code"], envelope["message"]
+        assert envelope["request_id"] == response.headers["X-Request-ID"]
+    assert envelope["result"] is (code == 0)
+    if code != 0:
+        assert envelope["data"] is None
+    if code != DENIED[0]:
+        assert envelope["permission"] is None
+    return Reply(response.status_code, code, message, envelope["data"], envelope["permission"])
+
+
+def assert_answer(reply: Reply, expected: tuple[int, str, str], language: str) -> None:
+    assert (reply.code, reply.message) == (expected[0], text_of(expected, language))
+    assert reply.status == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# The database.
+
+
+async def row_counts(db) -> tuple[int, int]:
+    """How many instance associations and audit entries are stored."""
+    async with db.read() as conn:
+        return tuple(
+            [
+                (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+                for table in (inst_associations, audit_entries)
+            ]
+        )
+
+
+async def store(db, bk_obj_asst_id: str, *pairs: tuple[int, int]) -> list[int]:
+    """Create associations through the service as the system; they must all succeed."""
+    _, src, dest = MODEL_ASSOCIATIONS[bk_obj_asst_id]
+    result = await associations.batch_create(
+        db,
+        SYSTEM,
+        associations.BatchCreateRequest(
+            src, dest, bk_obj_asst_id, [associations.Detail(*p) for p in pairs]
+        ),
+    )
+    assert result.failed_count == 0, result.error_msg("en")
+    return [item.association.id for item in result.items]
+
+
+async def stored_ids(db) -> set[int]:
+    async with db.read() as conn:
+        return set((await conn.execute(select(inst_associations.c.id))).scalars())
+
+
+async def new_instances(db, bk_obj_id: str, prefix: str, count: int, **attributes) -> list[int]:
+    ids: list[int] = []
+    for start in range(0, count, 200):
+        created = await instances.create_instances(
+            db,
+            SYSTEM,
+            bk_obj_id,
+            [
+                instances.NewInstance(f"{prefix}-{i:03}", dict(attributes))
+                for i in range(start, min(count, start + 200))
+            ],
+        )
+        ids.extend(i.bk_inst_id for i in created)
+    return ids
+
+
+def association_json(association_id: int, bk_obj_asst_id: str, src: int, dest: int) -> dict:
+    """An association as upstream's calls return it."""
+    kind, src_obj, dest_obj = MODEL_ASSOCIATIONS[bk_obj_asst_id]
+    return {
+        "id": association_id,
+        "bk_obj_asst_id": bk_obj_asst_id,
+        "bk_asst_id": kind,
+        "bk_obj_id": src_obj,
+        "bk_inst_id": src,
+        "bk_asst_obj_id": dest_obj,
+        "bk_asst_inst_id": dest,
+        "bk_supplier_account": "0",
+        "bk_biz_id": 0,
+    }
+
+
+@pytest.fixture
+async def stored(db) -> dict[str, list[int]]:
+    """Associations among the demo instances: 11->21, 11->22, 13->21 (belong), 31->41
+    (default), 14->23 (connect)."""
+    return {
+        BELONG: await store(db, BELONG, (11, 21), (11, 22), (13, 21)),
+        DEFAULT: await store(db, DEFAULT, (31, 41)),
+        CONNECT: await store(db, CONNECT, (14, 23)),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# add_instance_association
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("route", ROUTES)
+async def test_add_instance_association_creates_one_and_answers_its_id(client, db, route, language):
+    before = await row_counts(db)
+    body = {"bk_obj_asst_id": BELONG, "bk_inst_id": 13, "bk_asst_inst_id": 23}
+    reply = await call(client, "add_instance_association", route, body, language=language)
+    assert_answer(reply, SUCCESS, language)
+    assert list(reply.data) == ["id"]
+    new_id = reply.data["id"]
+    assert type(new_id) is int and new_id > 1000
+    assert await row_counts(db) == (before[0] + 1, before[1] + 1)
+
+    found = await call(
+        client,
+        "find_instance_association",
+        route,
+        {"bk_obj_id": "bk_switch", "condition": {"bk_obj_asst_id": BELONG}},
+    )
+    assert found.data == [association_json(new_id, BELONG, 13, 23)]
+    async with db.read() as conn:
+        entry = (
+            await conn.execute(
+                select(
+                    audit_entries.c.action,
+                    audit_entries.c.resource_type,
+                    audit_entries.c.resource_id,
+                    audit_entries.c.bk_username,
+                ).where(audit_entries.c.resource_type == "instance_association")
+            )
+        ).one()
+    assert tuple(entry) == ("create", "instance_association", 13, "admin")
+
+
+ADD_FAILURES = [
+    pytest.param(
+        {"bk_obj_asst_id": BELONG, "bk_inst_id": 11, "bk_asst_inst_id": 21},
+        DUPLICATE,
+        id="duplicate",
+    ),
+    pytest.param(
+        {"bk_obj_asst_id": BELONG, "bk_inst_id": 12, "bk_asst_inst_id": 23},
+        SOURCE_MISSING,
+        id="source-missing",
+    ),
+    pytest.param(
+        {"bk_obj_asst_id": BELONG, "bk_inst_id": 14, "bk_asst_inst_id": 31},
+        TARGET_MISSING,
+        id="target-missing",
+    ),
+    pytest.param(
+        {"bk_obj_asst_id": DEFAULT, "bk_inst_id": 31, "bk_asst_inst_id": 42},
+        ONE_TO_ONE,
+        id="one-to-one-source-taken",
+    ),
+    pytest.param(
+        {"bk_obj_asst_id": DEFAULT, "bk_inst_id": 32, "bk_asst_inst_id": 41},
+        ONE_TO_ONE,
+        id="one-to-one-target-taken",
+    ),
+    pytest.param(
+        {"bk_obj_asst_id": CONNECT, "bk_inst_id": 11, "bk_asst_inst_id": 23},
+        ONE_TO_MANY,
+        id="one-to-many-target-has-a-source",
+    ),
+    pytest.param(
+        {"bk_inst_id": 14, "bk_asst_inst_id": 23}, invalid("bk_obj_asst_id"), id="no-asst"
+    ),
+    pytest.param(
+        {"bk_obj_asst_id": "", "bk_inst_id": 14, "bk_asst_inst_id": 23},
+        invalid("bk_obj_asst_id"),
+        id="empty-asst",
+    ),
+    pytest.param(
+        {"bk_obj_asst_id": "bk_switch_run_host", "bk_inst_id": 14, "bk_asst_inst_id": 23},
+        UNKNOWN_ASSOCIATION,
+        id="unknown-model-association",
+    ),
+    pytest.param(
+        {"bk_obj_asst_id": MAINLINE, "bk_inst_id": 21, "bk_asst_inst_id": 21},
+        MAINLINE_REFUSED,
+        id="mainline",
+    ),
+    pytest.param(
+        {"bk_obj_asst_id": BELONG, "bk_inst_id": "14", "bk_asst_inst_id": 23},
+        BAD_JSON,
+        id="string-for-int",
+    ),
+]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(("body", "expected"), ADD_FAILURES)
+async def test_add_instance_association_failures_are_request_errors(
+    client, db, stored, route, language, body, expected
+):
+    before = await row_counts(db)
+    reply = await call(client, "add_instance_association", route, body, language=language)
+    assert_answer(reply, expected, language)
+    assert await row_counts(db) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# delete_instance_association
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("scope", ["bk_switch", "host"], ids=["by-source-model", "by-target"])
+async def test_delete_instance_association_deletes_exactly_that_one(
+    client, db, stored, route, scope
+):
+    doomed, *kept = stored[BELONG]
+    before = await row_counts(db)
+    if route == "esb":
+        reply = await call(
+            client, "delete_instance_association", "esb", {"id": doomed, "bk_obj_id": scope}
+        )
+    else:
+        # The native route carries its arguments in the path; no body at all.
+        reply = await call(
+            client,
+            "delete_instance_association",
+            "native",
+            path={"bk_obj_id": scope, "id": doomed},
+        )
+    assert_answer(reply, SUCCESS, "zh")
+    assert reply.data is None
+    remaining = await stored_ids(db)
+    assert doomed not in remaining and set(kept) <= remaining
+    assert await row_counts(db) == (before[0] - 1, before[1] + 1)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_delete_instance_association_of_another_model_or_unknown_deletes_nothing(
+    client, db, stored, route
+):
+    before = await row_counts(db)
+    for bk_obj_id, association_id in [
+        ("bk_router", stored[BELONG][0]),  # exists, but joins neither side's model
+        ("bk_switch", 999_999),  # no such association
+    ]:
+        body = {"id": association_id, "bk_obj_id": bk_obj_id}
+        path = {"bk_obj_id": bk_obj_id, "id": association_id}
+        reply = await call(
+            client,
+            "delete_instance_association",
+            route,
+            body if route == "esb" else None,
+            path=path,
+        )
+        assert_answer(reply, SUCCESS, "zh")
+    assert await row_counts(db) == before
+
+
+ESB_DELETE_ONE_FAILURES = [
+    pytest.param({"id": 0, "bk_obj_id": "bk_switch"}, invalid("id"), id="zero-id"),
+    pytest.param({"id": -7, "bk_obj_id": "bk_switch"}, invalid("id"), id="negative-id"),
+    pytest.param({"bk_obj_id": "bk_switch"}, invalid("id"), id="no-id"),
+    pytest.param({"id": FIRST}, invalid("bk_obj_id"), id="no-bk-obj-id"),
+    pytest.param({"id": 1.5, "bk_obj_id": "bk_switch"}, BAD_JSON, id="float-id"),
+]
+NATIVE_DELETE_ONE_FAILURES = [
+    pytest.param({"bk_obj_id": "bk_switch", "id": "abc"}, invalid("id"), id="non-numeric-id"),
+    pytest.param({"bk_obj_id": "bk_switch", "id": "0"}, invalid("id"), id="zero-id"),
+    pytest.param({"bk_obj_id": "bk_switch", "id": "-3"}, invalid("id"), id="negative-id"),
+    pytest.param({"bk_obj_id": "bk_switch", "id": "1.5"}, invalid("id"), id="fraction-id"),
+    pytest.param({"bk_obj_id": "bk_switch", "id": str(2**63)}, invalid("id"), id="above-int64"),
+]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize(("body", "expected"), ESB_DELETE_ONE_FAILURES)
+async def test_delete_instance_association_refuses_a_bad_body(
+    client, db, stored, language, body, expected
+):
+    body = fill(body, stored[BELONG][0])
+    before = await row_counts(db)
+    reply = await call(client, "delete_instance_association", "esb", body, language=language)
+    assert_answer(reply, expected, language)
+    assert await row_counts(db) == before
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize(("path", "expected"), NATIVE_DELETE_ONE_FAILURES)
+async def test_delete_instance_association_refuses_a_bad_path(
+    client, db, stored, language, path, expected
+):
+    before = await row_counts(db)
+    reply = await call(
+        client, "delete_instance_association", "native", path=path, language=language
+    )
+    assert_answer(reply, expected, language)
+    assert await row_counts(db) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# delete_related_inst_asso
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_delete_related_inst_asso_answers_the_number_deleted(client, db, stored, route):
+    belong = stored[BELONG]
+    before = await row_counts(db)
+    ids = [belong[0], belong[2], 999_999, belong[0], stored[DEFAULT][0]]
+    reply = await call(
+        client, "delete_related_inst_asso", route, {"id": ids, "bk_obj_id": "bk_switch"}
+    )
+    # The unknown id, the repeated one and the router's association (outside bk_switch) do
+    # not count.
+    assert_answer(reply, SUCCESS, "zh")
+    assert reply.data == 2
+    remaining = await stored_ids(db)
+    assert remaining.isdisjoint({belong[0], belong[2]})
+    assert {belong[1], stored[DEFAULT][0], *stored[CONNECT]} <= remaining
+    assert await row_counts(db) == (before[0] - 2, before[1] + 2)
+
+    again = await call(
+        client, "delete_related_inst_asso", route, {"id": ids, "bk_obj_id": "bk_switch"}
+    )
+    assert again.data == 0
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_delete_related_inst_asso_takes_500_ids(client, db, route):
+    switches = await new_instances(db, "bk_switch", "del500-sw", 25)
+    hosts = await new_instances(db, "host", "del500-host", 20)
+    ids: list[int] = []
+    for s in switches:
+        ids += await store(db, BELONG, *((s, h) for h in hosts))
+    assert len(ids) == 500
+    before = await row_counts(db)
+    reply = await call(client, "delete_related_inst_asso", route, {"id": ids, "bk_obj_id": "host"})
+    assert_answer(reply, SUCCESS, "zh")
+    assert reply.data == 500
+    assert await row_counts(db) == (before[0] - 500, before[1] + 500)
+
+
+DELETE_MANY_FAILURES = [
+    pytest.param({"id": list(range(1, 502)), "bk_obj_id": "bk_switch"}, TOO_MANY_IDS, id="501"),
+    pytest.param({"id": [], "bk_obj_id": "bk_switch"}, NO_IDS, id="empty"),
+    pytest.param({"bk_obj_id": "bk_switch"}, NO_IDS, id="missing"),
+    pytest.param({"id": [FIRST]}, invalid("bk_obj_id"), id="no-bk-obj-id"),
+    pytest.param({"id": [FIRST, "7"], "bk_obj_id": "bk_switch"}, BAD_JSON, id="string-id"),
+    pytest.param({"id": FIRST, "bk_obj_id": "bk_switch"}, BAD_JSON, id="id-not-a-list"),
+]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(("body", "expected"), DELETE_MANY_FAILURES)
+async def test_delete_related_inst_asso_refusals(
+    client, db, stored, route, language, body, expected
+):
+    body = fill(body, stored[BELONG][0])
+    before = await row_counts(db)
+    reply = await call(client, "delete_related_inst_asso", route, body, language=language)
+    assert_answer(reply, expected, language)
+    assert await row_counts(db) == before
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_delete_related_inst_asso_is_one_transaction(client, db, stored, route, monkeypatch):
+    real_insert = bulk.insert_audit_entries
+
+    async def audit_the_database_refuses(conn, **kwargs):
+        # The associations are deleted already; the audit rows violate NOT NULL.
+        await real_insert(conn, **{**kwargs, "resource_type": None})
+
+    monkeypatch.setattr(bulk, "insert_audit_entries", audit_the_database_refuses)
+    before = await row_counts(db)
+    ids_before = await stored_ids(db)
+    reply = await call(
+        client,
+        "delete_related_inst_asso",
+        route,
+        {"id": stored[BELONG], "bk_obj_id": "bk_switch"},
+    )
+    assert (reply.status, reply.code) == (500, 1199999)
+    assert reply.message == "'delete_related_inst_asso' 服务器内部错误"
+    assert await row_counts(db) == before
+    assert await stored_ids(db) == ids_before
+
+
+# ---------------------------------------------------------------------------------------------
+# Deletes: audited, and permission-checked.
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("name", ["delete_instance_association", "delete_related_inst_asso"])
+async def test_each_deleted_association_has_one_audit_entry(client, db, stored, route, name):
+    belong = stored[BELONG]
+    request_id = f"audit-delete-{name}-{route}"
+    if name == "delete_instance_association":
+        deleted = {belong[0]: (11, 21)}
+        body = {"id": belong[0], "bk_obj_id": "host"}
+        path = {"bk_obj_id": "host", "id": belong[0]}
+    else:
+        deleted = {belong[0]: (11, 21), belong[2]: (13, 21)}
+        body = {"id": [belong[0], belong[2]], "bk_obj_id": "host"}
+        path = None
+    reply = await call(
+        client,
+        name,
+        route,
+        None if route == "native" and path else body,
+        path=path,
+        headers={"X-Request-ID": request_id},
+    )
+    assert reply.code == 0, reply
+    a = audit_entries.c
+    async with db.read() as conn:
+        rows = (
+            await conn.execute(
+                select(
+                    a.audit_type,
+                    a.resource_type,
+                    a.action,
+                    a.resource_id,
+                    a.resource_name,
+                    a.operation_detail,
+                    a.bk_username,
+                    a.app_code,
+                    a.bk_supplier_account,
+                ).where(a.request_id == request_id)
+            )
+        ).all()
+    # Upstream's operation_detail keys (behaviour spec, section 5); more may be recorded.
+    detail_keys = ("asst_id", "asst_kind", "src_obj_id", "dest_obj_id", "dest_inst_id")
+    entries = sorted(
+        (
+            {
+                **{k: v for k, v in row._mapping.items() if k != "operation_detail"},
+                **{k: row.operation_detail[k] for k in (*detail_keys, "dest_inst_name")},
+            }
+            for row in rows
+        ),
+        key=lambda e: (e["resource_id"], e["dest_inst_id"]),
+    )
+    assert entries == [
+        {
+            "audit_type": "model_instance",
+            "resource_type": "instance_association",
+            "action": "delete",
+            "resource_id": src,
+            "resource_name": DEMO_NAMES[src],
+            "asst_id": BELONG,
+            "asst_kind": "belong",
+            "src_obj_id": "bk_switch",
+            "dest_obj_id": "host",
+            "dest_inst_id": dest,
+            "dest_inst_name": DEMO_NAMES[dest],
+            "bk_username": "admin",
+            "app_code": "esb_test",
+            "bk_supplier_account": "0",
+        }
+        for src, dest in sorted(deleted.values())
+    ]
+
+
+UNGRANTED_USER = "sibling_without_grants"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("name", ["delete_instance_association", "delete_related_inst_asso"])
+async def test_deletes_need_a_grant(client, db, stored, route, name, language):
+    await auth.create_user(db, UNGRANTED_USER)
+    credentials = {**ESB_CREDENTIALS, "bk_username": UNGRANTED_USER}
+    first, second, _ = stored[BELONG]
+    if name == "delete_instance_association":
+        body = {"id": first, "bk_obj_id": "bk_switch"}
+        denied = ([11], [21])
+    else:
+        body = {"id": [first, second], "bk_obj_id": "bk_switch"}
+        denied = ([11], [21, 22])
+    before = await row_counts(db)
+    ids_before = await stored_ids(db)
+    reply = await call(
+        client,
+        name,
+        route,
+        body,
+        path={"bk_obj_id": "bk_switch", "id": first},
+        language=language,
+        credentials=credentials,
+    )
+    assert_answer(reply, DENIED, language)
+    # Upstream's permission object names every instance to apply for.
+    named = [
+        (action["related_resource_types"][0]["type_name"], instance["id"], instance["name"])
+        for action in reply.permission["actions"]
+        for (instance,) in action["related_resource_types"][0]["instances"]
+    ]
+    assert sorted(named) == sorted(
+        [("交换机", str(i), DEMO_NAMES[i]) for i in denied[0]]
+        + [("主机", str(i), DEMO_NAMES[i]) for i in denied[1]]
+    )
+    assert await row_counts(db) == before
+    assert await stored_ids(db) == ids_before
+
+    # The same call by the demo user, who holds every grant, goes through.
+    allowed = await call(client, name, route, body, path={"bk_obj_id": "bk_switch", "id": first})
+    assert allowed.code == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# find_instance_association
+
+
+FIND_CASES = [
+    pytest.param({"bk_obj_asst_id": BELONG}, "bk_switch", [0, 1, 2], id="by-model-association"),
+    pytest.param(
+        {"bk_obj_asst_id": BELONG, "bk_asst_id": "belong", "bk_asst_obj_id": "host"},
+        "bk_switch",
+        [0, 1, 2],
+        id="every-condition",
+    ),
+    pytest.param({"bk_obj_asst_id": BELONG, "bk_asst_id": "run"}, "bk_switch", [], id="other-kind"),
+    pytest.param(
+        {"bk_obj_asst_id": BELONG, "bk_asst_obj_id": "bk_firewall"},
+        "bk_switch",
+        [],
+        id="other-target-model",
+    ),
+    pytest.param({"bk_obj_asst_id": BELONG}, "bk_router", [], id="other-source-model"),
+    pytest.param({"bk_obj_asst_id": "bk_switch_run_host"}, "bk_switch", [], id="unknown"),
+]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(("condition", "bk_obj_id", "expected"), FIND_CASES)
+async def test_find_instance_association(client, stored, route, condition, bk_obj_id, expected):
+    reply = await call(
+        client,
+        "find_instance_association",
+        route,
+        {"condition": condition, "bk_obj_id": bk_obj_id},
+    )
+    assert_answer(reply, SUCCESS, "zh")
+    pairs = [(11, 21), (11, 22), (13, 21)]
+    assert reply.data == [association_json(stored[BELONG][i], BELONG, *pairs[i]) for i in expected]
+
+
+FIND_FAILURES = [
+    pytest.param({"bk_obj_id": "bk_switch"}, invalid("bk_obj_asst_id"), id="no-condition"),
+    pytest.param(
+        {"condition": {"bk_asst_id": "belong"}, "bk_obj_id": "bk_switch"},
+        invalid("bk_obj_asst_id"),
+        id="no-asst-id",
+    ),
+    pytest.param({"condition": {"bk_obj_asst_id": BELONG}}, invalid("bk_obj_id"), id="no-obj"),
+    pytest.param({"condition": [BELONG], "bk_obj_id": "bk_switch"}, BAD_JSON, id="list-condition"),
+]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(("body", "expected"), FIND_FAILURES)
+async def test_find_instance_association_refusals(client, route, language, body, expected):
+    reply = await call(client, "find_instance_association", route, body, language=language)
+    assert_answer(reply, expected, language)
+
+
+# ---------------------------------------------------------------------------------------------
+# search_related_inst_asso
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_search_related_inst_asso_finds_both_directions(client, stored, route):
+    belong, connect = stored[BELONG], stored[CONNECT]
+
+    async def related(bk_inst_id: int, bk_obj_id: str, **extra) -> Reply:
+        body = {"condition": {"bk_inst_id": bk_inst_id, "bk_obj_id": bk_obj_id}, **extra}
+        reply = await call(client, "search_related_inst_asso", route, body)
+        assert_answer(reply, SUCCESS, "zh")
+        return reply
+
+    # 21 is the target of 11->21 and 13->21; 11 the source of 11->21 and 11->22.
+    assert (await related(21, "host")).data == [
+        association_json(belong[0], BELONG, 11, 21),
+        association_json(belong[2], BELONG, 13, 21),
+    ]
+    assert [a["id"] for a in (await related(11, "bk_switch")).data] == belong[:2]
+    assert [a["id"] for a in (await related(23, "host")).data] == connect
+    assert (await related(21, "bk_switch")).data == []  # 21 is a host, never a switch
+    assert (await related(42, "bk_firewall")).data == []
+
+    only = await related(11, "bk_switch", fields=["id", "bk_asst_inst_id"])
+    assert only.data == [
+        {"id": belong[0], "bk_asst_inst_id": 21},
+        {"id": belong[1], "bk_asst_inst_id": 22},
+    ]
+    second_page = await related(21, "host", fields=["id"], page={"start": 1, "limit": 1})
+    assert second_page.data == [{"id": belong[2]}]
+    at_the_limit = await related(21, "host", fields=["id"], page={"start": 0, "limit": 500})
+    assert len(at_the_limit.data) == 2
+
+
+RELATED_FAILURES = [
+    pytest.param(
+        {"condition": {"bk_inst_id": 21, "bk_obj_id": "host"}, "page": {"limit": 501}},
+        PAGE_LIMIT,
+        id="limit-501",
+    ),
+    pytest.param(
+        {"condition": {"bk_inst_id": 21, "bk_obj_id": "host"}, "page": {"start": -1}},
+        invalid("page.start"),
+        id="negative-start",
+    ),
+    pytest.param({"condition": {"bk_obj_id": "host"}}, invalid("bk_inst_id"), id="no-inst"),
+    pytest.param({"condition": {"bk_inst_id": 21}}, invalid("bk_obj_id"), id="no-obj"),
+    pytest.param(
+        {"condition": {"bk_inst_id": "21", "bk_obj_id": "host"}}, BAD_JSON, id="string-inst"
+    ),
+    pytest.param(
+        {"condition": {"bk_inst_id": 21, "bk_obj_id": "host"}, "fields": [1]},
+        BAD_JSON,
+        id="number-field",
+    ),
+]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(("body", "expected"), RELATED_FAILURES)
+async def test_search_related_inst_asso_refusals(client, route, language, body, expected):
+    reply = await call(client, "search_related_inst_asso", route, body, language=language)
+    assert_answer(reply, expected, language)
+
+
+# ---------------------------------------------------------------------------------------------
+# find_object_association and search_objects
+
+
+OBJECT_ASSOCIATION_CASES = [
+    pytest.param({"bk_obj_id": "bk_switch"}, [CONNECT, BELONG], id="by-source"),
+    pytest.param({"bk_asst_obj_id": "bk_firewall"}, [DEFAULT], id="by-target"),
+    pytest.param({"bk_obj_id": "bk_switch", "bk_asst_id": "belong"}, [BELONG], id="by-kind"),
+    pytest.param({"bk_obj_id": "bk_switch", "bk_asst_id": "run"}, [], id="none"),
+    pytest.param(
+        {"bk_asst_id": "bk_mainline"},
+        ["set_bk_mainline_biz", "module_bk_mainline_set", "host_bk_mainline_module"],
+        id="mainline",
+    ),
+]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(("condition", "expected"), OBJECT_ASSOCIATION_CASES)
+async def test_find_object_association(client, route, condition, expected):
+    reply = await call(client, "find_object_association", route, {"condition": condition})
+    assert_answer(reply, SUCCESS, "zh")
+    assert sorted(m["bk_obj_asst_id"] for m in reply.data) == sorted(expected)
+    for found in reply.data:
+        assert set(found) == {
+            "id",
+            "bk_obj_asst_id",
+            "bk_obj_asst_name",
+            "bk_obj_id",
+            "bk_asst_obj_id",
+            "bk_asst_id",
+            "mapping",
+            "on_delete",
+            "ispre",
+            "bk_supplier_account",
+        }
+        for name, value in condition.items():
+            assert found[name] == value
+    by_id = {m["bk_obj_asst_id"]: m for m in reply.data}
+    if BELONG in by_id:
+        assert (by_id[BELONG]["mapping"], by_id[BELONG]["ispre"]) == ("n:n", False)
+    if CONNECT in by_id:
+        assert (by_id[CONNECT]["mapping"], by_id[CONNECT]["ispre"]) == ("1:n", True)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_search_objects(client, route):
+    every = await call(client, "search_objects", route, {})
+    assert_answer(every, SUCCESS, "zh")
+    every_id = [m["bk_obj_id"] for m in every.data]
+    for built_in in ("biz", "set", "module", "host", "bk_switch", "bk_router", "bk_firewall"):
+        assert built_in in every_id
+
+    switch = await call(client, "search_objects", route, {"bk_obj_id": "bk_switch"})
+    (model,) = switch.data
+    assert (model["bk_obj_id"], model["bk_obj_name"], model["ispre"]) == (
+        "bk_switch",
+        "交换机",
+        True,
+    )
+
+    host_class = await call(
+        client, "search_objects", route, {"bk_classification_id": "bk_host_manage"}
+    )
+    assert "host" in [m["bk_obj_id"] for m in host_class.data]
+    assert all(m["bk_classification_id"] == "bk_host_manage" for m in host_class.data)
+
+    presets = await call(client, "search_objects", route, {"ispre": True})
+    assert sorted(m["bk_obj_id"] for m in presets.data) == sorted(
+        m["bk_obj_id"] for m in every.data if m["ispre"]
+    )
+    assert (await call(client, "search_objects", route, {"bk_obj_id": "nothing"})).data == []
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("search_objects", {"ispre": "true"}),
+        ("search_objects", {"bk_obj_id": 7}),
+        ("find_object_association", {"condition": {"bk_obj_id": ["bk_switch"]}}),
+        ("find_object_association", {"condition": "bk_switch"}),
+    ],
+)
+async def test_catalog_lookups_refuse_ill_typed_bodies(client, route, language, name, body):
+    reply = await call(client, name, route, body, language=language)
+    assert_answer(reply, BAD_JSON, language)
+
+
+# ---------------------------------------------------------------------------------------------
+# search_inst_by_object and its older ESB name search_inst
+
+SEARCH_ROUTES = [
+    pytest.param("search_inst_by_object", "esb", id="esb"),
+    pytest.param("search_inst", "esb-alias", id="esb-search_inst"),
+    pytest.param("search_inst_by_object", "native", id="native"),
+]
+
+
+async def search(client, name, route, bk_obj_id, language="zh", **body) -> Reply:
+    return await call(
+        client,
+        name,
+        route,
+        {"bk_obj_id": bk_obj_id, **body},
+        path={"bk_obj_id": bk_obj_id},
+        language=language,
+    )
+
+
+@pytest.mark.parametrize(("name", "route"), SEARCH_ROUTES)
+async def test_search_inst_by_object(client, db, name, route):
+    ids = await new_instances(db, "bk_router", "rt-search", 5, bk_vendor="acme")
+    names = {i: f"rt-search-{n:03}" for n, i in enumerate(ids)}
+
+    every = await search(client, name, route, "bk_router")
+    assert_answer(every, SUCCESS, "zh")
+    assert every.data["count"] == 7  # rt-01 and rt-02 of the demo, and these five
+    assert [i["bk_inst_id"] for i in every.data["info"]] == [31, 32, *ids]
+    first = every.data["info"][2]
+    assert (first["bk_obj_id"], first["bk_inst_name"], first["bk_vendor"]) == (
+        "bk_router",
+        names[ids[0]],
+        "acme",
+    )
+
+    picked = await search(
+        client,
+        name,
+        route,
+        "bk_router",
+        condition={"bk_inst_name": {"$in": [names[ids[1]], names[ids[3]], "rt-01", "nothing"]}},
+        fields=["bk_inst_id", "bk_inst_name"],
+        page={"start": 0, "limit": 10, "sort": "-bk_inst_name"},
+    )
+    assert picked.data == {
+        "count": 3,
+        "info": [
+            {"bk_inst_id": ids[3], "bk_inst_name": names[ids[3]]},
+            {"bk_inst_id": ids[1], "bk_inst_name": names[ids[1]]},
+            {"bk_inst_id": 31, "bk_inst_name": "rt-01"},
+        ],
+    }
+
+    by_attribute = await search(
+        client,
+        name,
+        route,
+        "bk_router",
+        condition={"bk_vendor": "acme", "bk_inst_id": {"$in": ids[:2] + [31]}},
+        fields=["bk_inst_id"],
+    )
+    assert by_attribute.data == {"count": 2, "info": [{"bk_inst_id": i} for i in ids[:2]]}
+
+    paged = await search(
+        client,
+        name,
+        route,
+        "bk_router",
+        condition={"bk_vendor": {"$eq": "acme"}},
+        fields=["bk_inst_id"],
+        page={"start": 3, "limit": 200, "sort": "bk_inst_id"},
+    )
+    assert paged.data == {"count": 5, "info": [{"bk_inst_id": i} for i in ids[3:]]}
+
+    assert (await search(client, name, route, "bk_load_balance")).data == {"count": 0, "info": []}
+
+
+SEARCH_FAILURES = [
+    pytest.param({"page": {"limit": 201}}, PAGE_LIMIT, id="limit-201"),
+    pytest.param({"page": {"start": -1, "limit": 10}}, invalid("page.start"), id="negative-start"),
+    pytest.param({"page": {"sort": "bk_vendor"}}, invalid("sort"), id="unsortable"),
+    pytest.param(
+        {"condition": {"bk_inst_name": {"$regex": "rt"}}}, invalid("bk_inst_name"), id="regex"
+    ),
+    pytest.param(
+        {"condition": {"bk_inst_name": {"$in": []}}}, invalid("bk_inst_name"), id="empty-in"
+    ),
+    pytest.param({"page": {"limit": "10"}}, BAD_JSON, id="string-limit"),
+]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize(("name", "route"), SEARCH_ROUTES)
+@pytest.mark.parametrize(("body", "expected"), SEARCH_FAILURES)
+async def test_search_inst_by_object_refusals(client, name, route, language, body, expected):
+    reply = await search(client, name, route, "bk_router", language=language, **body)
+    assert_answer(reply, expected, language)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", ["search_inst_by_object", "search_inst"])
+async def test_search_inst_needs_a_model_on_esb(client, name, language):
+    reply = await call(client, name, "esb", {"condition": {}}, language=language)
+    assert_answer(reply, invalid("bk_obj_id"), language)
