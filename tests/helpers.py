@@ -6,9 +6,10 @@ import contextlib
 from collections.abc import Iterator
 
 import httpx
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from cmdbgraph.db.engine import Database
+from cmdbgraph.db.tables import audit_entries, inst_associations
 
 ESB_PATH = "/api/c/compapi/v2/cc/batch_create_instance_association/"
 NATIVE_PATH = "/api/v3/createmany/instassociation"
@@ -100,3 +101,22 @@ def count_statements(db: Database) -> Iterator[list[str]]:
     finally:
         for engine in engines:
             event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def row_counts(db: Database) -> tuple[int, int]:
+    """How many instance associations and audit entries are stored."""
+    async with db.read() as conn:
+        return tuple(
+            [
+                (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+                for table in (inst_associations, audit_entries)
+            ]
+        )
+
+
+@contextlib.asynccontextmanager
+async def writes_nothing(db: Database):
+    """Asserts the block leaves the associations and audit entries as they were."""
+    before = await row_counts(db)
+    yield
+    assert await row_counts(db) == before

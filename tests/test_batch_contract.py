@@ -6,12 +6,11 @@ paths (ESB and native), and check upstream's messages in Chinese (the default) a
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass, field
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cmdbgraph.db import bulk
 from cmdbgraph.db.tables import audit_entries, inst_associations
@@ -26,6 +25,8 @@ from tests.helpers import (
     demo_headers,
     graphql,
     rest_body,
+    row_counts,
+    writes_nothing,
 )
 
 INTERFACES = ["graphql", "esb", "native"]
@@ -241,24 +242,6 @@ def assert_refused(reply: Reply, expected: tuple[int, str, str], language: str) 
 
 # ---------------------------------------------------------------------------------------------
 # The database.
-
-
-async def row_counts(db) -> tuple[int, int]:
-    """How many instance associations and audit entries are stored."""
-    async with db.read() as conn:
-        return tuple(
-            [
-                (await conn.execute(select(func.count()).select_from(table))).scalar_one()
-                for table in (inst_associations, audit_entries)
-            ]
-        )
-
-
-@contextlib.asynccontextmanager
-async def writes_nothing(db):
-    before = await row_counts(db)
-    yield
-    assert await row_counts(db) == before
 
 
 async def store(db, asst: ModelAsst, details) -> list[int]:

@@ -13,21 +13,20 @@ Every test runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from cmdbgraph.app import create_app
-from cmdbgraph.db.tables import audit_entries, idempotency_keys, inst_associations
+from cmdbgraph.db.tables import idempotency_keys, inst_associations
 from cmdbgraph.services import associations, auth, instances
 from cmdbgraph.services.caller import SYSTEM, Caller
 from cmdbgraph.settings import Settings
-from tests.helpers import ESB_PATH, NATIVE_PATH
+from tests.helpers import ESB_PATH, NATIVE_PATH, row_counts, writes_nothing
 
 MUTATION = """
 mutation Batch($input: BatchCreateInstAssociationsInput!) {
@@ -215,24 +214,6 @@ def assert_refused(reply: Reply, expected: tuple[int, str, str], language: str, 
 
 # ---------------------------------------------------------------------------------------------
 # The database.
-
-
-async def row_counts(db) -> tuple[int, int]:
-    """How many instance associations and audit entries are stored."""
-    async with db.read() as conn:
-        return tuple(
-            [
-                (await conn.execute(select(func.count()).select_from(table))).scalar_one()
-                for table in (inst_associations, audit_entries)
-            ]
-        )
-
-
-@contextlib.asynccontextmanager
-async def writes_nothing(db):
-    before = await row_counts(db)
-    yield
-    assert await row_counts(db) == before
 
 
 async def stored_keys(db) -> list[tuple[str, datetime, datetime]]:
