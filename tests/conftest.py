@@ -6,11 +6,9 @@ import asyncio
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
 
 import asyncpg
 import httpx
@@ -21,6 +19,7 @@ from cmdbgraph.db import migrate
 from cmdbgraph.db.engine import Database
 from cmdbgraph.services import demo
 from cmdbgraph.settings import Settings
+from tests.helpers import uvicorn_server
 from tests.pgserver import find_bindir, postgres_server
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -139,12 +138,6 @@ async def client(app):
 # A real server process, as a newcomer runs it ------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _run(args: list[str], env: dict[str, str]) -> None:
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
@@ -153,51 +146,9 @@ def _run(args: list[str], env: dict[str, str]) -> None:
 @pytest.fixture
 def demo_server(tmp_path):
     """Base URL of a real uvicorn process serving a fresh demo database."""
-    env = {
-        **os.environ,
-        "CMDBGRAPH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'demo.sqlite3'}",
-        "CMDBGRAPH_LOG_LEVEL": "warning",
-    }
+    url = f"sqlite+aiosqlite:///{tmp_path / 'demo.sqlite3'}"
+    env = {**os.environ, "CMDBGRAPH_DATABASE_URL": url, "CMDBGRAPH_LOG_LEVEL": "warning"}
     # As scripts/demo.sh does, in one step: `seed --demo` applies the migrations first.
     _run([sys.executable, "-m", "cmdbgraph.cli", "seed", "--demo"], env)
-    port = _free_port()
-    log_path = tmp_path / "server.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "cmdbgraph.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"the server exited ({server.returncode}):\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not start in time:\n{log_path.read_text()}")
-            time.sleep(0.2)
+    with uvicorn_server(url, tmp_path / "server.log") as base_url:
         yield base_url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=15)

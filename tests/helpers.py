@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import event, func, select
 
 from cmdbgraph.db.engine import Database
@@ -120,3 +127,45 @@ async def writes_nothing(db: Database):
     before = await row_counts(db)
     yield
     assert await row_counts(db) == before
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def uvicorn_server(database_url: str, log_path: Path) -> Iterator[str]:
+    """Base URL of a real server process on ``database_url`` (127.0.0.1, a free port),
+    stopped at the end; its output goes to ``log_path``."""
+    port = free_port()
+    env = {**os.environ, "CMDBGRAPH_DATABASE_URL": database_url, "CMDBGRAPH_LOG_LEVEL": "warning"}
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "cmdbgraph.app:create_app", "--factory"]
+            + ["--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"the server exited ({server.returncode}):\n{log_path.read_text()}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server did not start in time:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=15)

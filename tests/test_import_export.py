@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from cmdbgraph.db.tables import audit_entries, inst_associations
 from cmdbgraph.services import associations, catalog, instances
 from cmdbgraph.services.caller import SYSTEM
 from cmdbgraph.settings import Settings
+from tests.helpers import uvicorn_server
 
 HEADER = "bk_obj_asst_id,bk_inst_id,bk_asst_inst_id"
 BELONG = "bk_switch_belong_host"  # demo, n:n
@@ -171,47 +171,6 @@ async def database(url: str):
         yield db
     finally:
         await db.dispose()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def uvicorn_server(database_url: str, log_path: Path) -> Iterator[str]:
-    """A real server process on ``database_url``, as ``demo_server`` runs one on SQLite."""
-    port = _free_port()
-    env = {**os.environ, "CMDBGRAPH_DATABASE_URL": database_url, "CMDBGRAPH_LOG_LEVEL": "warning"}
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "cmdbgraph.app:create_app", "--factory"]
-            + ["--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"the server exited ({server.returncode}):\n{log_path.read_text()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not start in time:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        yield base_url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=15)
 
 
 @pytest.fixture

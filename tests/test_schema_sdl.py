@@ -7,6 +7,4 @@ from cmdbgraph.schema.build import SDL_PATH, export_sdl
 
 def test_committed_schema_matches_code():
     committed = SDL_PATH.read_text(encoding="utf-8")
-    assert committed == export_sdl(), (
-        "schema.graphql is out of date: run `cmdbgraph schema export`"
-    )
+    assert committed == export_sdl(), "schema.graphql is out of date: run `cmdbgraph schema export`"

@@ -50,9 +50,7 @@ async def test_seed_example_on_native_path_in_english(client):
 
 async def test_seed_example_through_graphql_gives_the_same_outcome(client):
     variables = {
-        "input": batch_input(
-            "bk_switch", "host", "bk_switch_belong_host", [(11, 21), (12, 22)]
-        )
+        "input": batch_input("bk_switch", "host", "bk_switch_belong_host", [(11, 21), (12, 22)])
     }
     result = (await graphql(client, BATCH_MUTATION, variables))["data"]
     payload = result["batchCreateInstAssociations"]
