@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 
 import orjson
+from starlette.datastructures import Headers
 
 from cmdbgraph import metrics
 from cmdbgraph.rest import credentials
@@ -19,15 +19,6 @@ log = logging.getLogger("cmdbgraph.access")
 _QUIET_PATHS = ("/healthz", "/readyz", "/metrics", "/static/")
 
 
-def _request_id(scope) -> str:
-    for name, value in scope.get("headers", ()):
-        if name == b"x-request-id":
-            given = value.decode("latin-1").strip()
-            if given and len(given) <= 64 and given.isprintable():
-                return given
-    return uuid.uuid4().hex
-
-
 def _interface(path: str) -> str:
     if path.startswith("/graphql"):
         return "graphql"
@@ -36,14 +27,9 @@ def _interface(path: str) -> str:
     return "http"
 
 
-def _language(scope) -> str:
-    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-    return credentials.language(headers)
-
-
 async def _answer(send, scope, status: int, code: ErrorCode, args: tuple) -> None:
     request_id = scope["state"]["request_id"]
-    message = render(code, args, _language(scope))
+    message = render(code, args, credentials.language(Headers(scope=scope)))
     if _interface(scope["path"]) == "graphql":
         body = {"data": None, "errors": [{"message": message, "extensions": {"code": code.name}}]}
     elif scope["path"].startswith("/api/c/"):
@@ -95,7 +81,7 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        state["request_id"] = _request_id(scope)
+        state["request_id"] = credentials.request_id(Headers(scope=scope))
         state["log"] = {}
         started = time.perf_counter()
         status = {"code": 500, "started": False}

@@ -59,11 +59,12 @@ class CatalogQueries:
         found = await catalog.list_model_associations(
             info.context.db,
             catalog.ModelAssociationFilter(
-                bk_obj_id=bk_obj_id, bk_asst_obj_id=bk_asst_obj_id, bk_asst_id=bk_asst_id
+                bk_obj_id=bk_obj_id,
+                bk_asst_obj_id=bk_asst_obj_id,
+                bk_asst_id=bk_asst_id,
+                mapping=None if mapping is None else mapping.value,
             ),
         )
-        if mapping is not None:
-            found = [m for m in found if m.mapping == mapping.value]
         return [ModelAssociation.from_record(m) for m in found]
 
 

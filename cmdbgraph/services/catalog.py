@@ -108,6 +108,7 @@ class ModelAssociationFilter:
     bk_asst_obj_id: str | None = None
     bk_asst_id: str | None = None
     bk_obj_asst_id: str | None = None
+    mapping: str | None = None
 
 
 async def list_model_associations(
@@ -115,7 +116,7 @@ async def list_model_associations(
 ) -> list[ModelAssociation]:
     conditions = [
         model_associations.c[name] == getattr(flt, name)
-        for name in ("bk_obj_id", "bk_asst_obj_id", "bk_asst_id", "bk_obj_asst_id")
+        for name in ("bk_obj_id", "bk_asst_obj_id", "bk_asst_id", "bk_obj_asst_id", "mapping")
         if getattr(flt, name) is not None
     ]
     async with db.read() as conn:
