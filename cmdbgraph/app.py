@@ -9,32 +9,67 @@ from contextlib import asynccontextmanager
 import orjson
 from cross_web import HTTPException
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from cmdbgraph import graphiql
-from cmdbgraph.db.engine import Database
+from cmdbgraph.db.engine import Database, DatabaseUnavailable
+from cmdbgraph.http import identity, jsonbody
+from cmdbgraph.http.replies import error_response, graphql_errors, interface, status_for
 from cmdbgraph.metrics import metrics_endpoint
 from cmdbgraph.middleware import RequestMiddleware
 from cmdbgraph.resolvers.context import GraphQLContext
-from cmdbgraph.rest import credentials as creds
 from cmdbgraph.rest.routes import routes as rest_routes
 from cmdbgraph.schema.build import build_schema
-from cmdbgraph.schema.extensions import MASKED_MESSAGE
+from cmdbgraph.schema.extensions import MASKED_MESSAGE, mask
 from cmdbgraph.services import auth
 from cmdbgraph.services.caller import Caller
-from cmdbgraph.services.errors import CmdbError
+from cmdbgraph.services.errors import CmdbError, ErrorCode, database_unavailable
 from cmdbgraph.settings import Settings
 
 log = logging.getLogger("cmdbgraph")
 
 
+class TransportError(Exception):
+    """A GraphQL request refused before execution: its HTTP status, message and code."""
+
+    def __init__(self, status: int, message: str, code: str, allow: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.allow = allow  # the methods to use instead, on a 405
+
+
+def _transport_error(error: HTTPException) -> TransportError:
+    """Strawberry's plain-text refusals, given the status and code a GraphQL client expects."""
+    cause = error.__cause__
+    if isinstance(cause, InvalidOperationTypeError):
+        return TransportError(405, f"{error.reason}.", "METHOD_NOT_ALLOWED", allow="POST")
+    if isinstance(cause, CannotGetOperationTypeError):
+        return TransportError(400, error.reason, "OPERATION_RESOLUTION_FAILURE")
+    if error.status_code == 405:
+        return TransportError(405, error.reason, "METHOD_NOT_ALLOWED", allow="GET, POST")
+    if error.status_code == 404:
+        return TransportError(404, error.reason, "NOT_FOUND")
+    if error.reason == "Unsupported content type":
+        return TransportError(
+            415, "Send the request as application/json.", "UNSUPPORTED_MEDIA_TYPE"
+        )
+    if error.reason == "Batching is not enabled":
+        return TransportError(400, "Batched requests are not supported.", "BAD_REQUEST")
+    return TransportError(error.status_code, error.reason, "BAD_REQUEST")
+
+
 class GraphQLView(GraphQL):
-    """Strawberry's ASGI view with our context and a faster JSON encoder."""
+    """Strawberry's ASGI view with our context, our JSON decoder and encoder, and every
+    refusal as a JSON body with ``errors[].extensions.code``."""
 
     def __init__(self, settings: Settings, db: Database) -> None:
         super().__init__(
@@ -44,12 +79,34 @@ class GraphQLView(GraphQL):
         self.settings = settings
         self.db = db
 
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope=scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as error:
+            response = self._refusal(request, _transport_error(error))
+        except TransportError as error:
+            response = self._refusal(request, error)
+        await response(scope, receive, send)
+
+    @staticmethod
+    def _refusal(request: Request, error: TransportError) -> Response:
+        headers = {"X-Request-ID": identity.request_id(request.headers, request.state)}
+        if error.allow:
+            headers["Allow"] = error.allow
+        return JSONResponse(
+            graphql_errors(error.message, error.code), status_code=error.status, headers=headers
+        )
+
     async def get_context(self, request: Request, response: Response) -> GraphQLContext:
         # Every request but the IDE page was authenticated by GraphQLEndpoint; strawberry
         # builds a context for the page too, with nobody in it.
         caller: Caller = getattr(request.state, "caller", None) or Caller(
-            language=creds.language(request.headers),
-            request_id=creds.request_id(request.headers, request.state),
+            language=identity.language(request.headers),
+            request_id=identity.request_id(request.headers, request.state),
         )
         response.headers["X-Request-ID"] = caller.request_id
         return GraphQLContext(
@@ -60,18 +117,48 @@ class GraphQLView(GraphQL):
         return orjson.dumps(data)
 
     def parse_json(self, data: str | bytes) -> object:
-        if (b"\\u0000" if isinstance(data, bytes) else "\\u0000") in data:
-            raise HTTPException(400, "NUL characters are not accepted")
         try:
-            parsed = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise HTTPException(400, "Unable to parse request body as JSON") from None
+            parsed = jsonbody.decode(data)
+        except jsonbody.BodyError as error:
+            raise TransportError(400, f"{error}.", "BAD_REQUEST") from None
         if not isinstance(parsed, dict | list):
-            raise HTTPException(400, "The request body must be a JSON object")
+            raise TransportError(400, "The request body must be a JSON object.", "BAD_REQUEST")
         return parsed
+
+    async def parse_http_body(self, request):
+        data = await super().parse_http_body(request)
+        if not isinstance(data, list) and not data.query:
+            if isinstance(data.extensions, dict) and "persistedQuery" in data.extensions:
+                # What Apollo Client and urql expect when the server keeps no persisted
+                # queries: they send the full query instead.
+                raise TransportError(
+                    400, "PersistedQueryNotSupported", "PERSISTED_QUERY_NOT_SUPPORTED"
+                )
+            raise TransportError(400, "The request holds no GraphQL query.", "BAD_REQUEST")
+        return data
+
+    async def process_result(self, request: Request, result) -> dict:
+        if result.errors:
+            language = identity.language(request.headers)
+            result.errors = [mask(error, language) for error in result.errors]
+        return await super().process_result(request, result)
+
+    def create_response(self, response_data, sub_response: Response) -> Response:
+        # Transport-level failures raised while executing (authentication, the database out
+        # of reach) carry their HTTP status, as they do when raised before execution.
+        for error in response_data.get("errors") or ():
+            code = (error.get("extensions") or {}).get("bkErrorCode")
+            status = status_for(ErrorCode(code)) if code in _ERROR_CODE_VALUES else 200
+            if status != 200:
+                sub_response.status_code = status
+                break
+        return super().create_response(response_data, sub_response)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return graphiql.page_response()  # vendored assets: works with no internet access
+
+
+_ERROR_CODE_VALUES = frozenset(code.value for code in ErrorCode)
 
 
 class GraphQLEndpoint:
@@ -92,38 +179,57 @@ class GraphQLEndpoint:
             and "text/html" in request.headers.get("accept", "")
         )
         if not wants_ide:
-            try:
-                request.state.caller = await creds.identify(request)
-            except CmdbError as error:
-                language = creds.language(request.headers)
-                await self._refuse(
-                    request,
-                    error.http_status,
-                    error.message(language),
-                    error.code.name,
-                    error.code.value,
-                )(scope, receive, send)
-                return
-            except Exception:
-                log.exception("identifying the GraphQL caller failed")
-                await self._refuse(request, 500, MASKED_MESSAGE, "INTERNAL_SERVER_ERROR", None)(
-                    scope, receive, send
-                )
+            refusal = await self._identify(request)
+            if refusal is not None:
+                await refusal(scope, receive, send)
                 return
         await self.view(scope, receive, send)
 
     @staticmethod
-    def _refuse(
-        request: Request, status: int, message: str, code: str, bk_error_code: int | None
-    ) -> Response:
-        extensions: dict[str, object] = {"code": code}
-        if bk_error_code is not None:
-            extensions["bkErrorCode"] = bk_error_code
+    async def _identify(request: Request) -> Response | None:
+        """Sets the caller on the request; the refusal to send when there is none."""
+        request_id = identity.request_id(request.headers, request.state)
+        language = identity.language(request.headers)
+        try:
+            request.state.caller = await identity.identify(request)
+        except CmdbError as error:
+            return error_response(request.url.path, error, request_id=request_id, language=language)
+        except DatabaseUnavailable:
+            return error_response(
+                request.url.path, database_unavailable(), request_id=request_id, language=language
+            )
+        except Exception:
+            log.exception("identifying the GraphQL caller failed (request %s)", request_id)
+            return JSONResponse(
+                graphql_errors(MASKED_MESSAGE, "INTERNAL_SERVER_ERROR"),
+                status_code=500,
+                headers={"X-Request-ID": request_id},
+            )
+        return None
+
+
+async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+    """A path or method nobody serves, answered in the client's shape with a code."""
+    request_id = identity.request_id(request.headers, request.state)
+    headers = {key: value for key, value in (error.headers or {}).items() if key.lower() == "allow"}
+    path = request.url.path
+    if interface(path) == "graphql":
+        code = "METHOD_NOT_ALLOWED" if error.status_code == 405 else "NOT_FOUND"
         return JSONResponse(
-            {"data": None, "errors": [{"message": message, "extensions": extensions}]},
-            status_code=status,
-            headers={"X-Request-ID": creds.request_id(request.headers, request.state)},
+            graphql_errors(error.detail, code),
+            status_code=error.status_code,
+            headers={"X-Request-ID": request_id, **headers},
         )
+    # As the BlueKing API gateway answers a method and path it does not serve.
+    failure = CmdbError(ErrorCode.API_NOT_FOUND, (request.method, path[:200]))
+    return error_response(
+        path,
+        failure,
+        request_id=request_id,
+        language=identity.language(request.headers),
+        status=error.status_code,
+        headers=headers,
+    )
 
 
 async def healthz(_: Request) -> Response:
@@ -219,9 +325,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         ],
         lifespan=lifespan,
         middleware=_middleware(settings),
+        exception_handlers={StarletteHTTPException: http_error},
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.trusted_proxies = identity.TrustedProxies(settings.trusted_proxies)
     return app
 
 

@@ -162,6 +162,10 @@ def serve(
         log_level=settings.log_level.lower(),
         log_config=None,
         access_log=False,
+        # The client address is the socket's peer: whose X-Forwarded-For and X-Bkcmdb-*
+        # headers to believe is decided by the app from CMDBGRAPH_TRUSTED_PROXIES alone
+        # (uvicorn's own handling would believe any of them from 127.0.0.1).
+        proxy_headers=False,
         # SIGTERM: stop accepting, let in-flight requests finish (up to this long), then exit.
         timeout_graceful_shutdown=30,
     )

@@ -7,61 +7,32 @@ import asyncio
 import logging
 import time
 
-import orjson
 from starlette.datastructures import Headers
 
 from cmdbgraph import metrics
-from cmdbgraph.rest import credentials
-from cmdbgraph.services.errors import ErrorCode, render
+from cmdbgraph.http import identity
+from cmdbgraph.http.replies import error_response, interface
+from cmdbgraph.services.errors import CmdbError, ErrorCode
 
 log = logging.getLogger("cmdbgraph.access")
 
 _QUIET_PATHS = ("/healthz", "/readyz", "/metrics", "/static/")
 
 
-def _interface(path: str) -> str:
-    if path.startswith("/graphql"):
-        return "graphql"
-    if path.startswith("/api/"):
-        return "rest"
-    return "http"
-
-
 async def _answer(send, scope, status: int, code: ErrorCode, args: tuple) -> None:
-    request_id = scope["state"]["request_id"]
-    message = render(code, args, credentials.language(Headers(scope=scope)))
-    if _interface(scope["path"]) == "graphql":
-        body = {"data": None, "errors": [{"message": message, "extensions": {"code": code.name}}]}
-    elif scope["path"].startswith("/api/c/"):
-        body = {
-            "result": False,
-            "code": code.value,
-            "message": message,
-            "permission": None,
-            "request_id": request_id,
-            "data": None,
-        }
-    else:
-        body = {
-            "result": False,
-            "bk_error_code": code.value,
-            "bk_error_msg": message,
-            "permission": None,
-            "data": None,
-        }
-    payload = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"x-request-id", request_id.encode()),
-            ],
-        }
+    headers = Headers(scope=scope)
+    response = error_response(
+        scope["path"],
+        CmdbError(code, args),
+        request_id=scope["state"]["request_id"],
+        language=identity.language(headers),
+        status=status,
     )
-    await send({"type": "http.response.body", "body": payload})
+    await response(scope, _no_receive, send)
+
+
+async def _no_receive():  # pragma: no cover - a response never reads the request
+    return {"type": "http.disconnect"}
 
 
 class _BodyTooLarge(Exception):
@@ -81,7 +52,7 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        state["request_id"] = credentials.request_id(Headers(scope=scope))
+        state["request_id"] = identity.request_id(Headers(scope=scope))
         state["log"] = {}
         started = time.perf_counter()
         status = {"code": 500, "started": False}
@@ -131,11 +102,11 @@ class RequestMiddleware:
     def _finish(scope, state: dict, status: int, seconds: float) -> None:
         path = scope["path"]
         fields = state["log"]
-        interface = _interface(path)
-        operation = fields.get("operation") or ("other" if interface != "http" else path)
+        kind = interface(path)
+        operation = fields.get("operation") or ("other" if kind != "http" else path)
         outcome = fields.get("outcome") or ("ok" if status < 400 else f"http_{status}")
-        if interface != "http":
-            metrics.observe_request(interface, operation, outcome, seconds)
+        if kind != "http":
+            metrics.observe_request(kind, operation, outcome, seconds)
         if path.startswith(_QUIET_PATHS) and status < 400:
             return
         log.info(
@@ -149,7 +120,7 @@ class RequestMiddleware:
                 "path": path,
                 "status": status,
                 "duration_ms": round(seconds * 1000, 2),
-                "interface": interface,
+                "interface": kind,
                 "operation": operation,
                 "client_operation": fields.get("client_operation"),
                 "app": fields.get("app"),

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import ipaddress
+from collections.abc import Iterable
+from typing import Annotated
+
+import orjson
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///cmdbgraph.sqlite3"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
+    """Addresses or networks (``10.0.0.7``, ``10.0.0.0/8``, ``::1``); raises ``ValueError``
+    naming the entry that is neither."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address or network") from None
+    return tuple(networks)
 
 
 class Settings(BaseSettings):
@@ -20,11 +39,12 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: str = Field("json", pattern="^(json|text)$")
     auth: bool = Field(True, description="Require and check credentials on every call.")
-    trusted_proxies: list[str] = Field(
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Client addresses whose native X-Bkcmdb-* identity headers are trusted.",
+        description="Peer addresses or networks (10.0.0.7, 10.0.0.0/8) whose X-Forwarded-For "
+        "and native X-Bkcmdb-* identity headers are trusted; nobody else's are.",
     )
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Limits that protect the server.
     max_batch_size: int = Field(200, ge=1, le=200)
@@ -33,6 +53,17 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(10, ge=1)
     max_aliases: int = Field(30, ge=1)
     max_tokens: int = Field(10_000, ge=1)
+    max_query_cost: int = Field(
+        20_000,
+        ge=1,
+        description="The most fields a GraphQL reply may hold, computed before execution "
+        "from page sizes times nesting.",
+    )
+    default_nested_page_size: int = Field(20, ge=1, description="Associations per instance.")
+    max_nested_page_size: int = Field(200, ge=1)
+    max_filter_length: int = Field(
+        1_000, ge=1, description="Characters in a free-text filter such as nameContains."
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024)
     request_timeout_seconds: float = Field(30.0, gt=0)
     idempotency_ttl_seconds: int = Field(86_400, ge=1, description="How long keys are kept.")
@@ -42,6 +73,23 @@ class Settings(BaseSettings):
     # Database tuning.
     db_pool_size: int = Field(10, ge=1)
     sqlite_busy_timeout_ms: int = Field(30_000, ge=0)
+
+    @field_validator("trusted_proxies", "cors_origins", mode="before")
+    @classmethod
+    def _list(cls, value: object) -> object:
+        """A JSON list, or the items separated by commas."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            return orjson.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
+        return value
 
     @property
     def is_sqlite(self) -> bool:

@@ -136,16 +136,30 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def uvicorn_server(database_url: str, log_path: Path) -> Iterator[str]:
-    """Base URL of a real server process on ``database_url`` (127.0.0.1, a free port),
-    stopped at the end; its output goes to ``log_path``."""
+def uvicorn_server(
+    database_url: str,
+    log_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    command: tuple[str, ...] = (),
+) -> Iterator[str]:
+    """Base URL of a real ``cmdbgraph serve`` process on ``database_url`` (127.0.0.1, a free
+    port), stopped at the end; its output goes to ``log_path``. ``env`` adds settings,
+    ``args`` adds options to ``serve``, ``command`` runs before it (e.g. ``setpriv ...``)."""
     port = free_port()
-    env = {**os.environ, "CMDBGRAPH_DATABASE_URL": database_url, "CMDBGRAPH_LOG_LEVEL": "warning"}
+    environment = {
+        **os.environ,
+        "CMDBGRAPH_DATABASE_URL": database_url,
+        "CMDBGRAPH_LOG_LEVEL": "warning",
+        "CMDBGRAPH_HOST": "127.0.0.1",
+        "CMDBGRAPH_PORT": str(port),
+        **(env or {}),
+    }
     with open(log_path, "wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "cmdbgraph.app:create_app", "--factory"]
-            + ["--host", "127.0.0.1", "--port", str(port)],
-            env=env,
+            [*command, sys.executable, "-m", "cmdbgraph.cli", "serve", *args],
+            env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class PostgresUnavailable(RuntimeError):
@@ -43,6 +43,25 @@ class PostgresServer:
     port: int
     user: str
     password: str
+    # How to stop and start it again (a test of a database outage does).
+    control: list[str] = field(default_factory=list, repr=False)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def stop(self) -> None:
+        subprocess.run(
+            [*self.control, "-m", "immediate", "-w", "stop"],
+            check=True,
+            capture_output=True,
+            env=self.env,
+        )
+
+    def start(self) -> None:
+        subprocess.run(
+            [*self.control, "-w", "-t", "60", "start"],
+            check=True,
+            capture_output=True,
+            env=self.env,
+        )
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+asyncpg://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
@@ -106,25 +125,20 @@ def postgres_server() -> Iterator[PostgresServer]:
         "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
         "-c max_connections=200 -c shared_buffers=128MB"
     )
-    subprocess.run(
-        [
-            *run_as,
-            f"{bindir}/pg_ctl",
-            "-D",
-            datadir,
-            "-o",
-            options,
-            "-l",
-            os.path.join(base, "log"),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-        env=env,
+    control = [
+        *run_as,
+        f"{bindir}/pg_ctl",
+        "-D",
+        datadir,
+        "-o",
+        options,
+        "-l",
+        os.path.join(base, "log"),
+    ]
+    server = PostgresServer(
+        port=port, user="cmdbgraph", password=password, control=control, env=env
     )
+    server.start()
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -135,11 +149,8 @@ def postgres_server() -> Iterator[PostgresServer]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        yield PostgresServer(port=port, user="cmdbgraph", password=password)
+        yield server
     finally:
-        subprocess.run(
-            [*run_as, f"{bindir}/pg_ctl", "-D", datadir, "-m", "immediate", "-w", "stop"],
-            capture_output=True,
-            env=env,
-        )
+        with contextlib.suppress(subprocess.CalledProcessError):
+            server.stop()
         shutil.rmtree(base, ignore_errors=True)

@@ -3,7 +3,8 @@
 - Idempotency keys: a retry with the same key (the ``Idempotency-Key`` header on REST, the
   ``idempotencyKey`` input or the header in GraphQL) by the same caller returns the first
   reply instead of running again, also under concurrent retries; the same key with another
-  request is refused (1199006, HTTP 422 on REST); keys belong to their caller and expire.
+  request is refused (1199006, a domain result: HTTP 200 on every interface); keys belong to
+  their caller and expire.
 - Dry run and all-or-nothing on full 200-item batches mixing every per-item outcome (the
   small cases are in test_batch_contract.py).
 
@@ -348,8 +349,7 @@ async def test_concurrent_requests_sharing_a_key_but_not_a_body(client, db, inte
         if i % 2 == winner:
             assert reply == replies[winner]
         else:
-            status = 200 if interface.startswith("graphql") else 422
-            assert_refused(reply, KEY_REUSED, "zh", status)
+            assert_refused(reply, KEY_REUSED, "zh", 200)
     created = len(bodies[winner].details)
     assert list(replies[winner].data["success_created"]) == [str(i) for i in range(created)]
     assert await row_counts(db) == (before[0] + created, before[1] + created)
@@ -372,7 +372,7 @@ async def test_the_same_key_with_another_request_is_refused(client, db, interfac
     assert first.code == 0
     async with writes_nothing(db):
         refused = await send(client, interface, other, "reused-1", language=language)
-    assert_refused(refused, KEY_REUSED, language, 200 if interface.startswith("graphql") else 422)
+    assert_refused(refused, KEY_REUSED, language, 200)
     if interface.startswith("graphql"):
         assert refused.payload["code"] == "PARAMETER_CHECK_FAILED"
     # The first request's reply is still the one kept for the key.

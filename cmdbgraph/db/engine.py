@@ -9,21 +9,113 @@ parallel thanks to WAL.
 PostgreSQL uses one pool for both. Writers that decide on rows of the same model association
 serialize on a transaction-scoped advisory lock (see ``lock_model_association``), and the
 unique indexes of the tables remain the last word.
+
+When the database cannot be reached or cannot store anything (PostgreSQL down, a SQLite file
+that is read-only, a full disk), ``read()`` and ``write()`` raise ``DatabaseUnavailable``
+instead of the driver's error, and the outage is logged once, with a count when it ends. A
+connection such an error may have poisoned is discarded, so the next request starts afresh.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
+import time
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from cmdbgraph.settings import Settings
+
+log = logging.getLogger("cmdbgraph.db")
+
+# SQLite errors after which a connection cannot be trusted to write again: one opened while the
+# file was read-only stays read-only, even once the file is writable.
+_SQLITE_POISONED = (
+    "attempt to write a readonly database",
+    "disk i/o error",
+    "database or disk is full",
+    "unable to open database file",
+    "database disk image is malformed",
+)
+# SQLite errors that mean "not now" rather than "this request is wrong".
+_SQLITE_UNAVAILABLE = (*_SQLITE_POISONED, "database is locked")
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot serve the request now: not the request's fault, worth a retry."""
+
+
+def _sqlite_message(error: BaseException) -> str | None:
+    original = getattr(error, "orig", None) or error
+    if isinstance(original, sqlite3.Error):
+        return str(original).lower()
+    return None
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database is out of reach or out of service, as opposed to
+    a fault of the statement or its data."""
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    message = _sqlite_message(error)
+    if message is not None:
+        return message.startswith(_SQLITE_UNAVAILABLE)
+    if isinstance(error, exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    original = getattr(error, "orig", None) or error
+    if isinstance(original, OSError | TimeoutError):  # refused, reset, unreachable, timed out
+        return True
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        return False
+    cause = getattr(original, "__cause__", None)
+    return isinstance(
+        original,
+        asyncpg.PostgresConnectionError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.TooManyConnectionsError
+        | asyncpg.AdminShutdownError
+        | asyncpg.InterfaceError,
+    ) or isinstance(cause, asyncpg.PostgresConnectionError | OSError)
+
+
+class Outage:
+    """Logs an outage once when it starts and once when it ends, with how many calls failed,
+    instead of a traceback per request."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.failures = 0
+
+    def failed(self, error: BaseException) -> None:
+        self.failures += 1
+        if self.since is None:
+            self.since = time.monotonic()
+            original = getattr(error, "orig", None) or error
+            log.error(
+                "database unavailable (%s: %s); answering 503 until it is back",
+                type(original).__name__,
+                str(original).splitlines()[0][:300] if str(original) else "",
+            )
+
+    def succeeded(self) -> None:
+        if self.since is None:
+            return
+        log.warning(
+            "database available again after %.1f s; %d calls failed meanwhile",
+            time.monotonic() - self.since,
+            self.failures,
+        )
+        self.since = None
+        self.failures = 0
 
 
 class Database:
@@ -56,6 +148,7 @@ class Database:
             )
             self._reader = self._writer
             self._write_lock = None
+        self.outage = Outage()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -67,19 +160,44 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads, in a transaction that is rolled back at the end."""
-        async with self._reader.connect() as conn:
-            yield conn
+        """A connection for reads, in a transaction that is rolled back at the end.
+
+        Raises ``DatabaseUnavailable`` when the database is out of reach."""
+        try:
+            async with self._reader.connect() as conn:
+                yield conn
+        except Exception as error:
+            if not self._unavailable(error):
+                raise
+            raise DatabaseUnavailable(str(getattr(error, "orig", None) or error)) from error
+        if self.outage.since is not None:
+            self.outage.succeeded()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A connection in a write transaction: committed on success, rolled back on error."""
-        if self._write_lock is not None:
-            async with self._write_lock, self._writer.begin() as conn:
-                yield conn
-        else:
-            async with self._writer.begin() as conn:
-                yield conn
+        """A connection in a write transaction: committed on success, rolled back on error.
+
+        Raises ``DatabaseUnavailable`` when the database is out of reach or cannot store."""
+        try:
+            if self._write_lock is not None:
+                async with self._write_lock, self._writer.begin() as conn:
+                    yield conn
+            else:
+                async with self._writer.begin() as conn:
+                    yield conn
+        except Exception as error:
+            if not self._unavailable(error):
+                raise
+            raise DatabaseUnavailable(str(getattr(error, "orig", None) or error)) from error
+        if self.outage.since is not None:
+            self.outage.succeeded()
+
+    def _unavailable(self, error: Exception) -> bool:
+        """Whether ``error`` is an outage not yet translated (and noted)."""
+        if isinstance(error, DatabaseUnavailable) or not is_unavailable(error):
+            return False
+        self.outage.failed(error)
+        return True
 
     async def lock_model_association(self, conn: AsyncConnection, bk_obj_asst_id: str) -> None:
         """Serialize writers deciding on rows of one model association (PostgreSQL only).
@@ -125,5 +243,13 @@ def _sqlite_engine(settings: Settings, *, writer: bool) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn) -> None:  # pragma: no cover - driver hook
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context) -> None:
+        # Treated as a lost connection: the pool discards it and the next checkout opens a new
+        # one, which sees the file as it is now (writable again, space freed).
+        message = _sqlite_message(context.original_exception)
+        if message is not None and message.startswith(_SQLITE_POISONED):
+            context.is_disconnect = True
 
     return engine

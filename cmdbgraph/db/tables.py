@@ -25,6 +25,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 # Integer primary keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+# Every id and integer column holds a signed 64-bit value (SQLite's INTEGER is 64-bit too).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def is_int64(value: object) -> bool:
+    """``value`` is an integer (not a bool) that an id or integer column can hold."""
+    return type(value) is int and INT64_MIN <= value <= INT64_MAX
+
+
 Id = BigInteger().with_variant(Integer(), "sqlite")
 # Attributes are JSONB on PostgreSQL, so conditions on them compare typed JSON values.
 Attributes = JSON().with_variant(JSONB(), "postgresql")

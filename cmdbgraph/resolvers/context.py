@@ -30,18 +30,26 @@ class Loaders:
             found = await catalog.models_by_id(db, keys)
             return [found.get(key) for key in keys]
 
-        async def load_as_source(keys: list[int]) -> list[list[InstAssociation]]:
-            found = await associations.associations_by_source(db, keys)
-            return [found[key] for key in keys]
+        def by_page_size(fetch):
+            # Keys are (instance id, page size): one query per page size asked for.
+            async def load(keys: list[tuple[int, int]]) -> list[list[InstAssociation]]:
+                found: dict[tuple[int, int], list[InstAssociation]] = {}
+                for limit in {limit for _, limit in keys}:
+                    ids = [inst_id for inst_id, size in keys if size == limit]
+                    for inst_id, rows in (await fetch(db, ids, limit=limit)).items():
+                        found[inst_id, limit] = rows
+                return [found[key] for key in keys]
 
-        async def load_as_target(keys: list[int]) -> list[list[InstAssociation]]:
-            found = await associations.associations_by_target(db, keys)
-            return [found[key] for key in keys]
+            return load
 
         self.instance = DataLoader(load_fn=load_instances)
         self.model = DataLoader(load_fn=load_models)
-        self.associations_as_source = DataLoader(load_fn=load_as_source)
-        self.associations_as_target = DataLoader(load_fn=load_as_target)
+        self.associations_as_source = DataLoader(
+            load_fn=by_page_size(associations.associations_by_source)
+        )
+        self.associations_as_target = DataLoader(
+            load_fn=by_page_size(associations.associations_by_target)
+        )
 
 
 @dataclass

@@ -6,6 +6,7 @@ import strawberry
 
 from cmdbgraph.resolvers.context import Info
 from cmdbgraph.schema.inputs import AuditEntryFilter, InstAssociationFilter
+from cmdbgraph.schema.scalars import BigInt
 from cmdbgraph.schema.types import (
     AssociationKind,
     AssociationMapping,
@@ -80,6 +81,9 @@ class InstanceQueries:
         limit: int | None = None,
     ) -> InstancePage:
         offset, limit = page_bounds(info, offset, limit)
+        most = info.context.settings.max_filter_length
+        if name_contains is not None and len(name_contains) > most:
+            raise CmdbError(ErrorCode.EXCEEDS_LIMIT, ("nameContains", most))
         page = await instances.list_instances(
             info.context.db,
             instances.InstanceFilter(bk_obj_id=bk_obj_id, name_contains=name_contains),
@@ -91,7 +95,7 @@ class InstanceQueries:
         )
 
     @strawberry.field(description="One instance, with its associations in both directions.")
-    async def instance(self, info: Info, bk_inst_id: int) -> Instance | None:
+    async def instance(self, info: Info, bk_inst_id: BigInt) -> Instance | None:
         record = await info.context.loaders.instance.load(bk_inst_id)
         return None if record is None else Instance.from_record(record)
 

@@ -7,11 +7,10 @@ from datetime import timedelta
 from starlette.responses import Response
 
 from cmdbgraph import metrics
+from cmdbgraph.db.tables import is_int64
 from cmdbgraph.rest import serialize
 from cmdbgraph.rest.endpoint import Call
 from cmdbgraph.rest.envelope import (
-    INT64_MAX,
-    INT64_MIN,
     BadRequestBody,
     int_field,
     list_field,
@@ -100,7 +99,7 @@ def _path_or_body_int(call: Call, name: str) -> int:
         value = int(raw)
     except ValueError:
         raise parameter_invalid(name) from None
-    if not INT64_MIN <= value <= INT64_MAX:
+    if not is_int64(value):
         raise parameter_invalid(name)
     return value
 
@@ -120,7 +119,7 @@ async def delete_instance_association(call: Call) -> Response:
 
 async def delete_related_inst_asso(call: Call) -> Response:
     ids = list_field(call.body, "id")
-    if any(type(i) is not int or not INT64_MIN <= i <= INT64_MAX for i in ids):
+    if not all(is_int64(i) for i in ids):
         raise BadRequestBody
     bk_obj_id = string_field(call.body, "bk_obj_id")
     if not bk_obj_id:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from cmdbgraph.db.tables import is_int64
 from cmdbgraph.rest import serialize
 from cmdbgraph.rest.endpoint import Call
 from cmdbgraph.rest.envelope import BadRequestBody, int_field, list_field, object_field
@@ -44,6 +45,14 @@ async def search_objects(call: Call) -> Response:
     return call.success([serialize.model(m) for m in found])
 
 
+def _condition_value(value: object) -> object:
+    # Upstream's driver sends an integer beyond int64 as a double, which matches no id: so do
+    # we, instead of failing to bind it.
+    if type(value) is int and not is_int64(value):
+        return float(value)
+    return value
+
+
 def _condition_fields(condition: dict) -> dict[str, object]:
     fields: dict[str, object] = {}
     for name, value in condition.items():
@@ -57,9 +66,10 @@ def _condition_fields(condition: dict) -> dict[str, object]:
         if isinstance(value, list):
             if not value or not all(isinstance(v, str | int | float | bool) for v in value):
                 raise parameter_invalid(name)
+            value = [_condition_value(v) for v in value]
         elif not isinstance(value, str | int | float | bool):
             raise parameter_invalid(name)
-        fields[name] = value
+        fields[name] = _condition_value(value)
     return fields
 
 

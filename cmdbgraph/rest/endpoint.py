@@ -9,17 +9,15 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cmdbgraph.db.engine import Database
-from cmdbgraph.rest import credentials as creds
-from cmdbgraph.rest.envelope import BadRequestBody, Envelope, read_json_object
+from cmdbgraph.db.engine import Database, DatabaseUnavailable
+from cmdbgraph.http import identity
+from cmdbgraph.http.replies import Envelope
+from cmdbgraph.rest.envelope import BadRequestBody, read_json_object
 from cmdbgraph.services.caller import Caller
-from cmdbgraph.services.errors import CmdbError, ErrorCode
+from cmdbgraph.services.errors import CmdbError, ErrorCode, database_unavailable
 from cmdbgraph.settings import Settings
 
 log = logging.getLogger("cmdbgraph.rest")
-
-ESB = Envelope(esb=True)
-NATIVE = Envelope(esb=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +46,6 @@ class Call:
             data, request_id=self.caller.request_id, language=self.caller.language
         )
 
-    def failure(self, error: CmdbError) -> Response:
-        return self.envelope.failure(
-            error, request_id=self.caller.request_id, language=self.caller.language
-        )
-
 
 Handler = Callable[[Call], Awaitable[Response]]
 
@@ -62,47 +55,34 @@ def endpoint(name: str, handler: Handler, envelope: Envelope):
 
     async def run(request: Request) -> Response:
         headers = request.headers
-        request_id = creds.request_id(headers, request.state)
-        language = creds.language(headers)
+        request_id = identity.request_id(headers, request.state)
+        language = identity.language(headers)
         log_fields = getattr(request.state, "log", None)
         if log_fields is None:
             log_fields = request.state.log = {}
         log_fields["operation"] = name
-        try:
-            body = await read_json_object(request)
-        except BadRequestBody:
-            log_fields["outcome"] = str(ErrorCode.JSON_INVALID.value)
-            return envelope.failure(
-                CmdbError(ErrorCode.JSON_INVALID), request_id=request_id, language=language
-            )
-        try:
-            caller = await creds.identify(request, body)
-        except CmdbError as error:
+
+        def fail(error: CmdbError) -> Response:
             log_fields["outcome"] = str(error.code.value)
             return envelope.failure(error, request_id=request_id, language=language)
-        except Exception:
-            log.exception("%s: identifying the caller failed (request %s)", name, request_id)
-            log_fields["outcome"] = str(ErrorCode.INTERNAL.value)
-            return envelope.failure(
-                CmdbError(ErrorCode.INTERNAL, (name,), http_status=500),
-                request_id=request_id,
-                language=language,
-            )
-        log_fields["app"] = caller.app_code
-        log_fields["user"] = caller.username
-        call = Call(request=request, body=body, caller=caller, envelope=envelope)
+
         try:
-            return await handler(call)
+            body = await read_json_object(request)
+            caller = await identity.identify(request, body)
+            log_fields["app"] = caller.app_code
+            log_fields["user"] = caller.username
+            language = caller.language
+            return await handler(Call(request=request, body=body, caller=caller, envelope=envelope))
         except BadRequestBody:
-            log_fields["outcome"] = str(ErrorCode.JSON_INVALID.value)
-            return call.failure(CmdbError(ErrorCode.JSON_INVALID))
+            return fail(CmdbError(ErrorCode.JSON_INVALID))
         except CmdbError as error:
-            log_fields["outcome"] = str(error.code.value)
-            return call.failure(error)
+            return fail(error)
+        except DatabaseUnavailable:
+            # Logged once per outage by the database layer.
+            return fail(database_unavailable())
         except Exception:
             log.exception("%s failed (request %s)", name, request_id)
-            log_fields["outcome"] = str(ErrorCode.INTERNAL.value)
-            return call.failure(CmdbError(ErrorCode.INTERNAL, (name,), http_status=500))
+            return fail(CmdbError(ErrorCode.INTERNAL, (name,)))
 
     run.__name__ = name
     return run

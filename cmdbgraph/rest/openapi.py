@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cmdbgraph import __version__
+from cmdbgraph.db.tables import INT64_MAX, INT64_MIN
 from cmdbgraph.rest import associations, catalog
-from cmdbgraph.rest.envelope import INT64_MAX, INT64_MIN
 from cmdbgraph.services import associations as association_service
 from cmdbgraph.services.errors import MESSAGES, ErrorCode
 from cmdbgraph.services.instances import SORTABLE_FIELDS as SORTABLE
@@ -447,9 +447,6 @@ CALL_DOCS: dict[str, CallDoc] = {
             additionalProperties=False,
         ),
         idempotency_header=True,
-        extra_statuses={
-            "422": "The idempotency key was used before with another request (1199006).",
-        },
     ),
     "add_instance_association": CallDoc(
         summary="Create one instance association",
@@ -630,7 +627,8 @@ PARAMETERS: dict[str, Schema] = {
         "required": False,
         "description": "A retry with the same key, by the same caller, with the same body, "
         "returns the first reply instead of running again; the same key with another body "
-        "answers HTTP 422 (1199006). The body's `idempotency_key` wins over this header.",
+        "is refused with 1199006 (HTTP 200, as every domain failure). The body's "
+        "`idempotency_key` wins over this header.",
         "schema": {
             "type": "string",
             "minLength": 1,
@@ -668,6 +666,7 @@ _STATUSES = {
     "(user or token).",
     "413": "The body is larger than the server accepts (1199035).",
     "500": "An unexpected error (1199999); nothing was written.",
+    "503": "The database is unavailable (1199022); nothing was written: retry later.",
     "504": "The call took longer than the server allows (1199999).",
 }
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from cmdbgraph.http.replies import ESB, NATIVE
 from cmdbgraph.rest import associations, catalog
-from cmdbgraph.rest.endpoint import ESB, NATIVE, endpoint
+from cmdbgraph.rest.endpoint import endpoint
 
 ESB_PREFIX = "/api/c/compapi/v2/cc"
 # The BlueKing SDK's default API version is empty: it calls /api/c/compapi/cc/<name>/.

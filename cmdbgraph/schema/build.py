@@ -12,6 +12,7 @@ from cmdbgraph.resolvers.mutations import Mutation
 from cmdbgraph.resolvers.queries import Query
 from cmdbgraph.schema.extensions import ErrorMasking, RequestLogFields
 from cmdbgraph.schema.limits import limit_extensions
+from cmdbgraph.schema.scalars import SCALARS
 from cmdbgraph.settings import Settings
 
 SDL_PATH = Path(__file__).resolve().parents[2] / "schema.graphql"
@@ -38,7 +39,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         extensions=extensions,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
     )
 
 

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from cmdbgraph.services.errors import CmdbError
+from cmdbgraph.db.engine import DatabaseUnavailable
+from cmdbgraph.schema.scalars import InvalidValue
+from cmdbgraph.services.errors import CmdbError, database_unavailable
 
 log = logging.getLogger("cmdbgraph.graphql")
 
@@ -27,18 +29,7 @@ class RequestLogFields(SchemaExtension):
         fields = getattr(getattr(request, "state", None), "log", None)
         if fields is None:
             return
-        document = execution.graphql_document
-        roots: list[str] = []
-        if document is not None:
-            for definition in document.definitions:
-                selection_set = getattr(definition, "selection_set", None)
-                if getattr(definition, "operation", None) is not None and selection_set:
-                    roots.extend(
-                        s.name.value
-                        for s in selection_set.selections
-                        if getattr(s, "name", None) is not None
-                    )
-        fields["operation"] = ",".join(sorted(set(roots))[:5]) or "invalid"
+        fields["operation"] = _root_fields(execution)
         fields["client_operation"] = execution.operation_name
         caller = getattr(context, "caller", None)
         if caller is not None:
@@ -51,12 +42,41 @@ class RequestLogFields(SchemaExtension):
             fields["outcome"] = getattr(context, "outcome", None) or "ok"
 
 
-class ErrorMasking(SchemaExtension):
-    """Expected errors stay visible, unexpected ones are logged and masked.
+def _root_fields(execution) -> str:
+    """The root field the operation asked for, as a metrics label: a name from the schema,
+    ``multiple`` or ``invalid`` (a label made of client-chosen text would let clients grow
+    the series without bound)."""
+    document = execution.graphql_document
+    if document is None:
+        return "invalid"
+    try:
+        operation_type = execution.operation_type
+    except RuntimeError:
+        return "invalid"
+    root = getattr(execution.schema._schema, f"{operation_type.value}_type", None)
+    wanted = execution.operation_name
+    names: set[str] = set()
+    for definition in document.definitions:
+        if getattr(definition, "operation", None) is None:
+            continue
+        name = definition.name.value if definition.name else None
+        if wanted is not None and name != wanted:
+            continue
+        for selection in definition.selection_set.selections:
+            field = getattr(getattr(selection, "name", None), "value", None)
+            if root is not None and field in root.fields:
+                names.add(field)
+        break
+    if not names:
+        return "invalid"
+    return names.pop() if len(names) == 1 else "multiple"
 
-    Visible: GraphQL's own syntax and validation errors, and ``CmdbError`` raised by a resolver
-    (rendered in the caller's language, with ``extensions.bkErrorCode``). Anything else is an
-    internal failure: its text, which may hold SQL or paths, never reaches the client.
+
+class ErrorMasking(SchemaExtension):
+    """Expected errors stay visible, unexpected ones are logged and masked (see ``mask``).
+
+    The HTTP view applies ``mask`` again to what it sends: errors raised before or around the
+    operation (a syntax error from the parser cache, a failing extension) never pass here.
     """
 
     def on_operation(self) -> Iterator[None]:
@@ -66,27 +86,50 @@ class ErrorMasking(SchemaExtension):
             return
         context = self.execution_context.context
         language = getattr(context, "language", "zh")
-        result.errors = [self._process(error, language) for error in result.errors]
+        result.errors = [mask(error, language) for error in result.errors]
 
-    def _process(self, error: GraphQLError, language: str) -> GraphQLError:
-        original = error.original_error
-        if original is None or isinstance(original, GraphQLError):
-            return error
-        if isinstance(original, CmdbError):
-            return GraphQLError(
-                original.message(language),
-                nodes=error.nodes,
-                source=error.source,
-                positions=error.positions,
-                path=error.path,
-                extensions={"code": original.code.name, "bkErrorCode": original.code.value},
-            )
-        log.error("unexpected error in %s", error.path, exc_info=original)
+
+def mask(error: GraphQLError, language: str) -> GraphQLError:
+    """``error`` as the client may see it, with ``extensions.code`` set.
+
+    Visible: GraphQL's own syntax and validation errors (a value a scalar refused among them),
+    and ``CmdbError`` raised by a resolver (rendered in the caller's language, with
+    ``extensions.bkErrorCode``). Anything else is an internal failure: its text, which may hold
+    SQL or paths, never reaches the client. Applying it twice changes nothing.
+    """
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError | InvalidValue):
+        if not (error.extensions or {}).get("code"):
+            # Every error carries a code: clients branch on it, not on the message.
+            error.extensions = {**(error.extensions or {}), "code": _document_error_code(error)}
+        return error
+    if isinstance(original, DatabaseUnavailable):
+        # Logged once per outage by the database layer; HTTP 503 (see http/replies.py).
+        original = database_unavailable()
+    if isinstance(original, CmdbError):
         return GraphQLError(
-            MASKED_MESSAGE,
+            original.message(language),
             nodes=error.nodes,
             source=error.source,
             positions=error.positions,
             path=error.path,
-            extensions={"code": "INTERNAL_SERVER_ERROR"},
+            extensions={"code": original.code.name, "bkErrorCode": original.code.value},
         )
+    log.error("unexpected error in %s", error.path, exc_info=original)
+    return GraphQLError(
+        MASKED_MESSAGE,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": "INTERNAL_SERVER_ERROR"},
+    )
+
+
+def _document_error_code(error: GraphQLError) -> str:
+    """The code of an error in the document or its variables (found before anything ran)."""
+    if error.message.startswith("Syntax Error"):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.path is None:
+        return "GRAPHQL_VALIDATION_FAILED"
+    return "BAD_USER_INPUT"

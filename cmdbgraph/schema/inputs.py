@@ -5,8 +5,8 @@ from __future__ import annotations
 import enum
 
 import strawberry
-from strawberry.scalars import JSON
 
+from cmdbgraph.schema.scalars import JSON, BigInt
 from cmdbgraph.schema.types import AssociationMapping, OnDelete
 from cmdbgraph.services.associations import Detail
 
@@ -19,8 +19,8 @@ class ErrorPolicy(enum.Enum):
 
 @strawberry.input(description="One association to create: source and target instance ids.")
 class InstAssociationDetailInput:
-    bk_inst_id: int
-    bk_asst_inst_id: int
+    bk_inst_id: BigInt
+    bk_asst_inst_id: BigInt
 
 
 def _detail_from_input(_cls: type, value: dict, _context: object) -> Detail:
@@ -91,7 +91,7 @@ class CreateModelAssociationInput:
 
 @strawberry.input
 class DeleteInstAssociationsInput:
-    ids: list[int] = strawberry.field(description="Association ids, at most 500.")
+    ids: list[BigInt] = strawberry.field(description="Association ids, at most 500.")
     bk_obj_id: str | None = strawberry.field(
         default=None, description="Only delete associations whose source or target is this model."
     )
@@ -99,14 +99,14 @@ class DeleteInstAssociationsInput:
 
 @strawberry.input
 class InstAssociationFilter:
-    ids: list[int] | None = None
+    ids: list[BigInt] | None = None
     bk_obj_asst_id: str | None = None
     bk_asst_id: str | None = None
     bk_obj_id: str | None = None
     bk_asst_obj_id: str | None = None
-    bk_inst_id: int | None = None
-    bk_asst_inst_id: int | None = None
-    involving_inst_id: int | None = strawberry.field(
+    bk_inst_id: BigInt | None = None
+    bk_asst_inst_id: BigInt | None = None
+    involving_inst_id: BigInt | None = strawberry.field(
         default=None, description="An instance id on either side."
     )
 
@@ -115,6 +115,6 @@ class InstAssociationFilter:
 class AuditEntryFilter:
     resource_type: str | None = None
     action: str | None = None
-    resource_id: int | None = None
+    resource_id: BigInt | None = None
     bk_username: str | None = None
     request_id: str | None = None

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
-from strawberry.scalars import JSON
 
+from cmdbgraph.schema.scalars import JSON
 from cmdbgraph.schema.types import ErrorCode, Instance, InstAssociation, Model, ModelAssociation
 from cmdbgraph.services.errors import CmdbError
 from cmdbgraph.services.errors import ErrorCode as ServiceErrorCode
@@ -83,7 +83,12 @@ class PermissionDenied:
 
 
 def failure(error: CmdbError, context) -> RequestError | PermissionDenied:
-    """The typed result for a refused request; noted on the context for the request log."""
+    """The typed result for a refused request; noted on the context for the request log.
+
+    An authentication failure is no domain result: it is raised again and fails the request
+    (HTTP 401 with a top-level error), as it does before any resolver runs."""
+    if error.is_authentication:
+        raise error
     context.outcome = str(error.code.value)
     if error.code is ServiceErrorCode.PERMISSION_DENIED:
         return PermissionDenied.from_error(error, context.language)

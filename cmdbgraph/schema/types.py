@@ -6,10 +6,11 @@ import enum
 from datetime import datetime
 
 import strawberry
-from strawberry.scalars import JSON
 
 from cmdbgraph.resolvers.context import Info
+from cmdbgraph.schema.scalars import JSON, BigInt
 from cmdbgraph.services import records
+from cmdbgraph.services.errors import CmdbError, parameter_invalid
 from cmdbgraph.services.errors import ErrorCode as ServiceErrorCode
 
 ErrorCode = strawberry.enum(
@@ -17,6 +18,19 @@ ErrorCode = strawberry.enum(
     name="ErrorCode",
     description="Stable names of BlueKing CMDB's numeric error codes (see `bkErrorCode`).",
 )
+
+
+def nested_page_size(info: Info, limit: int | None) -> int:
+    """A nested list's page size: the default when not given; upstream's codes when out of
+    bounds."""
+    settings = info.context.settings
+    if limit is None:
+        return settings.default_nested_page_size
+    if limit < 1:
+        raise parameter_invalid("limit")
+    if limit > settings.max_nested_page_size:
+        raise CmdbError(ServiceErrorCode.PAGE_LIMIT_EXCEEDED)
+    return limit
 
 
 class FromRecord:
@@ -103,7 +117,7 @@ class ModelAssociation:
 
 @strawberry.type(description="An instance of a model.")
 class Instance(FromRecord):
-    bk_inst_id: int
+    bk_inst_id: BigInt
     bk_obj_id: str
     bk_inst_name: str
     attributes: JSON
@@ -117,28 +131,42 @@ class Instance(FromRecord):
         record = await info.context.loaders.model.load(self.bk_obj_id)
         return None if record is None else Model.from_record(record)
 
-    @strawberry.field(description="Associations where this instance is the source.")
-    async def associations_as_source(self, info: Info) -> list[InstAssociation]:
-        found = await info.context.loaders.associations_as_source.load(self.bk_inst_id)
+    @strawberry.field(
+        description="Associations where this instance is the source, the first `limit` by id "
+        "(default `CMDBGRAPH_DEFAULT_NESTED_PAGE_SIZE`, at most "
+        "`CMDBGRAPH_MAX_NESTED_PAGE_SIZE`)."
+    )
+    async def associations_as_source(
+        self, info: Info, limit: int | None = None
+    ) -> list[InstAssociation]:
+        key = (self.bk_inst_id, nested_page_size(info, limit))
+        found = await info.context.loaders.associations_as_source.load(key)
         return [InstAssociation.from_record(r) for r in found]
 
-    @strawberry.field(description="Associations where this instance is the target.")
-    async def associations_as_target(self, info: Info) -> list[InstAssociation]:
-        found = await info.context.loaders.associations_as_target.load(self.bk_inst_id)
+    @strawberry.field(
+        description="Associations where this instance is the target, the first `limit` by id "
+        "(default `CMDBGRAPH_DEFAULT_NESTED_PAGE_SIZE`, at most "
+        "`CMDBGRAPH_MAX_NESTED_PAGE_SIZE`)."
+    )
+    async def associations_as_target(
+        self, info: Info, limit: int | None = None
+    ) -> list[InstAssociation]:
+        key = (self.bk_inst_id, nested_page_size(info, limit))
+        found = await info.context.loaders.associations_as_target.load(key)
         return [InstAssociation.from_record(r) for r in found]
 
 
 @strawberry.type(description="An association between two instances.")
 class InstAssociation(FromRecord):
-    id: int
+    id: BigInt
     bk_obj_asst_id: str
     bk_asst_id: str
     bk_obj_id: str
-    bk_inst_id: int
+    bk_inst_id: BigInt
     bk_asst_obj_id: str
-    bk_asst_inst_id: int
+    bk_asst_inst_id: BigInt
     bk_supplier_account: str
-    bk_biz_id: int
+    bk_biz_id: BigInt
     creator: str
     create_time: datetime
 
@@ -155,11 +183,11 @@ class InstAssociation(FromRecord):
 
 @strawberry.type(description="One audited change.")
 class AuditEntry(FromRecord):
-    id: int
+    id: BigInt
     audit_type: str
     resource_type: str
     action: str
-    resource_id: int
+    resource_id: BigInt
     resource_name: str
     operation_detail: JSON
     bk_username: str

@@ -31,7 +31,7 @@ from cmdbgraph.db.tables import (
     inst_associations,
     model_associations,
 )
-from cmdbgraph.services import audit, auth
+from cmdbgraph.services import audit, auth, catalog
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import (
     ZH,
@@ -343,7 +343,7 @@ async def _stored_reply(
         await conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key == key))
         return None
     if row.request_hash != fingerprint:
-        raise CmdbError(ErrorCode.PARAMETER_CHECK_FAILED, ("Idempotency-Key",), http_status=422)
+        raise CmdbError(ErrorCode.PARAMETER_CHECK_FAILED, ("Idempotency-Key",))
     return BatchCreateResult.from_stored(row.reply)
 
 
@@ -546,6 +546,14 @@ async def list_associations(
                 select(func.count()).select_from(inst_associations).where(*conditions)
             )
         ).scalar_one()
+        if total == 0:
+            await catalog.require_models(
+                conn,
+                {
+                    "bk_obj_id": flt.bk_obj_id or flt.involving_obj_id,
+                    "bk_asst_obj_id": flt.bk_asst_obj_id,
+                },
+            )
         rows = await conn.execute(
             select(*_INST_ASSOCIATION_COLUMNS)
             .where(*conditions)
@@ -571,27 +579,36 @@ async def associations_after(
 
 
 async def associations_by_source(
-    db: Database, inst_ids: Sequence[int]
+    db: Database, inst_ids: Sequence[int], *, limit: int
 ) -> dict[int, list[InstAssociation]]:
-    """Associations whose source is one of ``inst_ids``, grouped by source (one query)."""
-    return await _grouped(db, inst_associations.c.bk_inst_id, inst_ids)
+    """The first ``limit`` associations (by id) whose source is each of ``inst_ids``, grouped
+    by source (one query)."""
+    return await _grouped(db, inst_associations.c.bk_inst_id, inst_ids, limit)
 
 
 async def associations_by_target(
-    db: Database, inst_ids: Sequence[int]
+    db: Database, inst_ids: Sequence[int], *, limit: int
 ) -> dict[int, list[InstAssociation]]:
-    """Associations whose target is one of ``inst_ids``, grouped by target (one query)."""
-    return await _grouped(db, inst_associations.c.bk_asst_inst_id, inst_ids)
+    """The first ``limit`` associations (by id) whose target is each of ``inst_ids``, grouped
+    by target (one query)."""
+    return await _grouped(db, inst_associations.c.bk_asst_inst_id, inst_ids, limit)
 
 
-async def _grouped(db: Database, column, inst_ids: Sequence[int]) -> dict:
+async def _grouped(db: Database, column, inst_ids: Sequence[int], limit: int) -> dict:
     grouped: dict[int, list[InstAssociation]] = {inst_id: [] for inst_id in inst_ids}
+    rank = func.row_number().over(partition_by=column, order_by=inst_associations.c.id)
+    ranked = (
+        select(*_INST_ASSOCIATION_COLUMNS, rank.label("rank"))
+        .where(column.in_(list(inst_ids)))
+        .subquery()
+    )
+    query = (
+        select(*(ranked.c[c.name] for c in _INST_ASSOCIATION_COLUMNS))
+        .where(ranked.c.rank <= limit)
+        .order_by(ranked.c.id)
+    )
     async with db.read() as conn:
-        rows = await conn.execute(
-            select(*_INST_ASSOCIATION_COLUMNS)
-            .where(column.in_(list(inst_ids)))
-            .order_by(inst_associations.c.id)
-        )
+        rows = await conn.execute(query)
         for row in rows:
             association = InstAssociation.from_row(row)
             grouped[row._mapping[column.name]].append(association)
@@ -631,6 +648,7 @@ async def delete_associations(
             )
         ]
         if not found:
+            await catalog.require_models(conn, {"bk_obj_id": bk_obj_id})
             return []
         wanted: dict[str, set[int]] = {}
         for a in found:

@@ -117,11 +117,11 @@ class Claims:
 
 
 def _app_failure() -> CmdbError:
-    return CmdbError(ErrorCode.CALL_SOURCE_AUTHENTICATION_FAILED, http_status=401)
+    return CmdbError(ErrorCode.CALL_SOURCE_AUTHENTICATION_FAILED)
 
 
 def _user_failure() -> CmdbError:
-    return CmdbError(ErrorCode.AUTHORIZATION_QUERY_FAILED, ("user",), http_status=401)
+    return CmdbError(ErrorCode.AUTHORIZATION_QUERY_FAILED, ("user",))
 
 
 async def authenticate(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import MAPPINGS, ON_DELETE, association_kinds, model_associations, models
@@ -48,6 +49,24 @@ async def list_models(
         query = query.where(models.c[name] == value)
     async with db.read() as conn:
         return [Model.from_row(row) for row in await conn.execute(query)]
+
+
+async def require_models(conn: AsyncConnection, named: Mapping[str, str | None]) -> None:
+    """Refuse with 1199011 naming the parameter unless each model named exists.
+
+    ``named`` maps a parameter name (``bk_obj_id``) to the model id it carries. Reads call it
+    only when they found nothing: any row found proves its model, so the common path costs no
+    extra statement."""
+    wanted = {name: value for name, value in named.items() if value is not None}
+    if not wanted:
+        return
+    rows = await conn.execute(
+        select(models.c.bk_obj_id).where(models.c.bk_obj_id.in_(set(wanted.values())))
+    )
+    known = set(rows.scalars())
+    for name, value in wanted.items():
+        if value not in known:
+            raise parameter_invalid(name)
 
 
 async def models_by_id(db: Database, bk_obj_ids: Sequence[str]) -> dict[str, Model]:

@@ -23,6 +23,7 @@ class ErrorCode(enum.Enum):
     PARAMETER_UNASSIGNED = 1199010
     PARAMETER_INVALID = 1199011
     DUPLICATED = 1199014
+    DATABASE_UNAVAILABLE = 1199022
     AUTHORIZATION_QUERY_FAILED = 1199027
     EXCEEDS_LIMIT = 1199035
     EMPTY = 1199038
@@ -41,6 +42,7 @@ class ErrorCode(enum.Enum):
     MAINLINE_NOT_ALLOWED = 1101082
     AUDIT_SAVE_FAILED = 1109001
     PERMISSION_DENIED = 9900403
+    API_NOT_FOUND = 1640401
 
 
 # code -> (zh, en); %s / %d are filled with the error's arguments.
@@ -61,6 +63,8 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "数据唯一性校验失败， %s 重复",
         "duplicated instances exist, fields [%s] duplicated",
     ),
+    # Upstream's "dependent service did not start", naming the database.
+    ErrorCode.DATABASE_UNAVAILABLE: ("依赖服务[%s]未启动", "Dependent service [%s] did not start"),
     ErrorCode.AUTHORIZATION_QUERY_FAILED: (
         "[%s]授权信息查询失败",
         "'%s' authorization information query failed",
@@ -104,7 +108,17 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ),
     ErrorCode.AUDIT_SAVE_FAILED: ("保存操作审计日志失败", "save audit log failed"),
     ErrorCode.PERMISSION_DENIED: ("没有操作的权限", "Do not have access permission."),
+    # The BlueKing API gateway's answer for a method and path it does not serve (English only).
+    ErrorCode.API_NOT_FOUND: (
+        'API not found [method="%s" path="%s"]',
+        'API not found [method="%s" path="%s"]',
+    ),
 }
+
+
+AUTHENTICATION_CODES = frozenset(
+    {ErrorCode.CALL_SOURCE_AUTHENTICATION_FAILED, ErrorCode.AUTHORIZATION_QUERY_FAILED}
+)
 
 
 def normalize_language(value: str | None) -> str | None:
@@ -131,11 +145,16 @@ class CmdbError(Exception):
 
     code: ErrorCode
     args_: tuple[Any, ...] = ()
-    http_status: int = 200
     permission: dict | None = field(default=None)
 
     def message(self, language: str = ZH) -> str:
         return render(self.code, self.args_, language)
+
+    @property
+    def is_authentication(self) -> bool:
+        """The caller is not proven (no app, no user): a failure of the whole request on every
+        interface, never a domain result."""
+        return self.code in AUTHENTICATION_CODES
 
     def __str__(self) -> str:
         return f"{self.code.value} {self.message(EN)}"
@@ -143,6 +162,10 @@ class CmdbError(Exception):
 
 def parameter_invalid(name: str) -> CmdbError:
     return CmdbError(ErrorCode.PARAMETER_INVALID, (name,))
+
+
+def database_unavailable() -> CmdbError:
+    return CmdbError(ErrorCode.DATABASE_UNAVAILABLE, ("database",))
 
 
 def parameter_check_failed(name: str) -> CmdbError:

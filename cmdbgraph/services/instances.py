@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import instances, models
-from cmdbgraph.services import auth
+from cmdbgraph.services import auth, catalog
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
 from cmdbgraph.services.records import Instance, Page
@@ -176,6 +176,8 @@ async def list_instances(
         total = (
             await conn.execute(select(func.count()).select_from(instances).where(*conditions))
         ).scalar_one()
+        if total == 0:
+            await catalog.require_models(conn, {"bk_obj_id": flt.bk_obj_id})
         rows = await conn.execute(
             select(*_COLUMNS)
             .where(*conditions)

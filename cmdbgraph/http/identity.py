@@ -1,0 +1,152 @@
+"""Who calls, from where, in which language and under which request id, read from an HTTP
+request. GraphQL and the REST shim take the caller from here: both accept the same headers.
+
+Trust is decided from the socket's peer address and the configured ``trusted_proxies`` only.
+Proxy headers (``X-Forwarded-For``) and the native ``X-Bkcmdb-*`` identity headers count only
+when the peer itself is a trusted proxy; from anyone else they are ignored. ``cmdbgraph serve``
+runs uvicorn with its own proxy-header handling off, so the peer address the app sees is the
+socket's.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from collections.abc import Iterable, Mapping
+
+import orjson
+from starlette.requests import Request
+
+from cmdbgraph.services import auth
+from cmdbgraph.services.auth import Claims
+from cmdbgraph.services.caller import Caller
+from cmdbgraph.services.errors import ZH, normalize_language
+from cmdbgraph.settings import parse_networks
+
+_LANGUAGE_HEADERS = (
+    "blueking-language",
+    "x-bkcmdb-language",
+    "http_blueking_language",
+    "accept-language",
+)
+
+
+class TrustedProxies:
+    """The peers whose proxy and identity headers are believed."""
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        self.networks = parse_networks(entries)
+
+    def __contains__(self, host: str | None) -> bool:
+        if not host or not self.networks:
+            return False
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+
+def peer_address(scope: Mapping) -> str | None:
+    """The socket's peer address (None on a Unix socket)."""
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+def client_address(scope: Mapping, headers: Mapping[str, str], trusted: TrustedProxies) -> str:
+    """The address of the client, for logs: the peer, or, when the peer is a trusted proxy,
+    the nearest address in ``X-Forwarded-For`` that is not itself a trusted proxy."""
+    peer = peer_address(scope) or ""
+    if peer not in trusted:
+        return peer
+    hops = [hop.strip() for hop in headers.get("x-forwarded-for", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop[:64]
+    return peer
+
+
+def request_id(headers: Mapping[str, str], state: object = None) -> str:
+    """The id the request middleware assigned, else the caller's X-Request-ID, else a new one."""
+    assigned = getattr(state, "request_id", None) if state is not None else None
+    if assigned:
+        return assigned
+    given = headers.get("x-request-id", "").strip()
+    if given and len(given) <= 64 and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+def language(headers: Mapping[str, str]) -> str:
+    for name in _LANGUAGE_HEADERS:
+        found = normalize_language(headers.get(name))
+        if found is not None:
+            return found
+    return ZH
+
+
+def _text(value: object) -> str:
+    # A NUL character can name no app or user: treated as no value at all.
+    return value if isinstance(value, str) and "\x00" not in value else ""
+
+
+def claims(headers: Mapping[str, str], body: Mapping | None = None, *, trusted: bool) -> Claims:
+    """What the request claims: the ESB body fields win over the ``X-Bkapi-Authorization``
+    header; native ``X-Bkcmdb-*`` identity headers count only when ``trusted`` (the peer is
+    a trusted proxy)."""
+    fields: dict[str, object] = {}
+    raw = headers.get("x-bkapi-authorization")
+    if raw:
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict):
+            fields.update(parsed)
+    if body:
+        for name in (
+            "bk_app_code",
+            "bk_app_secret",
+            "bk_username",
+            "bk_token",
+            "bk_supplier_account",
+        ):
+            if name in body and body[name] not in (None, ""):
+                fields[name] = body[name]
+    supplier = (
+        _text(fields.get("bk_supplier_account"))
+        or headers.get("x-bkcmdb-supplier-account", "")
+        or headers.get("http_blueking_supplier_id", "")
+        or "0"
+    )
+    common = {
+        "app_code": _text(fields.get("bk_app_code")),
+        "app_secret": _text(fields.get("bk_app_secret")),
+        "username": _text(fields.get("bk_username")),
+        "token": _text(fields.get("bk_token")) or _text(fields.get("access_token")),
+        "supplier_account": supplier,
+    }
+    if not trusted:
+        return Claims(**common)
+    return Claims(
+        **common,
+        native_username=headers.get("x-bkcmdb-user", "") or headers.get("bk_user", ""),
+        native_app_code=headers.get("x-bkcmdb-app-code", ""),
+        trusted=True,
+    )
+
+
+async def identify(request: Request, body: Mapping | None = None) -> Caller:
+    """The proven caller of ``request``; raises ``CmdbError`` (1100004 / 1199027) otherwise."""
+    settings = request.app.state.settings
+    trusted_proxies: TrustedProxies = request.app.state.trusted_proxies
+    headers = request.headers
+    return await auth.authenticate(
+        request.app.state.db,
+        claims(headers, body, trusted=peer_address(request.scope) in trusted_proxies),
+        language=language(headers),
+        request_id=request_id(headers, request.state),
+        enforce=settings.auth,
+    )

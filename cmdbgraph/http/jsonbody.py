@@ -1,0 +1,42 @@
+"""The one JSON decoder for request bodies (REST bodies, GraphQL bodies and GraphQL variables).
+
+- Integers are exact, whatever their size: orjson turns an integer beyond its 64-bit range
+  into a float silently, so a body holding a long digit run is decoded again with the standard
+  library, which keeps integers exact. Range checks belong to the readers of each field (an id
+  beyond int64 is refused there); nothing is changed silently here.
+- ``NaN`` and ``Infinity`` are refused (they are not JSON).
+- NUL characters are refused: PostgreSQL cannot store them in text and no field needs one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import orjson
+
+# orjson keeps integers exact only within [-2**63, 2**64 - 1]: anything outside has 19 digits
+# or more. A float with that many digits takes the exact path too, which costs only time.
+_LONG_DIGIT_RUN = re.compile(rb"\d{19}")
+
+
+class BodyError(ValueError):
+    """The body is not acceptable JSON; the text says why (in English)."""
+
+
+def _refuse_constant(name: str) -> object:
+    raise BodyError(f"{name} is not a JSON number")
+
+
+def decode(raw: bytes | str) -> object:
+    """``raw`` decoded; raises ``BodyError``."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    if b"\\u0000" in data or b"\x00" in data:
+        raise BodyError("NUL characters are not accepted")
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise BodyError("the body is not valid JSON") from None
+    if _LONG_DIGIT_RUN.search(data):
+        value = json.loads(data, parse_constant=_refuse_constant)
+    return value
