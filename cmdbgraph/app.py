@@ -6,7 +6,6 @@ import gc
 import logging
 from contextlib import asynccontextmanager
 
-import orjson
 from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -21,7 +20,13 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from cmdbgraph import graphiql
 from cmdbgraph.db.engine import Database, DatabaseUnavailable
 from cmdbgraph.http import identity, jsonbody
-from cmdbgraph.http.replies import error_response, graphql_errors, interface, status_for
+from cmdbgraph.http.replies import (
+    encode_json,
+    error_response,
+    graphql_errors,
+    interface,
+    status_for,
+)
 from cmdbgraph.metrics import metrics_endpoint
 from cmdbgraph.middleware import RequestMiddleware
 from cmdbgraph.resolvers.context import GraphQLContext
@@ -114,7 +119,7 @@ class GraphQLView(GraphQL):
         )
 
     def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+        return encode_json(data)
 
     def parse_json(self, data: str | bytes) -> object:
         try:
@@ -261,6 +266,7 @@ def _middleware(settings: Settings) -> list[Middleware]:
             RequestMiddleware,
             max_body_bytes=settings.max_body_bytes,
             timeout_seconds=settings.request_timeout_seconds,
+            trusted_proxies=identity.TrustedProxies(settings.trusted_proxies),
         )
     ]
     if settings.cors_origins:

@@ -35,6 +35,11 @@ async def _no_receive():  # pragma: no cover - a response never reads the reques
     return {"type": "http.disconnect"}
 
 
+def _holds_nul(scope) -> bool:
+    query = scope.get("query_string", b"")
+    return "\x00" in scope["path"] or b"%00" in query or b"\x00" in query
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -42,10 +47,18 @@ class _BodyTooLarge(Exception):
 class RequestMiddleware:
     """Assigns the request id, enforces the body size and time limits, logs and measures."""
 
-    def __init__(self, app, *, max_body_bytes: int, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        app,
+        *,
+        max_body_bytes: int,
+        timeout_seconds: float,
+        trusted_proxies: identity.TrustedProxies,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.timeout_seconds = timeout_seconds
+        self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -79,6 +92,10 @@ class RequestMiddleware:
         try:
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 await _answer(send_wrapper, scope, 413, ErrorCode.EXCEEDS_LIMIT, too_large)
+            elif _holds_nul(scope):
+                # PostgreSQL cannot store NUL in text and no field needs one: refused where it
+                # enters, in the path or the query string (bodies: see http/jsonbody.py).
+                await _answer(send_wrapper, scope, 400, ErrorCode.INPUT_INVALID, ())
             else:
                 async with asyncio.timeout(self.timeout_seconds):
                     await self.app(scope, receive_wrapper, send_wrapper)
@@ -98,8 +115,7 @@ class RequestMiddleware:
         finally:
             self._finish(scope, state, status["code"], time.perf_counter() - started)
 
-    @staticmethod
-    def _finish(scope, state: dict, status: int, seconds: float) -> None:
+    def _finish(self, scope, state: dict, status: int, seconds: float) -> None:
         path = scope["path"]
         fields = state["log"]
         kind = interface(path)
@@ -116,6 +132,9 @@ class RequestMiddleware:
             status,
             extra={
                 "request_id": state["request_id"],
+                "client": identity.client_address(
+                    scope, Headers(scope=scope), self.trusted_proxies
+                ),
                 "method": scope["method"],
                 "path": path,
                 "status": status,

@@ -54,12 +54,12 @@ class Settings(BaseSettings):
     max_aliases: int = Field(30, ge=1)
     max_tokens: int = Field(10_000, ge=1)
     max_query_cost: int = Field(
-        20_000,
+        10_000,
         ge=1,
         description="The most fields a GraphQL reply may hold, computed before execution "
         "from page sizes times nesting.",
     )
-    default_nested_page_size: int = Field(20, ge=1, description="Associations per instance.")
+    default_nested_page_size: int = Field(10, ge=1, description="Associations per instance.")
     max_nested_page_size: int = Field(200, ge=1)
     max_filter_length: int = Field(
         1_000, ge=1, description="Characters in a free-text filter such as nameContains."

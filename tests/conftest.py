@@ -21,6 +21,7 @@ from cmdbgraph.services import demo
 from cmdbgraph.settings import Settings
 from tests.helpers import uvicorn_server
 from tests.pgserver import find_bindir, postgres_server
+from tests.skip_report import pytest_terminal_summary  # noqa: F401  (a pytest hook)
 
 BACKENDS = ["sqlite", "postgresql"]
 _counter = itertools.count()
@@ -152,24 +153,3 @@ def demo_server(tmp_path):
     _run([sys.executable, "-m", "cmdbgraph.cli", "seed", "--demo"], env)
     with uvicorn_server(url, tmp_path / "server.log") as base_url:
         yield base_url
-
-
-# A bare `pytest` without PostgreSQL or Chromium skips those tests: say so loudly ------------
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    skipped = terminalreporter.stats.get("skipped", [])
-    if not skipped:
-        return
-    reasons: dict[str, int] = {}
-    for report in skipped:
-        longrepr = report.longrepr
-        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-        reason = reason.removeprefix("Skipped: ")
-        reasons[reason] = reasons.get(reason, 0) + 1
-    terminalreporter.write_sep("!", f"{len(skipped)} TESTS SKIPPED: this run is NOT the full suite")
-    for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
-        terminalreporter.write_line(f"  {count:5d} skipped: {reason}", red=True, bold=True)
-    terminalreporter.write_line(
-        "  Run `sh scripts/test.sh` (installs PostgreSQL and Chromium, never skips).", bold=True
-    )

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -135,18 +136,35 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass
+class LiveServer:
+    """A real ``cmdbgraph serve`` process and where it answers."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def rss_kb(self) -> int:
+        """The process's resident memory, from /proc."""
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS in /proc status")
+
+
 @contextlib.contextmanager
-def uvicorn_server(
+def live_server(
     database_url: str,
     log_path: Path,
     *,
     env: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
     command: tuple[str, ...] = (),
-) -> Iterator[str]:
-    """Base URL of a real ``cmdbgraph serve`` process on ``database_url`` (127.0.0.1, a free
-    port), stopped at the end; its output goes to ``log_path``. ``env`` adds settings,
-    ``args`` adds options to ``serve``, ``command`` runs before it (e.g. ``setpriv ...``)."""
+) -> Iterator[LiveServer]:
+    """A real ``cmdbgraph serve`` process on ``database_url`` (127.0.0.1, a free port), stopped
+    at the end; its output goes to ``log_path``. ``env`` adds settings, ``args`` adds options
+    to ``serve``, ``command`` runs before it (e.g. ``setpriv ...``)."""
     port = free_port()
     environment = {
         **os.environ,
@@ -175,7 +193,7 @@ def uvicorn_server(
             if time.monotonic() > deadline:
                 pytest.fail(f"the server did not start in time:\n{log_path.read_text()}")
             time.sleep(0.2)
-        yield base_url
+        yield LiveServer(base_url, server, log_path)
     finally:
         server.terminate()
         try:
@@ -183,3 +201,10 @@ def uvicorn_server(
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=15)
+
+
+@contextlib.contextmanager
+def uvicorn_server(database_url: str, log_path: Path, **options) -> Iterator[str]:
+    """Base URL of a ``live_server`` (same arguments)."""
+    with live_server(database_url, log_path, **options) as server:
+        yield server.url

@@ -16,6 +16,7 @@ import pytest
 from cmdbgraph import graphiql
 from cmdbgraph.app import create_app
 from cmdbgraph.settings import Settings
+from tests.helpers import demo_headers
 
 BASE = "http://testserver"
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -140,12 +141,19 @@ async def test_the_vendored_files_match_their_recorded_checksums():
         assert (graphiql.STATIC_DIR / license_name).is_file()
 
 
-async def test_no_page_when_graphiql_is_off(tmp_path):
-    async with _client(tmp_path, graphiql=False) as client:
-        response = await client.get("/graphql", headers=BROWSER)
-    # Refused (401 without credentials, 404 with them), never the page.
-    assert response.status_code in (401, 404)
-    assert "graphiql" not in response.text.lower()
+async def test_no_page_when_graphiql_is_off(database_url):
+    app = create_app(Settings(database_url=database_url, graphiql=False))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        anonymous = await client.get("/graphql", headers=BROWSER)
+        # An authenticated browser asking for the page: it is switched off, so not found.
+        signed_in = await client.get("/graphql", headers={**BROWSER, **demo_headers()})
+    assert anonymous.status_code == 401
+    assert signed_in.status_code == 404
+    assert signed_in.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    for response in (anonymous, signed_in):
+        assert "graphiql" not in response.text.lower()
+        assert "<html" not in response.text.lower()
+    await app.state.db.dispose()
 
 
 @pytest.mark.parametrize("accept", ["text/html", "application/json"])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,3 +63,34 @@ def test_compose_runs_postgresql_and_two_replicas():
 def test_strawberry_is_pinned_exactly():
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert re.search(r'"strawberry-graphql==\d+\.\d+\.\d+"', pyproject)
+
+
+def test_the_readme_test_command_never_skips():
+    """scripts/test.sh installs PostgreSQL and Chromium and sets CI, under which the tests that
+    need them fail rather than skip."""
+    script = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
+    assert re.search(r'^export CI="\$\{CI:-true\}"$', script, re.M)
+    assert script.index("export CI=") < script.index("exec .venv/bin/python -m pytest")
+
+
+def test_a_run_with_skipped_tests_says_so_loudly(tmp_path):
+    (tmp_path / "conftest.py").write_text(
+        "from tests.skip_report import pytest_terminal_summary  # noqa: F401\n"
+    )
+    (tmp_path / "test_half.py").write_text(
+        "import pytest\n\n"
+        "def test_runs():\n    pass\n\n"
+        "@pytest.mark.parametrize('n', [1, 2])\n"
+        "def test_needs_postgres(n):\n    pytest.skip('PostgreSQL binaries not found')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(tmp_path), "-p", "no:cacheprovider", "-q"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 TESTS SKIPPED: this run is NOT the full suite" in done.stdout
+    assert "2 skipped: PostgreSQL binaries not found" in done.stdout

@@ -19,6 +19,7 @@ connection such an error may have poisoned is discarded, so the next request sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -94,11 +95,15 @@ class Outage:
     def __init__(self) -> None:
         self.since: float | None = None
         self.failures = 0
+        # An outage that began with a failed write ends with a write: a read succeeding (the
+        # file became read-only, say) proves nothing about writes.
+        self.began_writing = False
 
-    def failed(self, error: BaseException) -> None:
+    def failed(self, error: BaseException, *, writing: bool) -> None:
         self.failures += 1
         if self.since is None:
             self.since = time.monotonic()
+            self.began_writing = writing
             original = getattr(error, "orig", None) or error
             log.error(
                 "database unavailable (%s: %s); answering 503 until it is back",
@@ -106,8 +111,8 @@ class Outage:
                 str(original).splitlines()[0][:300] if str(original) else "",
             )
 
-    def succeeded(self) -> None:
-        if self.since is None:
+    def succeeded(self, *, writing: bool) -> None:
+        if self.since is None or (self.began_writing and not writing):
             return
         log.warning(
             "database available again after %.1f s; %d calls failed meanwhile",
@@ -126,8 +131,8 @@ class Database:
         self.url = make_url(settings.database_url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
-            self._writer = _sqlite_engine(settings, writer=True)
-            self._reader = _sqlite_engine(settings, writer=False)
+            self._writer = _sqlite_engine(settings, writer=True, on_poisoned=self._poisoned)
+            self._reader = _sqlite_engine(settings, writer=False, on_poisoned=self._poisoned)
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
         else:
             self._writer = create_async_engine(
@@ -149,6 +154,8 @@ class Database:
             self._reader = self._writer
             self._write_lock = None
         self.outage = Outage()
+        # Set when a SQLite connection was discarded as poisoned (see ``_writable_again``).
+        self._writer_suspect = False
 
     @property
     def engine(self) -> AsyncEngine:
@@ -167,11 +174,11 @@ class Database:
             async with self._reader.connect() as conn:
                 yield conn
         except Exception as error:
-            if not self._unavailable(error):
+            if not self._unavailable(error, writing=False):
                 raise
             raise DatabaseUnavailable(str(getattr(error, "orig", None) or error)) from error
         if self.outage.since is not None:
-            self.outage.succeeded()
+            self.outage.succeeded(writing=False)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -180,23 +187,46 @@ class Database:
         Raises ``DatabaseUnavailable`` when the database is out of reach or cannot store."""
         try:
             if self._write_lock is not None:
-                async with self._write_lock, self._writer.begin() as conn:
-                    yield conn
+                async with self._write_lock:
+                    if self._writer_suspect:
+                        await self._writable_again()
+                    async with self._writer.begin() as conn:
+                        yield conn
             else:
                 async with self._writer.begin() as conn:
                     yield conn
         except Exception as error:
-            if not self._unavailable(error):
+            if not self._unavailable(error, writing=True):
                 raise
             raise DatabaseUnavailable(str(getattr(error, "orig", None) or error)) from error
         if self.outage.since is not None:
-            self.outage.succeeded()
+            self.outage.succeeded(writing=True)
 
-    def _unavailable(self, error: Exception) -> bool:
+    def _poisoned(self) -> None:
+        self._writer_suspect = True
+
+    async def _writable_again(self) -> None:
+        """After a poisoned SQLite connection was discarded, the next one this process opens on
+        the same file can inherit its read-only state (SQLite shares per-file state between the
+        connections of a process) even once the file is writable again. Open, write nothing
+        but the header's own value, and discard, until a connection writes (at most 3)."""
+        for _ in range(3):
+            try:
+                async with self._writer.begin() as conn:
+                    version = (await conn.exec_driver_sql("PRAGMA user_version")).scalar_one()
+                    await conn.exec_driver_sql(f"PRAGMA user_version = {int(version)}")
+            except Exception as error:
+                if not is_unavailable(error):
+                    raise
+                continue
+            self._writer_suspect = False
+            return
+
+    def _unavailable(self, error: Exception, *, writing: bool) -> bool:
         """Whether ``error`` is an outage not yet translated (and noted)."""
         if isinstance(error, DatabaseUnavailable) or not is_unavailable(error):
             return False
-        self.outage.failed(error)
+        self.outage.failed(error, writing=writing)
         return True
 
     async def lock_model_association(self, conn: AsyncConnection, bk_obj_asst_id: str) -> None:
@@ -215,7 +245,31 @@ class Database:
             await self._reader.dispose()
 
 
-def _sqlite_engine(settings: Settings, *, writer: bool) -> AsyncEngine:
+_ROLLBACKS: set[asyncio.Task] = set()
+
+
+def _interrupt(context) -> None:
+    """Stop the statement SQLite's thread runs for a cancelled request, then roll its
+    transaction back there: SQLAlchemy discards the connection without closing it, which
+    would leave the write lock held until the garbage collector happens by."""
+    dbapi_connection = getattr(context.connection, "_dbapi_connection", None)
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is None:
+        return
+    with contextlib.suppress(sqlite3.Error, ValueError):  # closed already: nothing runs
+        driver._conn.interrupt()
+        rollback = asyncio.get_running_loop().create_task(driver.rollback())
+        _ROLLBACKS.add(rollback)  # kept until done: a task only weakly referenced may vanish
+        rollback.add_done_callback(_forget)
+
+
+def _forget(task: asyncio.Task) -> None:
+    _ROLLBACKS.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a connection closed meanwhile needs no rollback
+
+
+def _sqlite_engine(settings: Settings, *, writer: bool, on_poisoned) -> AsyncEngine:
     options: dict = {}
     if writer:
         options["poolclass"] = AsyncAdaptedQueuePool
@@ -248,8 +302,13 @@ def _sqlite_engine(settings: Settings, *, writer: bool) -> AsyncEngine:
     def _on_error(context) -> None:
         # Treated as a lost connection: the pool discards it and the next checkout opens a new
         # one, which sees the file as it is now (writable again, space freed).
+        if isinstance(context.original_exception, asyncio.CancelledError):
+            # The request was cancelled (a timeout) while SQLite's thread runs a statement.
+            _interrupt(context)
+            return
         message = _sqlite_message(context.original_exception)
         if message is not None and message.startswith(_SQLITE_POISONED):
             context.is_disconnect = True
+            on_poisoned()
 
     return engine

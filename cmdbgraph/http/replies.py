@@ -16,6 +16,7 @@ Services raise codes only; the status comes from here.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -40,11 +41,20 @@ def status_for(code: ErrorCode) -> int:
     return _STATUS.get(code, 200)
 
 
+def encode_json(content: Any) -> bytes:
+    """``content`` as JSON: orjson, or the standard library for what orjson cannot write (an
+    integer beyond 64 bits, stored before such integers were refused)."""
+    try:
+        return orjson.dumps(content)
+    except TypeError:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return encode_json(content)
 
 
 class Envelope:

@@ -55,8 +55,13 @@ def _check_json(value: object, depth: int = 0) -> object:
                 f"to {INT64_MAX} (write larger numbers as strings)."
             )
     elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidValue("JSON numbers are finite.")
+        # PostgreSQL keeps 1e20 as the integer 100000000000000000000: a number that size could
+        # not be given back as it was sent.
+        if not math.isfinite(value) or abs(value) >= 2**63:
+            raise InvalidValue(
+                f"the number {value!r} cannot be stored exactly: numbers are smaller than 2**63 "
+                "in magnitude (write larger ones as strings)."
+            )
     elif isinstance(value, dict):
         for key, item in value.items():
             _check_json(key, depth + 1)

@@ -33,6 +33,21 @@ def _check_id(name: str, value: str | None) -> str:
     return value
 
 
+def check_length(name: str, value: str, most: int) -> str:
+    """``value``, or 1199006 when it is longer than its column holds."""
+    if len(value) > most:
+        raise CmdbError(ErrorCode.PARAMETER_CHECK_FAILED, (name,))
+    return value
+
+
+def check_text(name: str, value: str, most: int) -> str:
+    """``value`` stripped; 1199011 when empty, 1199006 when longer than its column holds."""
+    value = value.strip() if value else ""
+    if not value:
+        raise parameter_invalid(name)
+    return check_length(name, value, most)
+
+
 _MODEL_FILTERS = ("bk_obj_id", "bk_obj_name", "bk_classification_id", "ispre", "bk_ispaused")
 
 
@@ -83,8 +98,10 @@ class NewModel:
 
 async def create_model(db: Database, caller: Caller, new: NewModel) -> Model:
     _check_id("bk_obj_id", new.bk_obj_id)
-    if not new.bk_obj_name or not new.bk_obj_name.strip():
-        raise parameter_invalid("bk_obj_name")
+    name = check_text("bk_obj_name", new.bk_obj_name, models.c.bk_obj_name.type.length)
+    icon = check_length(
+        "bk_obj_icon", new.bk_obj_icon or "icon-cc-default", models.c.bk_obj_icon.type.length
+    )
     _check_id("bk_classification_id", new.bk_classification_id)
     now = datetime.now(UTC)
     user = caller.username or "cc_system"
@@ -96,9 +113,9 @@ async def create_model(db: Database, caller: Caller, new: NewModel) -> Model:
                     insert(models)
                     .values(
                         bk_obj_id=new.bk_obj_id,
-                        bk_obj_name=new.bk_obj_name.strip(),
+                        bk_obj_name=name,
                         bk_classification_id=new.bk_classification_id,
-                        bk_obj_icon=new.bk_obj_icon or "icon-cc-default",
+                        bk_obj_icon=icon,
                         ispre=False,
                         bk_ispaused=False,
                         bk_supplier_account=caller.supplier_account,
@@ -172,6 +189,11 @@ async def create_model_association(
         raise parameter_invalid("mapping")
     if new.on_delete not in ON_DELETE:
         raise parameter_invalid("on_delete")
+    check_length(
+        "bk_obj_asst_name",
+        new.bk_obj_asst_name,
+        model_associations.c.bk_obj_asst_name.type.length,
+    )
     bk_obj_asst_id = new.bk_obj_asst_id or f"{new.bk_obj_id}_{new.bk_asst_id}_{new.bk_asst_obj_id}"
     if len(bk_obj_asst_id) > 128 or not _ID_PATTERN.match(bk_obj_asst_id[:64]):
         raise CmdbError(ErrorCode.PARAMETER_CHECK_FAILED, ("bk_obj_asst_id",))

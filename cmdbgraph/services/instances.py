@@ -38,9 +38,8 @@ async def create_instances(
         raise CmdbError(ErrorCode.EMPTY, ("instances",))
     if len(new) > MAX_CREATE:
         raise CmdbError(ErrorCode.EXCEEDS_LIMIT, ("instances", MAX_CREATE))
-    names = [item.bk_inst_name.strip() if item.bk_inst_name else "" for item in new]
-    if not all(names):
-        raise parameter_invalid("bk_inst_name")
+    longest = instances.c.bk_inst_name.type.length
+    names = [catalog.check_text("bk_inst_name", item.bk_inst_name, longest) for item in new]
     if len(set(names)) != len(names):
         raise CmdbError(ErrorCode.DUPLICATED, ("bk_inst_name",))
     now = datetime.now(UTC)
