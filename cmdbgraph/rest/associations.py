@@ -19,6 +19,7 @@ from cmdbgraph.rest.envelope import (
 )
 from cmdbgraph.services import associations
 from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
+from cmdbgraph.services.records import build_all
 
 RELATED_PAGE_LIMIT = 500
 
@@ -146,7 +147,8 @@ async def find_instance_association(call: Call) -> Response:
         ),
         limit=None,
     )
-    return call.success([serialize.association(a) for a in page.items])
+    # All of them, as upstream: built in turns, a large answer never holds the event loop.
+    return call.success(await build_all(page.items, serialize.association))
 
 
 async def search_related_inst_asso(call: Call) -> Response:

@@ -11,7 +11,6 @@ executemany each, all in one transaction.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import hashlib
 import logging
@@ -42,15 +41,13 @@ from cmdbgraph.services.errors import (
     parameter_invalid,
     render,
 )
-from cmdbgraph.services.records import InstAssociation, ModelAssociation, Page
+from cmdbgraph.services.records import InstAssociation, ModelAssociation, Page, build_all
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH_SIZE = 200
 MAX_DELETE_IDS = 500
 MAX_IDEMPOTENCY_KEY = 200
-# Rows converted between two turns of the event loop when reading many: about 5 ms of work.
-_ROWS_PER_TURN = 1_000
 # A transaction that lost a race against a concurrent writer is decided again from scratch.
 _WRITE_ATTEMPTS = 3
 _INST_ASSOCIATION_COLUMNS = [inst_associations.c[name] for name in InstAssociation.__slots__]
@@ -564,7 +561,7 @@ async def list_associations(
             .offset(offset)
             .limit(limit)
         )
-        return Page(total, [InstAssociation.from_row(row) for row in rows])
+        return Page(total, await build_all(rows, InstAssociation.from_row))
 
 
 async def associations_after(
@@ -578,7 +575,7 @@ async def associations_after(
         query = query.where(ia.bk_obj_asst_id == bk_obj_asst_id)
     async with db.read() as conn:
         rows = await conn.execute(query.order_by(ia.id).limit(limit))
-        return [InstAssociation.from_row(row) for row in rows]
+        return await build_all(rows, InstAssociation.from_row)
 
 
 async def associations_by_source(
@@ -611,12 +608,12 @@ async def _grouped(db: Database, column, inst_ids: Sequence[int], limit: int) ->
         .order_by(ranked.c.id)
     )
     async with db.read() as conn:
-        rows = await conn.execute(query)
-        for count, row in enumerate(rows, 1):
-            association = InstAssociation.from_row(row)
-            grouped[row._mapping[column.name]].append(association)
-            if count % _ROWS_PER_TURN == 0:
-                await asyncio.sleep(0)  # let other requests run between chunks
+        found = await build_all(
+            await conn.execute(query),
+            lambda row: (row._mapping[column.name], InstAssociation.from_row(row)),
+        )
+    for inst_id, association in found:
+        grouped[inst_id].append(association)
     return grouped
 
 

@@ -13,7 +13,7 @@ from cmdbgraph.db import bulk
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import audit_entries, instances
 from cmdbgraph.services.caller import Caller
-from cmdbgraph.services.records import AuditEntry, InstAssociation, Page
+from cmdbgraph.services.records import AuditEntry, InstAssociation, Page, build_all
 
 _COLUMNS = [audit_entries.c[name] for name in AuditEntry.__slots__]
 
@@ -102,4 +102,4 @@ async def list_audit_entries(
             .offset(offset)
             .limit(limit)
         )
-        return Page(total, [AuditEntry.from_row(row) for row in rows])
+        return Page(total, await build_all(rows, AuditEntry.from_row))

@@ -16,7 +16,7 @@ from cmdbgraph.db.tables import instances, models
 from cmdbgraph.services import auth, catalog
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
-from cmdbgraph.services.records import Instance, Page
+from cmdbgraph.services.records import Instance, Page, build_all
 
 MAX_CREATE = 200
 _COLUMNS = [instances.c[name] for name in Instance.__slots__]
@@ -184,4 +184,4 @@ async def list_instances(
             .offset(offset)
             .limit(limit)
         )
-        return Page(total, [Instance.from_row(row) for row in rows])
+        return Page(total, await build_all(rows, Instance.from_row))

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+# Items built between two turns of the event loop: about 5 ms of work.
+ITEMS_PER_TURN = 1_000
+
+
+async def build_all(rows: Iterable[Any], build: Callable[[Any], R]) -> list[R]:
+    """``[build(row) for row in rows]``, letting other requests run every ``ITEMS_PER_TURN``
+    rows: a large read never holds the event loop for long."""
+    built: list[R] = []
+    for count, row in enumerate(rows, 1):
+        built.append(build(row))
+        if count % ITEMS_PER_TURN == 0:
+            await asyncio.sleep(0)
+    return built
 
 
 class _FromRow:
