@@ -20,7 +20,7 @@ from cmdbgraph.db.engine import Database
 from cmdbgraph.services import demo
 from cmdbgraph.settings import Settings
 from tests.helpers import uvicorn_server
-from tests.pgserver import find_bindir, postgres_server
+from tests.pgserver import postgres_server, require_binaries
 from tests.skip_report import pytest_terminal_summary  # noqa: F401  (a pytest hook)
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -55,11 +55,7 @@ async def _migrate(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def pg_server():
-    if find_bindir() is None:
-        message = "PostgreSQL binaries not found; the test command installs them"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_binaries()
     with postgres_server() as server:
         yield server
 

@@ -32,6 +32,18 @@ def find_bindir() -> str | None:
     return candidates[-1] if candidates else None
 
 
+def require_binaries() -> None:
+    """Skip the calling test without PostgreSQL's binaries; fail instead under CI, where the
+    test command installed them."""
+    import pytest
+
+    if find_bindir() is None:
+        message = "PostgreSQL binaries not found; the test command installs them"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

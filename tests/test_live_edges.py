@@ -21,7 +21,7 @@ from cmdbgraph.services import associations, demo, instances
 from cmdbgraph.services.caller import SYSTEM
 from cmdbgraph.settings import Settings
 from tests.helpers import NATIVE_PATH, demo_headers, live_server, rest_body
-from tests.pgserver import find_bindir, postgres_server
+from tests.pgserver import postgres_server, require_binaries
 
 ESB_BATCH = "/api/c/compapi/v2/cc/batch_create_instance_association/"
 
@@ -235,11 +235,7 @@ def test_sqlite_writes_recover_once_the_file_is_writable_again(tmp_path):
 @pytest.fixture
 def own_postgres():
     """A PostgreSQL server of this test's own, which it may stop and start."""
-    if find_bindir() is None:
-        message = "PostgreSQL binaries not found; the test command installs them"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_binaries()
     with postgres_server() as server:
         yield server
 
