@@ -1,4 +1,5 @@
-"""Builds the Starlette application from settings."""
+"""Builds the Starlette application from settings: GraphQL, the REST shim, GraphiQL and the
+API docs, health and metrics, behind the request middleware."""
 
 from __future__ import annotations
 
@@ -6,258 +7,24 @@ import gc
 import logging
 from contextlib import asynccontextmanager
 
-from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from strawberry.asgi import GraphQL
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
-from cmdbgraph import graphiql
-from cmdbgraph.db.engine import Database, DatabaseUnavailable
-from cmdbgraph.http import identity, jsonbody
-from cmdbgraph.http.replies import (
-    encode_json,
-    error_response,
-    graphql_errors,
-    interface,
-    status_for,
-)
-from cmdbgraph.metrics import metrics_endpoint
-from cmdbgraph.middleware import RequestMiddleware
-from cmdbgraph.resolvers.context import GraphQLContext
+from cmdbgraph.api import build_schema
+from cmdbgraph.db import migrate
+from cmdbgraph.db.engine import Database
+from cmdbgraph.http import api_docs, graphiql, identity, operations
+from cmdbgraph.http.graphql_view import GraphQLEndpoint, GraphQLView
+from cmdbgraph.http.middleware import RequestMiddleware
 from cmdbgraph.rest.routes import routes as rest_routes
-from cmdbgraph.schema.build import build_schema
-from cmdbgraph.schema.extensions import MASKED_MESSAGE, mask
 from cmdbgraph.services import auth
-from cmdbgraph.services.caller import Caller
-from cmdbgraph.services.errors import CmdbError, ErrorCode, database_unavailable
+from cmdbgraph.services.limits import Limits
 from cmdbgraph.settings import Settings
 
 log = logging.getLogger("cmdbgraph")
-
-
-class TransportError(Exception):
-    """A GraphQL request refused before execution: its HTTP status, message and code."""
-
-    def __init__(self, status: int, message: str, code: str, allow: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.allow = allow  # the methods to use instead, on a 405
-
-
-def _transport_error(error: HTTPException) -> TransportError:
-    """Strawberry's plain-text refusals, given the status and code a GraphQL client expects."""
-    cause = error.__cause__
-    if isinstance(cause, InvalidOperationTypeError):
-        return TransportError(405, f"{error.reason}.", "METHOD_NOT_ALLOWED", allow="POST")
-    if isinstance(cause, CannotGetOperationTypeError):
-        return TransportError(400, error.reason, "OPERATION_RESOLUTION_FAILURE")
-    if error.status_code == 405:
-        return TransportError(405, error.reason, "METHOD_NOT_ALLOWED", allow="GET, POST")
-    if error.status_code == 404:
-        return TransportError(404, error.reason, "NOT_FOUND")
-    if error.reason == "Unsupported content type":
-        return TransportError(
-            415, "Send the request as application/json.", "UNSUPPORTED_MEDIA_TYPE"
-        )
-    if error.reason == "Batching is not enabled":
-        return TransportError(400, "Batched requests are not supported.", "BAD_REQUEST")
-    return TransportError(error.status_code, error.reason, "BAD_REQUEST")
-
-
-class GraphQLView(GraphQL):
-    """Strawberry's ASGI view with our context, our JSON decoder and encoder, and every
-    refusal as a JSON body with ``errors[].extensions.code``."""
-
-    def __init__(self, settings: Settings, db: Database) -> None:
-        super().__init__(
-            build_schema(settings),
-            graphql_ide="graphiql" if settings.graphiql else None,
-        )
-        self.settings = settings
-        self.db = db
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-        request = Request(scope=scope, receive=receive)
-        try:
-            response = await self.run(request)
-        except HTTPException as error:
-            response = self._refusal(request, _transport_error(error))
-        except TransportError as error:
-            response = self._refusal(request, error)
-        await response(scope, receive, send)
-
-    @staticmethod
-    def _refusal(request: Request, error: TransportError) -> Response:
-        headers = {"X-Request-ID": identity.request_id(request.headers, request.state)}
-        if error.allow:
-            headers["Allow"] = error.allow
-        return JSONResponse(
-            graphql_errors(error.message, error.code), status_code=error.status, headers=headers
-        )
-
-    async def get_context(self, request: Request, response: Response) -> GraphQLContext:
-        # Every request but the IDE page was authenticated by GraphQLEndpoint; strawberry
-        # builds a context for the page too, with nobody in it.
-        caller: Caller = getattr(request.state, "caller", None) or Caller(
-            language=identity.language(request.headers),
-            request_id=identity.request_id(request.headers, request.state),
-        )
-        response.headers["X-Request-ID"] = caller.request_id
-        return GraphQLContext(
-            request=request, response=response, db=self.db, settings=self.settings, caller=caller
-        )
-
-    def encode_json(self, data: object) -> bytes:
-        return encode_json(data)
-
-    def parse_json(self, data: str | bytes) -> object:
-        try:
-            parsed = jsonbody.decode(data)
-        except jsonbody.BodyError as error:
-            raise TransportError(400, f"{error}.", "BAD_REQUEST") from None
-        if not isinstance(parsed, dict | list):
-            raise TransportError(400, "The request body must be a JSON object.", "BAD_REQUEST")
-        return parsed
-
-    async def parse_http_body(self, request):
-        data = await super().parse_http_body(request)
-        if not isinstance(data, list) and not data.query:
-            if isinstance(data.extensions, dict) and "persistedQuery" in data.extensions:
-                # What Apollo Client and urql expect when the server keeps no persisted
-                # queries: they send the full query instead.
-                raise TransportError(
-                    400, "PersistedQueryNotSupported", "PERSISTED_QUERY_NOT_SUPPORTED"
-                )
-            raise TransportError(400, "The request holds no GraphQL query.", "BAD_REQUEST")
-        return data
-
-    async def process_result(self, request: Request, result) -> dict:
-        if result.errors:
-            language = identity.language(request.headers)
-            result.errors = [mask(error, language) for error in result.errors]
-        return await super().process_result(request, result)
-
-    def create_response(self, response_data, sub_response: Response) -> Response:
-        # Transport-level failures raised while executing (authentication, the database out
-        # of reach) carry their HTTP status, as they do when raised before execution.
-        for error in response_data.get("errors") or ():
-            code = (error.get("extensions") or {}).get("bkErrorCode")
-            status = status_for(ErrorCode(code)) if code in _ERROR_CODE_VALUES else 200
-            if status != 200:
-                sub_response.status_code = status
-                break
-        return super().create_response(response_data, sub_response)
-
-    async def render_graphql_ide(self, request: Request) -> Response:
-        return graphiql.page_response()  # vendored assets: works with no internet access
-
-
-_ERROR_CODE_VALUES = frozenset(code.value for code in ErrorCode)
-
-
-class GraphQLEndpoint:
-    """Authenticates every GraphQL request (not the GraphiQL page itself), then hands it to
-    the view. A request that fails authentication gets a GraphQL-shaped 401."""
-
-    def __init__(self, view: GraphQLView) -> None:
-        self.view = view
-
-    async def __call__(self, scope, receive, send) -> None:
-        request = Request(scope, receive)
-        # Only the IDE page itself is public: a GET carrying a query runs it, so it is
-        # authenticated like any other request.
-        wants_ide = (
-            self.view.settings.graphiql
-            and request.method == "GET"
-            and "query" not in request.query_params
-            and "text/html" in request.headers.get("accept", "")
-        )
-        if not wants_ide:
-            refusal = await self._identify(request)
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
-        await self.view(scope, receive, send)
-
-    @staticmethod
-    async def _identify(request: Request) -> Response | None:
-        """Sets the caller on the request; the refusal to send when there is none."""
-        request_id = identity.request_id(request.headers, request.state)
-        language = identity.language(request.headers)
-        try:
-            request.state.caller = await identity.identify(request)
-        except CmdbError as error:
-            return error_response(request.url.path, error, request_id=request_id, language=language)
-        except DatabaseUnavailable:
-            return error_response(
-                request.url.path, database_unavailable(), request_id=request_id, language=language
-            )
-        except Exception:
-            log.exception("identifying the GraphQL caller failed (request %s)", request_id)
-            return JSONResponse(
-                graphql_errors(MASKED_MESSAGE, "INTERNAL_SERVER_ERROR"),
-                status_code=500,
-                headers={"X-Request-ID": request_id},
-            )
-        return None
-
-
-async def http_error(request: Request, error: StarletteHTTPException) -> Response:
-    """A path or method nobody serves, answered in the client's shape with a code."""
-    request_id = identity.request_id(request.headers, request.state)
-    headers = {key: value for key, value in (error.headers or {}).items() if key.lower() == "allow"}
-    path = request.url.path
-    if interface(path) == "graphql":
-        code = "METHOD_NOT_ALLOWED" if error.status_code == 405 else "NOT_FOUND"
-        return JSONResponse(
-            graphql_errors(error.detail, code),
-            status_code=error.status_code,
-            headers={"X-Request-ID": request_id, **headers},
-        )
-    # As the BlueKing API gateway answers a method and path it does not serve.
-    failure = CmdbError(ErrorCode.API_NOT_FOUND, (request.method, path[:200]))
-    return error_response(
-        path,
-        failure,
-        request_id=request_id,
-        language=identity.language(request.headers),
-        status=error.status_code,
-        headers=headers,
-    )
-
-
-async def healthz(_: Request) -> Response:
-    """The process answers."""
-    return JSONResponse({"status": "ok"})
-
-
-async def readyz(request: Request) -> Response:
-    """The database answers and its schema is current: ready for traffic."""
-    from cmdbgraph.db import migrate
-
-    db: Database = request.app.state.db
-    try:
-        behind = await migrate.pending(db)
-    except Exception as error:  # any database failure means "not ready"
-        log.warning("readiness check failed: %s", type(error).__name__)
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
-    if behind:
-        return JSONResponse(
-            {"status": "unavailable", "database": "migrations pending: run cmdbgraph db upgrade"},
-            503,
-        )
-    return JSONResponse({"status": "ready", "database": db.dialect})
 
 
 def _middleware(settings: Settings) -> list[Middleware]:
@@ -289,9 +56,6 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
-        # Objects alive after start-up never need scanning again: full collections stay short.
-        from cmdbgraph.db import migrate
-
         if await migrate.pending(db):
             message = (
                 f"the database schema is at revision {await migrate.current_revision(db)!r}, "
@@ -311,6 +75,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
                 "token xxx): anyone can use them. Revoke them before real use: "
                 "`cmdbgraph apps revoke esb_test` and `cmdbgraph tokens revoke xxx`."
             )
+        # Objects alive after start-up never need scanning again: full collections stay short.
         gc.collect()
         gc.freeze()
         log.info("cmdbgraph ready on %s", db.dialect)
@@ -319,21 +84,25 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         finally:
             await db.dispose()
 
-    graphql = GraphQLView(settings, db)
+    limits = Limits.from_settings(settings)
+    graphql = GraphQLView(build_schema(settings), settings, limits, db)
     app = Starlette(
         routes=[
             Route("/graphql", GraphQLEndpoint(graphql), methods=["GET", "POST"]),
             graphiql.static_mount(),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route(api_docs.DOCS_PATH, api_docs.page, methods=["GET"]),
+            api_docs.static_mount(),
+            Route("/healthz", operations.healthz, methods=["GET"]),
+            Route("/readyz", operations.readyz, methods=["GET"]),
+            Route("/metrics", operations.metrics, methods=["GET"]),
             *rest_routes(),
         ],
         lifespan=lifespan,
         middleware=_middleware(settings),
-        exception_handlers={StarletteHTTPException: http_error},
+        exception_handlers={StarletteHTTPException: operations.not_served},
     )
     app.state.settings = settings
+    app.state.limits = limits
     app.state.db = db
     app.state.trusted_proxies = identity.TrustedProxies(settings.trusted_proxies)
     return app

@@ -21,12 +21,14 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
+openapi_app = typer.Typer(help="The REST shim's OpenAPI document.", no_args_is_help=True)
 apps_app = typer.Typer(help="Calling apps (code + secret).", no_args_is_help=True)
 users_app = typer.Typer(help="Users (bk_username).", no_args_is_help=True)
 tokens_app = typer.Typer(help="Tokens (bk_token) issued to users.", no_args_is_help=True)
 grants_app = typer.Typer(help="Permissions: edit on instances.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(schema_app, name="schema")
+app.add_typer(openapi_app, name="openapi")
 app.add_typer(apps_app, name="apps")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
@@ -171,12 +173,28 @@ def serve(
     )
 
 
+@openapi_app.command("export")
+def openapi_export(
+    output: str = typer.Option("openapi.json", "--output", "-o", help="'-' for stdout."),
+) -> None:
+    """Write the REST shim's OpenAPI document (under the default limits)."""
+    from cmdbgraph.rest.openapi import export
+
+    document = export()
+    if output == "-":
+        sys.stdout.write(document)
+    else:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(document)
+        console.print(f"wrote {output}")
+
+
 @schema_app.command("export")
 def schema_export(
     output: str = typer.Option("schema.graphql", "--output", "-o", help="'-' for stdout."),
 ) -> None:
     """Write the GraphQL SDL."""
-    from cmdbgraph.schema.build import export_sdl
+    from cmdbgraph.api import export_sdl
 
     sdl = export_sdl()
     if output == "-":

@@ -1,11 +1,9 @@
-"""Prometheus metrics. Labels are bounded: operation names come from our routes and schema,
-never from client-chosen strings."""
+"""Prometheus metrics (the counters; ``http/operations.py`` serves them). Labels are bounded:
+operation names come from our routes and schema, never from client-chosen strings."""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from starlette.requests import Request
-from starlette.responses import Response
+from prometheus_client import Counter, Histogram
 
 REQUESTS = Counter(
     "cmdbgraph_requests_total",
@@ -46,7 +44,3 @@ def record_batch(result) -> None:
         ASSOCIATION_ITEMS.labels("created", "0").inc(created)
     for code, count in by_code.items():
         ASSOCIATION_ITEMS.labels("failed", str(code)).inc(count)
-
-
-async def metrics_endpoint(_: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -185,3 +185,70 @@ def test_graphiql_runs_a_query_and_the_seed_mutation(
                 raise
         finally:
             context.close()
+
+
+def test_the_api_docs_page_shows_every_call(chromium, sync_playwright, demo_server, tmp_path):
+    origin = urlsplit(demo_server).netloc
+    elsewhere: list[str] = []
+    problems: list[str] = []
+
+    def route(request_route) -> None:
+        if urlsplit(request_route.request.url).netloc == origin:
+            request_route.continue_()
+        else:
+            elsewhere.append(request_route.request.url)
+            request_route.abort()
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=chromium,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            timeout=TIMEOUT_MS,
+            viewport={"width": 1400, "height": 900},
+        )
+        try:
+            context.set_default_timeout(TIMEOUT_MS)
+            context.route("**/*", route)
+            page = context.new_page()
+            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+            page.on(
+                "console",
+                lambda message: message.type == "error" and problems.append(message.text),
+            )
+            page.on(
+                "response",
+                lambda response: (
+                    response.status >= 400 and problems.append(f"{response.status} {response.url}")
+                ),
+            )
+            try:
+                page.goto(f"{demo_server}/api/docs")
+                page.locator(".swagger-ui .info .title", has_text="cmdbgraph REST shim").wait_for()
+                # The seeds' call, on its native route and on its ESB path, rendered from the
+                # document (not only present in it).
+                for path in (
+                    "/api/v3/createmany/instassociation",
+                    "/api/c/compapi/v2/cc/batch_create_instance_association/",
+                ):
+                    page.locator(".opblock-summary-path", has_text=path).first.wait_for()
+                shown = page.locator(".opblock-summary-path").count()
+                assert shown >= 29, f"only {shown} operations shown"
+                # Opening one shows its documented body and the limit in force.
+                page.locator(
+                    ".opblock-summary-path", has_text="/api/v3/createmany/instassociation"
+                ).first.click()
+                page.locator(".opblock-body", has_text="details").first.wait_for()
+                assert elsewhere == [], "the page tried to reach another host"
+                assert problems == []
+            except BaseException as error:
+                screenshot = tmp_path / "api-docs-failure.png"
+                try:
+                    page.screenshot(path=str(screenshot), full_page=True, timeout=TIMEOUT_MS)
+                except Exception as screenshot_error:
+                    screenshot = f"none ({screenshot_error})"
+                error.add_note(f"screenshot: {screenshot}; browser problems: {problems}")
+                raise
+        finally:
+            context.close()

@@ -13,8 +13,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
-from cmdbgraph import graphiql
 from cmdbgraph.app import create_app
+from cmdbgraph.http import graphiql
 from cmdbgraph.settings import Settings
 from tests.helpers import demo_headers
 

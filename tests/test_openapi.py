@@ -22,15 +22,19 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 
 from cmdbgraph.app import create_app
+from cmdbgraph.http.api_docs import DOCS_PATH
 from cmdbgraph.rest import catalog as rest_catalog
-from cmdbgraph.rest.openapi import OPENAPI_PATH, document
-from cmdbgraph.rest.routes import CALLS, ESB_ALIASES, ESB_PREFIX, ESB_PREFIXES
+from cmdbgraph.rest.declarations import CALLS
+from cmdbgraph.rest.openapi import document
+from cmdbgraph.rest.routes import ESB_PREFIX, ESB_PREFIXES, OPENAPI_PATH
 from cmdbgraph.services import associations, auth, catalog
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.settings import Settings
-from tests.helpers import DEMO_CREDENTIALS, demo_headers
+from tests.helpers import DEMO_CREDENTIALS, NATIVE_PATH, demo_headers, rest_body
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+# Older ESB names: alias -> the call answering it.
+ESB_ALIASES = {alias: call.name for call in CALLS for alias in call.aliases}
 JSON = "application/json"
 
 # ---------------------------------------------------------------------------------------------
@@ -140,8 +144,8 @@ def _app_routes() -> set[tuple[str, str]]:
     found = set()
     for route in app.routes:
         path = getattr(route, "path", "")
-        if not path.startswith("/api/") or path == OPENAPI_PATH:
-            continue
+        if not path.startswith("/api/") or path in (OPENAPI_PATH, DOCS_PATH):
+            continue  # the document itself and the page that shows it
         for method in route.methods or ():
             if method != "HEAD":
                 found.add((path, method.lower()))
@@ -623,8 +627,8 @@ CASES: dict[str, Callable[[World], list[Case]]] = {
 
 # Every route: (ESB name, call, envelope, method, path template).
 ROUTES = [
-    *[(name, name, "esb", "POST", f"{ESB_PREFIX}/{name}/") for name, *_ in CALLS],
-    *[(name, name, "native", method, path) for name, _, method, path in CALLS],
+    *[(call.name, call.name, "esb", "POST", f"{ESB_PREFIX}/{call.name}/") for call in CALLS],
+    *[(call.name, call.name, "native", call.method, call.path) for call in CALLS],
     *[
         (alias, call, "esb", "POST", f"{ESB_PREFIX}/{alias}/")
         for alias, call in ESB_ALIASES.items()
@@ -633,7 +637,7 @@ ROUTES = [
 
 
 def test_every_call_has_cases():
-    assert set(CASES) == {name for name, *_ in CALLS}
+    assert set(CASES) == {call.name for call in CALLS}
 
 
 @pytest.fixture
@@ -998,3 +1002,54 @@ def test_generated_requests_get_documented_answers(sqlite_template, tmp_path):
     documented = {f"{m.upper()} {p}" for p, item in document()["paths"].items() for m in item}
     assert {label for label, _ in seen} == documented
     assert len({label for label, status in seen if status == 200}) > len(documented) // 2
+
+
+# ---------------------------------------------------------------------------------------------
+# (e) the committed document, the limits in force, the docs page
+
+
+def test_the_committed_document_is_the_generated_one():
+    from cmdbgraph.rest.openapi import DOCUMENT_PATH, export
+
+    assert DOCUMENT_PATH.read_text(encoding="utf-8") == export(), (
+        "openapi.json drifted from the declarations: run `cmdbgraph openapi export`"
+    )
+
+
+async def test_the_served_document_states_the_limits_in_force(database_url):
+    app = create_app(Settings(database_url=database_url, max_batch_size=50))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        served = (await client.get(OPENAPI_PATH)).json()
+        # ... and the call keeps to them.
+        too_many = rest_body("bk_switch", "host", "bk_switch_belong_host", [(11, 21)] * 51)
+        refused = (
+            await client.post(f"{ESB_PREFIX}/batch_create_instance_association/", json=too_many)
+        ).json()
+    await app.state.db.dispose()
+    for path in (f"{ESB_PREFIX}/batch_create_instance_association/", NATIVE_PATH):
+        details = served["paths"][path]["post"]["requestBody"]["content"][JSON]["schema"][
+            "properties"
+        ]["details"]
+        assert details["maxItems"] == 50
+    assert (
+        document()["paths"][NATIVE_PATH]["post"]["requestBody"]["content"][JSON]["schema"][
+            "properties"
+        ]["details"]["maxItems"]
+        == 200
+    )
+    assert (refused["code"], refused["message"]) == (1199035, " details 超过限制 50")
+
+
+async def test_the_docs_page_is_served_from_this_server_only(client):
+    page = await client.get("/api/docs")
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+    assert not re.search(r"https?:|\*", policy)
+    assert not re.search(r"(src|href)=\"(https?:)?//", page.text)
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f'"../static/swagger-ui/{asset}"' in page.text
+        served = await client.get(f"/static/swagger-ui/{asset}")
+        assert served.status_code == 200 and len(served.content) > 10_000

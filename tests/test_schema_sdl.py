@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cmdbgraph.schema.build import SDL_PATH, export_sdl
+from cmdbgraph.api import SDL_PATH, export_sdl
 
 
 def test_committed_schema_matches_code():

@@ -1,1 +1,3 @@
-"""Database: engines and transactions, tables, migrations."""
+"""Storage: the engines and transactions (``engine``), the tables (``tables``), the set-based
+statements of the hot path (``bulk``) and the Alembic migrations (``migrate``, ``migrations/``).
+Imports only ``settings``."""

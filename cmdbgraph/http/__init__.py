@@ -1,3 +1,9 @@
-"""The HTTP edge: who calls (identity, trusted proxies), how request bodies are decoded, and
-every reply body and status the service sends. It may import ``services`` and ``db``
-(for the records and errors it renders), never ``schema``, ``resolvers`` or ``rest``."""
+"""The HTTP edge.
+
+Low modules, used by the GraphQL view and the REST shim alike (they import ``services``,
+``db`` and ``settings`` only): ``identity`` (who calls, trusted proxies, language, request id),
+``jsonbody`` (the one JSON decoder), ``replies`` (every reply body, the status of each code).
+
+High modules, wired by ``app``: ``graphql_view`` (GraphQL over HTTP; imports ``schema``),
+``middleware`` (request ids, limits, logs, metrics), ``graphiql`` and ``api_docs`` (the pages),
+``operations`` (health, readiness, metrics, unknown paths)."""

@@ -1,1 +1,2 @@
-"""Thin GraphQL resolvers: translate input, call a service, translate the result."""
+"""Thin GraphQL resolvers: translate input, call a service, translate the result. Imports
+``schema`` and ``services``."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 import strawberry
 
-from cmdbgraph import metrics
-from cmdbgraph.resolvers.context import Info
+from cmdbgraph.schema.context import Info
 from cmdbgraph.schema.inputs import (
     BatchCreateInstAssociationsInput,
     CreateInstancesInput,
@@ -36,7 +36,8 @@ from cmdbgraph.services.errors import CmdbError, parameter_invalid, render
 @strawberry.type
 class AssociationMutations:
     @strawberry.mutation(
-        description="Create up to 200 instance associations of one model association, with a "
+        description="Create instance associations of one model association (up to "
+        "`CMDBGRAPH_MAX_BATCH_SIZE`, 200 by default), with a "
         "result per index (BlueKing's batch_create_instance_association)."
     )
     async def batch_create_inst_associations(
@@ -48,10 +49,10 @@ class AssociationMutations:
             bk_obj_id=input.bk_obj_id,
             bk_asst_obj_id=input.bk_asst_obj_id,
             bk_obj_asst_id=input.bk_obj_asst_id,
-            # Already ``Detail`` values (see schema/inputs.py).
-            details=input.details,
+            # Already ``Detail`` values: the input type builds them (see schema/inputs.py).
+            details=cast(list[associations.Detail], input.details),
             dry_run=input.dry_run,
-            policy=associations.ErrorPolicy(input.error_policy.value),
+            policy=input.error_policy,
             # An empty key, in the input or the header, means no key.
             idempotency_key=input.idempotency_key
             or context.request.headers.get("idempotency-key")
@@ -62,12 +63,11 @@ class AssociationMutations:
                 context.db,
                 context.caller,
                 request,
-                max_batch_size=context.settings.max_batch_size,
+                limits=context.limits,
                 idempotency_ttl=timedelta(seconds=context.settings.idempotency_ttl_seconds),
             )
         except CmdbError as error:
             return failure(error, context)
-        metrics.record_batch(result)
         return BatchCreateInstAssociationsPayload(
             results=[
                 BatchItemResult(
@@ -101,7 +101,11 @@ class AssociationMutations:
         context = info.context
         try:
             deleted = await associations.delete_associations(
-                context.db, context.caller, input.ids, bk_obj_id=input.bk_obj_id
+                context.db,
+                context.caller,
+                input.ids,
+                bk_obj_id=input.bk_obj_id,
+                limits=context.limits,
             )
         except CmdbError as error:
             return failure(error, context)
@@ -172,6 +176,7 @@ class InstanceMutations:
                     )
                     for item in input.instances
                 ],
+                limits=context.limits,
             )
         except CmdbError as error:
             return failure(error, context)

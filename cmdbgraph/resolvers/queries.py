@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from cmdbgraph.resolvers.context import Info
+from cmdbgraph.schema.context import Info
 from cmdbgraph.schema.inputs import AuditEntryFilter, InstAssociationFilter
 from cmdbgraph.schema.scalars import BigInt
 from cmdbgraph.schema.types import (
@@ -20,21 +20,20 @@ from cmdbgraph.schema.types import (
     ModelAssociation,
 )
 from cmdbgraph.services import associations, audit, catalog, instances
-from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
+from cmdbgraph.services.errors import CmdbError, ErrorCode
+from cmdbgraph.services.limits import page_bounds
 
 
-def page_bounds(info: Info, offset: int, limit: int | None) -> tuple[int, int]:
-    """Checked pagination: errors are raised as visible GraphQL errors with upstream codes."""
-    settings = info.context.settings
-    if offset < 0:
-        raise parameter_invalid("offset")
-    if limit is None:
-        limit = settings.default_page_size
-    if limit < 1:
-        raise parameter_invalid("limit")
-    if limit > settings.max_page_size:
-        raise CmdbError(ErrorCode.PAGE_LIMIT_EXCEEDED)
-    return offset, limit
+def _page(info: Info, offset: int, limit: int | None) -> tuple[int, int]:
+    limits = info.context.limits
+    return page_bounds(
+        offset,
+        limit,
+        default=limits.default_page_size,
+        maximum=limits.max_page_size,
+        start_name="offset",
+        limit_name="limit",
+    )
 
 
 @strawberry.type
@@ -80,8 +79,8 @@ class InstanceQueries:
         offset: int = 0,
         limit: int | None = None,
     ) -> InstancePage:
-        offset, limit = page_bounds(info, offset, limit)
-        most = info.context.settings.max_filter_length
+        offset, limit = _page(info, offset, limit)
+        most = info.context.limits.max_filter_length
         if name_contains is not None and len(name_contains) > most:
             raise CmdbError(ErrorCode.EXCEEDS_LIMIT, ("nameContains", most))
         page = await instances.list_instances(
@@ -110,7 +109,7 @@ class AssociationQueries:
         offset: int = 0,
         limit: int | None = None,
     ) -> InstAssociationPage:
-        offset, limit = page_bounds(info, offset, limit)
+        offset, limit = _page(info, offset, limit)
         flt = filter or InstAssociationFilter()
         page = await associations.list_associations(
             info.context.db,
@@ -140,7 +139,7 @@ class AssociationQueries:
         offset: int = 0,
         limit: int | None = None,
     ) -> AuditEntryPage:
-        offset, limit = page_bounds(info, offset, limit)
+        offset, limit = _page(info, offset, limit)
         flt = filter or AuditEntryFilter()
         page = await audit.list_audit_entries(
             info.context.db,

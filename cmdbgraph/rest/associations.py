@@ -1,101 +1,192 @@
-"""REST calls on instance associations: batch create and its siblings."""
+"""REST calls on instance associations: batch create and its siblings, one declaration each."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
-from starlette.responses import Response
+from pydantic import BeforeValidator, Field
+from typing_extensions import TypedDict
 
-from cmdbgraph import metrics
 from cmdbgraph.db.tables import is_int64
 from cmdbgraph.rest import serialize
-from cmdbgraph.rest.endpoint import Call
-from cmdbgraph.rest.envelope import (
-    BadRequestBody,
-    int_field,
-    list_field,
-    object_field,
-    string_field,
+from cmdbgraph.rest.declarations import (
+    GoBool,
+    GoStr,
+    GoStrList,
+    Int64,
+    Int64List,
+    LimitRef,
+    RequestModel,
+    nested,
+    rest_call,
 )
-from cmdbgraph.services import associations
-from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
+from cmdbgraph.rest.endpoint import Call
+from cmdbgraph.services import associations, limits
+from cmdbgraph.services.errors import parameter_invalid
 from cmdbgraph.services.records import build_all
 
-RELATED_PAGE_LIMIT = 500
+NAME = {"minLength": 1}
+ID = {"minimum": 1}
+INDEX_KEYS = {"propertyNames": {"pattern": "^(0|[1-9][0-9]*)$"}}
 
 
-def _policy(body: dict) -> associations.ErrorPolicy:
-    value = string_field(body, "error_policy") or associations.ErrorPolicy.PARTIAL.value
+# --- batch_create_instance_association ----------------------------------------------------
+
+
+class Detail(RequestModel):
+    bk_inst_id: Int64 = Field(0, description="The source instance.")
+    bk_asst_inst_id: Int64 = Field(0, description="The target instance.")
+
+
+class BatchCreateBody(RequestModel):
+    bk_obj_id: GoStr = Field("", description="The source model.", examples=["bk_switch"])
+    bk_asst_obj_id: GoStr = Field("", description="The target model.", examples=["host"])
+    bk_obj_asst_id: GoStr = Field(
+        "",
+        description="The model association; must join exactly these two models.",
+        examples=["bk_switch_belong_host"],
+    )
+    details: Annotated[list[Detail], BeforeValidator(lambda v: [] if v is None else v)] = Field(
+        [],
+        description="1 to `CMDBGRAPH_MAX_BATCH_SIZE` items (200 at most): empty answers "
+        "1199038, more answers 1199035.",
+    )
+    dry_run: GoBool = Field(
+        False, description="Decide every item and report as usual, but write nothing."
+    )
+    error_policy: GoStr = Field(
+        "",
+        description="partial (upstream's): write the items that pass; all_or_nothing: write "
+        "nothing unless every item passes (the reply still reports each index). Another "
+        "value answers 1199011.",
+    )
+    idempotency_key: GoStr = Field(
+        "",
+        description="A retry with the same key, by the same caller, with the same body, "
+        "returns the first reply. Wins over the Idempotency-Key header.",
+    )
+
+
+class BatchCreateData(TypedDict):
+    success_created: Annotated[
+        dict[str, serialize.Id],
+        Field(
+            description="Index of the item (as a string) → id of the new association.",
+            json_schema_extra=INDEX_KEYS,
+        ),
+    ]
+    error_msg: Annotated[
+        dict[str, str],
+        Field(
+            description="Index of the item (as a string) → why it failed.",
+            json_schema_extra=INDEX_KEYS,
+        ),
+    ]
+
+
+def _policy(value: str) -> associations.ErrorPolicy:
     try:
-        return associations.ErrorPolicy(value)
+        return associations.ErrorPolicy(value or associations.ErrorPolicy.PARTIAL.value)
     except ValueError:
         raise parameter_invalid("error_policy") from None
 
 
-def _bool_field(body: dict, name: str) -> bool:
-    value = body.get(name)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise BadRequestBody
-    return value
-
-
-def parse_batch_request(
-    body: dict, idempotency_key: str | None = None
-) -> associations.BatchCreateRequest:
-    details = []
-    for item in list_field(body, "details"):
-        if not isinstance(item, dict):
-            raise BadRequestBody
-        details.append(
-            associations.Detail(int_field(item, "bk_inst_id"), int_field(item, "bk_asst_inst_id"))
-        )
-    return associations.BatchCreateRequest(
-        bk_obj_id=string_field(body, "bk_obj_id"),
-        bk_asst_obj_id=string_field(body, "bk_asst_obj_id"),
-        bk_obj_asst_id=string_field(body, "bk_obj_asst_id"),
-        details=details,
-        dry_run=_bool_field(body, "dry_run"),
-        policy=_policy(body),
-        idempotency_key=string_field(body, "idempotency_key") or idempotency_key or None,
+@rest_call(
+    "batch_create_instance_association",
+    "POST",
+    "/api/v3/createmany/instassociation",
+    data=BatchCreateData,
+    summary="Create instance associations in a batch",
+    description=(
+        "Creates one association per item of `details`, under the model association "
+        "`bk_obj_asst_id`. Request-level checks come first, in upstream's order (1199000, "
+        "1199011, 1199038, 1199035, 1199006, 1101046, 1101082, 9900403); then every item "
+        "is decided in index order and `data` maps each index to the new id "
+        "(`success_created`) or to the reason it failed (`error_msg`). A reply whose "
+        "items all failed is still a success (`result: true`). Beyond upstream: "
+        "`dry_run`, `error_policy` and idempotency keys."
+    ),
+    idempotency_header=True,
+    required=("bk_obj_id", "bk_asst_obj_id", "bk_obj_asst_id", "details"),
+    documented={
+        "bk_obj_id": NAME,
+        "bk_asst_obj_id": NAME,
+        "bk_obj_asst_id": NAME,
+        "details": {"minItems": 1, "maxItems": LimitRef("max_batch_size")},
+        "error_policy": {
+            "enum": [policy.value for policy in associations.ErrorPolicy],
+            "default": associations.ErrorPolicy.PARTIAL.value,
+        },
+        "idempotency_key": {"minLength": 1, "maxLength": LimitRef("max_idempotency_key")},
+    },
+)
+async def batch_create_instance_association(call: Call, body: BatchCreateBody) -> BatchCreateData:
+    request = associations.BatchCreateRequest(
+        bk_obj_id=body.bk_obj_id,
+        bk_asst_obj_id=body.bk_asst_obj_id,
+        bk_obj_asst_id=body.bk_obj_asst_id,
+        details=[associations.Detail(d.bk_inst_id, d.bk_asst_inst_id) for d in body.details],
+        dry_run=body.dry_run,
+        policy=_policy(body.error_policy),
+        # An empty key, in the body or the header, means no key.
+        idempotency_key=body.idempotency_key or call.request.headers.get("idempotency-key") or None,
     )
-
-
-async def batch_create_instance_association(call: Call) -> Response:
-    request = parse_batch_request(call.body, call.request.headers.get("idempotency-key"))
     result = await associations.batch_create(
         call.db,
         call.caller,
         request,
-        max_batch_size=call.settings.max_batch_size,
+        limits=call.limits,
         idempotency_ttl=timedelta(seconds=call.settings.idempotency_ttl_seconds),
     )
-    metrics.record_batch(result)
-    return call.success(
-        {
-            "success_created": result.success_created(),
-            "error_msg": result.error_msg(call.language),
-        }
-    )
+    return {
+        "success_created": result.success_created(),
+        "error_msg": result.error_msg(call.language),
+    }
 
 
-async def add_instance_association(call: Call) -> Response:
-    body = call.body
+# --- add_instance_association -------------------------------------------------------------
+
+
+class AddBody(RequestModel):
+    bk_obj_asst_id: GoStr = Field("", examples=["bk_switch_belong_host"])
+    bk_inst_id: Int64 = Field(0, description="The source instance.")
+    bk_asst_inst_id: Int64 = Field(0, description="The target instance.")
+
+
+class AddData(TypedDict):
+    id: serialize.Id
+
+
+@rest_call(
+    "add_instance_association",
+    "POST",
+    "/api/v3/create/instassociation",
+    data=AddData,
+    summary="Create one instance association",
+    description="The checks of a batch of one; an item failure is the call's error.",
+    required=("bk_obj_asst_id", "bk_inst_id", "bk_asst_inst_id"),
+    documented={"bk_obj_asst_id": NAME},
+)
+async def add_instance_association(call: Call, body: AddBody) -> AddData:
     created = await associations.create_one(
-        call.db,
-        call.caller,
-        string_field(body, "bk_obj_asst_id"),
-        int_field(body, "bk_inst_id"),
-        int_field(body, "bk_asst_inst_id"),
+        call.db, call.caller, body.bk_obj_asst_id, body.bk_inst_id, body.bk_asst_inst_id
     )
-    return call.success({"id": created.id})
+    return {"id": created.id}
 
 
-def _path_or_body_int(call: Call, name: str) -> int:
+# --- delete_instance_association ----------------------------------------------------------
+
+
+class DeleteOneBody(RequestModel):
+    id: Int64 = Field(0, description="The association; 0 or negative answers 1199011.")
+    bk_obj_id: GoStr = Field("", description="The source or target model.")
+
+
+def _path_or_body_int(call: Call, name: str, from_body: int) -> int:
     raw = call.request.path_params.get(name)
     if raw is None:
-        return int_field(call.body, name)
+        return from_body
     try:
         value = int(raw)
     except ValueError:
@@ -105,74 +196,178 @@ def _path_or_body_int(call: Call, name: str) -> int:
     return value
 
 
-async def delete_instance_association(call: Call) -> Response:
-    association_id = _path_or_body_int(call, "id")
-    bk_obj_id = call.request.path_params.get("bk_obj_id") or string_field(call.body, "bk_obj_id")
+@rest_call(
+    "delete_instance_association",
+    "DELETE",
+    "/api/v3/delete/instassociation/{bk_obj_id}/{id}",
+    data=None,
+    summary="Delete one instance association",
+    description="Deletes the association `id` if its source or target model is "
+    "`bk_obj_id`; deleting one that does not exist succeeds.",
+    required=("id", "bk_obj_id"),
+    documented={"id": ID, "bk_obj_id": NAME},
+)
+async def delete_instance_association(call: Call, body: DeleteOneBody) -> None:
+    association_id = _path_or_body_int(call, "id", body.id)
+    bk_obj_id = call.request.path_params.get("bk_obj_id") or body.bk_obj_id
     if association_id <= 0:
         raise parameter_invalid("id")
     if not bk_obj_id:
         raise parameter_invalid("bk_obj_id")
     await associations.delete_associations(
-        call.db, call.caller, [association_id], bk_obj_id=bk_obj_id
+        call.db, call.caller, [association_id], bk_obj_id=bk_obj_id, limits=call.limits
     )
-    return call.success(None)
+    return None
 
 
-async def delete_related_inst_asso(call: Call) -> Response:
-    ids = list_field(call.body, "id")
-    if not all(is_int64(i) for i in ids):
-        raise BadRequestBody
-    bk_obj_id = string_field(call.body, "bk_obj_id")
-    if not bk_obj_id:
+# --- delete_related_inst_asso -------------------------------------------------------------
+
+
+class DeleteManyBody(RequestModel):
+    id: Int64List = Field(
+        [],
+        description=f"1 to {limits.MAX_DELETE_IDS} ids: empty answers 1199038, more answers "
+        "1199035.",
+    )
+    bk_obj_id: GoStr = ""
+
+
+@rest_call(
+    "delete_related_inst_asso",
+    "DELETE",
+    "/api/v3/delete/instassociation/batch",
+    data=Annotated[serialize.Count, Field(description="How many associations were deleted.")],
+    summary="Delete instance associations by id",
+    description="Deletes, in one transaction, the associations among `id` whose source or "
+    "target model is `bk_obj_id`; `data` is how many were deleted.",
+    required=("id", "bk_obj_id"),
+    documented={
+        "id": {"minItems": 1, "maxItems": LimitRef("max_delete_ids")},
+        "bk_obj_id": NAME,
+    },
+)
+async def delete_related_inst_asso(call: Call, body: DeleteManyBody) -> int:
+    if not body.bk_obj_id:
         raise parameter_invalid("bk_obj_id")
-    deleted = await associations.delete_associations(call.db, call.caller, ids, bk_obj_id=bk_obj_id)
-    return call.success(len(deleted))
+    deleted = await associations.delete_associations(
+        call.db, call.caller, body.id, bk_obj_id=body.bk_obj_id, limits=call.limits
+    )
+    return len(deleted)
 
 
-async def find_instance_association(call: Call) -> Response:
-    condition = object_field(call.body, "condition")
-    bk_obj_id = string_field(call.body, "bk_obj_id")
-    bk_obj_asst_id = string_field(condition, "bk_obj_asst_id")
-    if not bk_obj_asst_id:
+# --- find_instance_association ------------------------------------------------------------
+
+
+class FindCondition(RequestModel):
+    bk_obj_asst_id: GoStr = ""
+    bk_asst_id: GoStr = ""
+    bk_asst_obj_id: GoStr = ""
+
+
+class FindBody(RequestModel):
+    condition: nested(FindCondition) = FindCondition()
+    bk_obj_id: GoStr = ""
+
+
+@rest_call(
+    "find_instance_association",
+    "POST",
+    "/api/v3/find/instassociation",
+    data=list[serialize.InstAssociation],
+    summary="Find the instance associations of a model association",
+    description="Every association of `condition.bk_obj_asst_id` (and the optional "
+    "filters) whose source model is `bk_obj_id`.",
+    required=("condition", "bk_obj_id"),
+    documented={
+        "condition": {"required": ["bk_obj_asst_id"]},
+        "condition.bk_obj_asst_id": NAME,
+        "bk_obj_id": NAME,
+    },
+)
+async def find_instance_association(call: Call, body: FindBody) -> list[serialize.InstAssociation]:
+    condition = body.condition
+    if not condition.bk_obj_asst_id:
         raise parameter_invalid("bk_obj_asst_id")
-    if not bk_obj_id:
+    if not body.bk_obj_id:
         raise parameter_invalid("bk_obj_id")
     page = await associations.list_associations(
         call.db,
         associations.AssociationFilter(
-            bk_obj_asst_id=bk_obj_asst_id,
-            bk_obj_id=bk_obj_id,
-            bk_asst_id=string_field(condition, "bk_asst_id") or None,
-            bk_asst_obj_id=string_field(condition, "bk_asst_obj_id") or None,
+            bk_obj_asst_id=condition.bk_obj_asst_id,
+            bk_obj_id=body.bk_obj_id,
+            bk_asst_id=condition.bk_asst_id or None,
+            bk_asst_obj_id=condition.bk_asst_obj_id or None,
         ),
         limit=None,
     )
     # All of them, as upstream: built in turns, a large answer never holds the event loop.
-    return call.success(await build_all(page.items, serialize.association))
+    return await build_all(page.items, serialize.association)
 
 
-async def search_related_inst_asso(call: Call) -> Response:
-    condition = object_field(call.body, "condition")
-    bk_inst_id = int_field(condition, "bk_inst_id")
-    bk_obj_id = string_field(condition, "bk_obj_id")
-    if bk_inst_id <= 0:
+# --- search_related_inst_asso -------------------------------------------------------------
+
+
+class RelatedCondition(RequestModel):
+    bk_inst_id: Int64 = 0
+    bk_obj_id: GoStr = ""
+
+
+class Page(RequestModel):
+    start: Int64 = Field(0, description="Offset of the first item.")
+    limit: Int64 | None = Field(
+        None, description="Page size; 0, negative or too large answers 1199059."
+    )
+
+
+class RelatedBody(RequestModel):
+    condition: nested(RelatedCondition) = RelatedCondition()
+    fields: GoStrList = Field([], description="Only these fields of each item (all if empty).")
+    page: nested(Page) = Page()
+
+
+PAGE_START = {"minimum": 0, "default": 0}
+
+
+@rest_call(
+    "search_related_inst_asso",
+    "POST",
+    "/api/v3/find/instassociation/related",
+    data=list[serialize.InstAssociationFields],
+    summary="Find the associations of one instance, in both directions",
+    description="The associations whose source or target is the instance "
+    "`condition.bk_inst_id` of model `condition.bk_obj_id`, ordered by id.",
+    required=("condition",),
+    documented={
+        "condition": {"required": ["bk_inst_id", "bk_obj_id"]},
+        "condition.bk_inst_id": ID,
+        "condition.bk_obj_id": NAME,
+        "page.start": PAGE_START,
+        "page.limit": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": LimitRef("related_page_size"),
+            "default": LimitRef("related_page_size"),
+        },
+    },
+)
+async def search_related_inst_asso(
+    call: Call, body: RelatedBody
+) -> list[serialize.InstAssociationFields]:
+    condition = body.condition
+    if condition.bk_inst_id <= 0:
         raise parameter_invalid("bk_inst_id")
-    if not bk_obj_id:
+    if not condition.bk_obj_id:
         raise parameter_invalid("bk_obj_id")
-    fields = list_field(call.body, "fields")
-    if any(not isinstance(f, str) for f in fields):
-        raise BadRequestBody
-    page = object_field(call.body, "page")
-    start = int_field(page, "start")
-    limit = int_field(page, "limit", default=RELATED_PAGE_LIMIT)
-    if start < 0:
-        raise parameter_invalid("page.start")
-    if limit <= 0 or limit > RELATED_PAGE_LIMIT:
-        raise CmdbError(ErrorCode.PAGE_LIMIT_EXCEEDED)
+    size = call.limits.related_page_size
+    start, limit = limits.page_bounds(
+        body.page.start, body.page.limit, default=size, maximum=size, start_name="page.start"
+    )
     found = await associations.list_associations(
         call.db,
-        associations.AssociationFilter(involving_inst_id=bk_inst_id, involving_obj_id=bk_obj_id),
+        associations.AssociationFilter(
+            involving_inst_id=condition.bk_inst_id, involving_obj_id=condition.bk_obj_id
+        ),
         offset=start,
         limit=limit,
     )
-    return call.success([serialize.only(fields, serialize.association(a)) for a in found.items])
+    return [serialize.only(body.fields, serialize.association(a)) for a in found.items]

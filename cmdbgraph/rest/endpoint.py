@@ -1,4 +1,5 @@
-"""The machinery every REST call shares: parsing, identifying the caller, error handling."""
+"""What every REST call shares: reading the body, identifying the caller, parsing the body as
+the call declares it, and answering in upstream's envelope (errors included)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from starlette.responses import Response
 
 from cmdbgraph.db.engine import Database, DatabaseUnavailable
 from cmdbgraph.http import identity
+from cmdbgraph.http.jsonbody import BodyError, decode
 from cmdbgraph.http.replies import Envelope
-from cmdbgraph.rest.envelope import BadRequestBody, read_json_object
+from cmdbgraph.rest.declarations import BadBody, RestCall, parse
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import CmdbError, ErrorCode, database_unavailable
+from cmdbgraph.services.limits import Limits
 from cmdbgraph.settings import Settings
 
 log = logging.getLogger("cmdbgraph.rest")
@@ -22,12 +25,10 @@ log = logging.getLogger("cmdbgraph.rest")
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One REST call, parsed: its body, who makes it, and how to answer."""
+    """One REST call in progress: the request, who makes it, what applies to it."""
 
     request: Request
-    body: dict
     caller: Caller
-    envelope: Envelope
 
     @property
     def db(self) -> Database:
@@ -38,20 +39,38 @@ class Call:
         return self.request.app.state.settings
 
     @property
+    def limits(self) -> Limits:
+        return self.request.app.state.limits
+
+    @property
     def language(self) -> str:
         return self.caller.language
 
-    def success(self, data) -> Response:
-        return self.envelope.success(
-            data, request_id=self.caller.request_id, language=self.caller.language
-        )
+
+async def read_json_object(request: Request) -> dict:
+    """The body as a JSON object; raises ``BadBody`` otherwise.
+
+    An empty body is refused too (Go's decoder refuses it), except on routes that carry
+    their arguments in the path, where it stands for no further arguments.
+    """
+    raw = await request.body()
+    if not raw.strip():
+        if request.path_params:
+            return {}
+        raise BadBody
+    try:
+        body = decode(raw)
+    except BodyError:
+        raise BadBody from None
+    if not isinstance(body, dict):
+        raise BadBody
+    return body
 
 
-Handler = Callable[[Call], Awaitable[Response]]
-
-
-def endpoint(name: str, handler: Handler, envelope: Envelope):
-    """A Starlette endpoint running ``handler`` with upstream's error handling around it."""
+def endpoint(
+    name: str, call: RestCall, envelope: Envelope
+) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint answering ``call`` (under the ESB ``name``) in ``envelope``."""
 
     async def run(request: Request) -> Response:
         headers = request.headers
@@ -67,13 +86,15 @@ def endpoint(name: str, handler: Handler, envelope: Envelope):
             return envelope.failure(error, request_id=request_id, language=language)
 
         try:
-            body = await read_json_object(request)
-            caller = await identity.identify(request, body)
+            raw = await read_json_object(request)
+            caller = await identity.identify(request, raw)
             log_fields["app"] = caller.app_code
             log_fields["user"] = caller.username
             language = caller.language
-            return await handler(Call(request=request, body=body, caller=caller, envelope=envelope))
-        except BadRequestBody:
+            body = parse(call.request, raw)
+            data = await call.handler(Call(request=request, caller=caller), body)
+            return envelope.success(data, request_id=caller.request_id, language=language)
+        except BadBody:
             return fail(CmdbError(ErrorCode.JSON_INVALID))
         except CmdbError as error:
             return fail(error)

@@ -1,30 +1,32 @@
-"""The OpenAPI 3.1 description of the REST shim, at ``GET /api/openapi.json``.
+"""The OpenAPI 3.1 document of the REST shim, generated from the calls' declarations
+(``rest/declarations.py``) and the limits in force, served at ``GET /api/openapi.json`` and
+committed as ``openapi.json`` (the defaults' version; a test fails when it drifts).
 
-The paths come from ``routes.CALLS`` and ``routes.ESB_ALIASES``, so every route of the shim is
-described: a call without a description here fails the build of the document (and its test).
-Each call is described once (its request body, the schema of its ``data``) and appears twice:
-on its ESB path in the ESB envelope and on its native route in the native envelope.
+Each call appears on its ESB paths in the ESB envelope and on its native route in the native
+envelope; its request body and its ``data`` come from its declared types. What is written here
+by hand is shared by every call: the envelopes, the permission object, the credentials, the
+headers and the HTTP statuses.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
+from pydantic import TypeAdapter
 
 from cmdbgraph import __version__
 from cmdbgraph.db.tables import INT64_MAX, INT64_MIN
-from cmdbgraph.rest import associations, catalog
-from cmdbgraph.services import associations as association_service
+from cmdbgraph.rest.declarations import CALLS, LimitRef, RestCall
+from cmdbgraph.rest.routes import ESB_PREFIX, ESB_PREFIXES, esb_names
 from cmdbgraph.services.errors import MESSAGES, ErrorCode
-from cmdbgraph.services.instances import SORTABLE_FIELDS as SORTABLE
+from cmdbgraph.services.limits import MAX_IDEMPOTENCY_KEY, Limits
 
-OPENAPI_PATH = "/api/openapi.json"
+DOCUMENT_PATH = Path(__file__).resolve().parents[2] / "openapi.json"
+
 JSON = "application/json"
 
 Schema = dict[str, Any]
@@ -57,30 +59,6 @@ FIELDS: Schema = {
     "items": {"type": "string"},
     "description": "Keys to return for each item; all of them when empty or missing.",
 }
-
-
-def _page(limit: int, *, sort: bool = False) -> Schema:
-    properties: Schema = {
-        "start": {**INT64, "minimum": 0, "default": 0, "description": "Offset of the first item."},
-        "limit": {
-            **INT64,
-            "minimum": 1,
-            "maximum": limit,
-            "default": limit,
-            "description": f"Page size; 0, negative or over {limit} answers 1199059.",
-        },
-    }
-    if sort:
-        names = "|".join(SORTABLE)
-        part = rf"(?:-+\s*|\s*)(?:{names})\s*"
-        properties["sort"] = {
-            "type": "string",
-            "pattern": rf"^(?:{part}(?:,{part})*)?$",
-            "description": f"Comma-separated fields among {', '.join(SORTABLE)}, each "
-            "ascending, or descending with a leading '-'; another field answers 1199011.",
-            "examples": ["bk_inst_name", "-create_time,bk_inst_id"],
-        }
-    return _obj(properties)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,86 +198,6 @@ _CREDENTIALS = _obj(
     ),
 )
 
-_INST_ASSOCIATION_PROPERTIES: Schema = {
-    "id": ID,
-    "bk_obj_asst_id": {**TEXT, "examples": ["bk_switch_belong_host"]},
-    "bk_asst_id": {**TEXT, "examples": ["belong"]},
-    "bk_obj_id": {**TEXT, "examples": ["bk_switch"]},
-    "bk_inst_id": ID,
-    "bk_asst_obj_id": {**TEXT, "examples": ["host"]},
-    "bk_asst_inst_id": ID,
-    "bk_supplier_account": TEXT,
-    "bk_biz_id": INT64,
-}
-
-_MAPPINGS = ["1:1", "1:n", "n:n"]
-
-_MODEL_ASSOCIATION_PROPERTIES: Schema = {
-    "id": ID,
-    "bk_obj_asst_id": TEXT,
-    "bk_obj_asst_name": TEXT,
-    "bk_obj_id": TEXT,
-    "bk_asst_obj_id": TEXT,
-    "bk_asst_id": TEXT,
-    "mapping": {"type": "string", "enum": _MAPPINGS},
-    "on_delete": {"type": "string", "enum": ["none", "delete_src", "delete_dest"]},
-    "ispre": {"type": "boolean"},
-    "bk_supplier_account": TEXT,
-}
-
-_MODEL_PROPERTIES: Schema = {
-    "bk_obj_id": TEXT,
-    "bk_obj_name": TEXT,
-    "bk_classification_id": TEXT,
-    "bk_obj_icon": TEXT,
-    "ispre": {"type": "boolean"},
-    "bk_ispaused": {"type": "boolean"},
-    "bk_supplier_account": TEXT,
-    "creator": TEXT,
-    "modifier": TEXT,
-    "create_time": TIME,
-    "last_time": TIME,
-}
-
-_INSTANCE_PROPERTIES: Schema = {
-    "bk_inst_id": ID,
-    "bk_obj_id": TEXT,
-    "bk_inst_name": TEXT,
-    "bk_supplier_account": TEXT,
-    "create_time": TIME,
-    "last_time": TIME,
-}
-
-# Index-keyed maps as upstream writes Go maps: keys are the 0-based indexes as strings, sorted.
-_INDEX_KEY: Schema = {"type": "string", "pattern": "^(0|[1-9][0-9]*)$"}
-
-_CONDITION_VALUE: Schema = {
-    "anyOf": [
-        {"type": ["string", "integer", "number", "boolean"]},
-        {
-            "type": "array",
-            "minItems": 1,
-            "items": {"type": ["string", "integer", "number", "boolean"]},
-        },
-        _obj(
-            {"$eq": {"type": ["string", "integer", "number", "boolean"]}},
-            ("$eq",),
-            additionalProperties=False,
-        ),
-        _obj(
-            {
-                "$in": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {"type": ["string", "integer", "number", "boolean"]},
-                }
-            },
-            ("$in",),
-            additionalProperties=False,
-        ),
-    ]
-}
-
 
 def _shared_schemas() -> dict[str, Schema]:
     return {
@@ -317,269 +215,7 @@ def _shared_schemas() -> dict[str, Schema]:
         "RelatedResourceType": _RELATED_RESOURCE_TYPE,
         "PermissionInstance": _PERMISSION_INSTANCE,
         "Credentials": _CREDENTIALS,
-        "InstAssociation": _obj(
-            _INST_ASSOCIATION_PROPERTIES,
-            tuple(_INST_ASSOCIATION_PROPERTIES),
-            additionalProperties=False,
-            description="A stored instance association.",
-        ),
-        "InstAssociationFields": _obj(
-            _INST_ASSOCIATION_PROPERTIES,
-            additionalProperties=False,
-            description="A stored instance association, limited to the requested fields.",
-        ),
-        "ModelAssociation": _obj(
-            _MODEL_ASSOCIATION_PROPERTIES,
-            tuple(_MODEL_ASSOCIATION_PROPERTIES),
-            additionalProperties=False,
-            description="A model association (bk_obj_asst_id by convention "
-            "{bk_obj_id}_{bk_asst_id}_{bk_asst_obj_id}).",
-        ),
-        "Model": _obj(
-            _MODEL_PROPERTIES,
-            tuple(_MODEL_PROPERTIES),
-            additionalProperties=False,
-            description="A model (bk_obj_id such as host or bk_switch).",
-        ),
-        "Instance": _obj(
-            _INSTANCE_PROPERTIES,
-            additionalProperties=True,
-            description="An instance: its attributes and the fields below, limited to the "
-            "requested fields when there are some.",
-        ),
-        "BatchCreateDetail": _obj(
-            {
-                "bk_inst_id": {**INT64, "description": "The source instance."},
-                "bk_asst_inst_id": {**INT64, "description": "The target instance."},
-            },
-            ("bk_inst_id", "bk_asst_inst_id"),
-        ),
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# The calls
-
-
-@dataclass(frozen=True)
-class CallDoc:
-    """How one call is described: its body fields and the schema of its ``data``."""
-
-    summary: str
-    description: str
-    body: Schema  # properties of the body besides the credentials
-    required: tuple[str, ...]
-    data: Schema
-    tags: tuple[str, ...] = ("instance associations",)
-    path_types: dict[str, Schema] = field(default_factory=dict)
-    idempotency_header: bool = False
-    extra_statuses: dict[str, str] = field(default_factory=dict)
-
-
-_BATCH_LIMIT = association_service.MAX_BATCH_SIZE
-
-CALL_DOCS: dict[str, CallDoc] = {
-    "batch_create_instance_association": CallDoc(
-        summary="Create instance associations in a batch",
-        description=(
-            "Creates one association per item of `details`, under the model association "
-            "`bk_obj_asst_id`. Request-level checks come first, in upstream's order (1199000, "
-            "1199011, 1199038, 1199035, 1199006, 1101046, 1101082, 9900403); then every item "
-            "is decided in index order and `data` maps each index to the new id "
-            "(`success_created`) or to the reason it failed (`error_msg`). A reply whose "
-            "items all failed is still a success (`result: true`). Beyond upstream: "
-            "`dry_run`, `error_policy` and idempotency keys."
-        ),
-        body={
-            "bk_obj_id": {**NAME, "description": "The source model.", "examples": ["bk_switch"]},
-            "bk_asst_obj_id": {**NAME, "description": "The target model.", "examples": ["host"]},
-            "bk_obj_asst_id": {
-                **NAME,
-                "description": "The model association; must join exactly these two models.",
-                "examples": ["bk_switch_belong_host"],
-            },
-            "details": {
-                "type": "array",
-                "items": ref("BatchCreateDetail"),
-                "minItems": 1,
-                "maxItems": _BATCH_LIMIT,
-                "description": f"1 to {_BATCH_LIMIT} items: empty answers 1199038, more "
-                "answers 1199035.",
-            },
-            "dry_run": {
-                "type": "boolean",
-                "default": False,
-                "description": "Decide every item and report as usual, but write nothing.",
-            },
-            "error_policy": {
-                "type": "string",
-                "enum": [policy.value for policy in association_service.ErrorPolicy],
-                "default": association_service.ErrorPolicy.PARTIAL.value,
-                "description": "partial (upstream's): write the items that pass; "
-                "all_or_nothing: write nothing unless every item passes (the reply still "
-                "reports each index).",
-            },
-            "idempotency_key": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": association_service.MAX_IDEMPOTENCY_KEY,
-                "description": "A retry with the same key, by the same caller, with the same "
-                "body, returns the first reply. Wins over the Idempotency-Key header.",
-            },
-        },
-        required=("bk_obj_id", "bk_asst_obj_id", "bk_obj_asst_id", "details"),
-        data=_obj(
-            {
-                "success_created": {
-                    "type": "object",
-                    "propertyNames": _INDEX_KEY,
-                    "additionalProperties": ID,
-                    "description": "Index of the item (as a string) → id of the new association.",
-                },
-                "error_msg": {
-                    "type": "object",
-                    "propertyNames": _INDEX_KEY,
-                    "additionalProperties": {"type": "string"},
-                    "description": "Index of the item (as a string) → why it failed.",
-                },
-            },
-            ("success_created", "error_msg"),
-            additionalProperties=False,
-        ),
-        idempotency_header=True,
-    ),
-    "add_instance_association": CallDoc(
-        summary="Create one instance association",
-        description="The checks of a batch of one; an item failure is the call's error.",
-        body={
-            "bk_obj_asst_id": {**NAME, "examples": ["bk_switch_belong_host"]},
-            "bk_inst_id": {**INT64, "description": "The source instance."},
-            "bk_asst_inst_id": {**INT64, "description": "The target instance."},
-        },
-        required=("bk_obj_asst_id", "bk_inst_id", "bk_asst_inst_id"),
-        data=_obj({"id": ID}, ("id",), additionalProperties=False),
-    ),
-    "delete_instance_association": CallDoc(
-        summary="Delete one instance association",
-        description="Deletes the association `id` if its source or target model is "
-        "`bk_obj_id`; deleting one that does not exist succeeds.",
-        body={
-            "id": {**ID, "description": "The association; 0 or negative answers 1199011."},
-            "bk_obj_id": {**NAME, "description": "The source or target model."},
-        },
-        required=("id", "bk_obj_id"),
-        data={"type": "null"},
-        path_types={"id": ID, "bk_obj_id": NAME},
-    ),
-    "delete_related_inst_asso": CallDoc(
-        summary="Delete instance associations by id",
-        description="Deletes, in one transaction, the associations among `id` whose source or "
-        "target model is `bk_obj_id`; `data` is how many were deleted.",
-        body={
-            "id": {
-                "type": "array",
-                "items": INT64,
-                "minItems": 1,
-                "maxItems": association_service.MAX_DELETE_IDS,
-                "description": f"1 to {association_service.MAX_DELETE_IDS} ids: empty answers "
-                "1199038, more answers 1199035.",
-            },
-            "bk_obj_id": NAME,
-        },
-        required=("id", "bk_obj_id"),
-        data={**INT64, "minimum": 0, "description": "How many associations were deleted."},
-    ),
-    "find_instance_association": CallDoc(
-        summary="Find the instance associations of a model association",
-        description="Every association of `condition.bk_obj_asst_id` (and the optional "
-        "filters) whose source model is `bk_obj_id`.",
-        body={
-            "condition": _obj(
-                {
-                    "bk_obj_asst_id": NAME,
-                    "bk_asst_id": TEXT,
-                    "bk_asst_obj_id": TEXT,
-                },
-                ("bk_obj_asst_id",),
-            ),
-            "bk_obj_id": NAME,
-        },
-        required=("condition", "bk_obj_id"),
-        data={"type": "array", "items": ref("InstAssociation")},
-    ),
-    "search_related_inst_asso": CallDoc(
-        summary="Find the associations of one instance, in both directions",
-        description="The associations whose source or target is the instance "
-        "`condition.bk_inst_id` of model `condition.bk_obj_id`, ordered by id.",
-        body={
-            "condition": _obj({"bk_inst_id": ID, "bk_obj_id": NAME}, ("bk_inst_id", "bk_obj_id")),
-            "fields": FIELDS,
-            "page": _page(associations.RELATED_PAGE_LIMIT),
-        },
-        required=("condition",),
-        data={"type": "array", "items": ref("InstAssociationFields")},
-    ),
-    "find_object_association": CallDoc(
-        summary="Find model associations",
-        description="The model associations matching every given filter.",
-        tags=("models",),
-        body={
-            "condition": _obj(
-                {
-                    "bk_obj_asst_id": TEXT,
-                    "bk_obj_id": TEXT,
-                    "bk_asst_obj_id": TEXT,
-                    "bk_asst_id": TEXT,
-                }
-            ),
-        },
-        required=(),
-        data={"type": "array", "items": ref("ModelAssociation")},
-    ),
-    "search_objects": CallDoc(
-        summary="Find models",
-        description="The models matching every given filter.",
-        tags=("models",),
-        body={
-            "bk_obj_id": TEXT,
-            "bk_obj_name": TEXT,
-            "bk_classification_id": TEXT,
-            "ispre": {"type": "boolean"},
-            "bk_ispaused": {"type": "boolean"},
-        },
-        required=(),
-        data={"type": "array", "items": ref("Model")},
-    ),
-    "search_inst_by_object": CallDoc(
-        summary="Find the instances of a model",
-        description="A page of the instances of `bk_obj_id` matching `condition` (field → "
-        "value, list of values, `{$eq: value}` or `{$in: [values]}`), with the total count.",
-        tags=("instances",),
-        body={
-            "bk_obj_id": {**NAME, "examples": ["bk_switch"]},
-            "condition": {
-                "type": "object",
-                "additionalProperties": _CONDITION_VALUE,
-                "description": "Attribute → value it must equal; an unusable value answers "
-                "1199011.",
-            },
-            "fields": FIELDS,
-            "page": _page(catalog.SEARCH_INST_PAGE_LIMIT, sort=True),
-        },
-        required=("bk_obj_id",),
-        data=_obj(
-            {
-                "count": {**INT64, "minimum": 0, "description": "How many instances match."},
-                "info": {"type": "array", "items": ref("Instance")},
-            },
-            ("count", "info"),
-            additionalProperties=False,
-        ),
-        path_types={"bk_obj_id": NAME},
-    ),
-}
-
-_ALIAS_NOTE = "Older ESB name of `{name}`, answered by the same call."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -632,7 +268,7 @@ PARAMETERS: dict[str, Schema] = {
         "schema": {
             "type": "string",
             "minLength": 1,
-            "maxLength": association_service.MAX_IDEMPOTENCY_KEY,
+            "maxLength": MAX_IDEMPOTENCY_KEY,
         },
     },
 }
@@ -672,23 +308,92 @@ _STATUSES = {
 
 
 # ---------------------------------------------------------------------------------------------
-# The document
+# The calls, from their declarations
+
+_ALIAS_NOTE = "Older ESB name of `{name}`, answered by the same call."
 
 
 def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
-def _request_body(doc: CallDoc, path_params: list[str]) -> Schema:
-    properties = {k: v for k, v in doc.body.items() if k not in path_params}
-    required = [k for k in doc.required if k not in path_params]
+def _clean(schema: Any) -> Any:
+    """Drop pydantic's generated titles (a property may still be named ``title``)."""
+    if isinstance(schema, list):
+        return [_clean(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    cleaned = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key in ("properties", "$defs"):
+            cleaned[key] = {name: _clean(item) for name, item in value.items()}
+        else:
+            cleaned[key] = _clean(value)
+    return cleaned
+
+
+def _inline(schema: Any, definitions: dict[str, Schema]) -> Any:
+    """``schema`` with its local ``$ref``s replaced by copies of what they name, so each call
+    can carry its own keywords on its nested objects."""
+    if isinstance(schema, list):
+        return [_inline(item, definitions) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if set(schema) == {"$ref"} or ("$ref" in schema and schema["$ref"].startswith("#/$defs/")):
+        name = schema["$ref"].rsplit("/", 1)[1]
+        rest = {k: v for k, v in schema.items() if k != "$ref"}
+        return {**_inline(definitions[name], definitions), **_inline(rest, definitions)}
+    if "allOf" in schema and len(schema["allOf"]) == 1 and "$ref" in schema["allOf"][0]:
+        merged = {k: v for k, v in schema.items() if k != "allOf"}
+        return {**_inline(schema["allOf"][0], definitions), **_inline(merged, definitions)}
+    return {key: _inline(value, definitions) for key, value in schema.items()}
+
+
+def _limited(value: Any, limits: Limits) -> Any:
+    """``value`` with every ``LimitRef`` replaced by the limit in force."""
+    if isinstance(value, LimitRef):
+        return getattr(limits, value.name)
+    if isinstance(value, dict):
+        return {key: _limited(item, limits) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_limited(item, limits) for item in value]
+    return value
+
+
+def _body_schema(call: RestCall, limits: Limits) -> Schema:
+    """The call's body fields: its request model, inlined, with the keywords it documents."""
+    generated = call.request.model_json_schema(mode="validation")
+    definitions = generated.pop("$defs", {})
+    schema = _clean(_inline(generated, definitions))
+    for dotted, keywords in call.documented.items():
+        target = schema
+        for part in dotted.split("."):
+            target = target["properties"][part]
+        target.update(_limited(keywords, limits))
+    return schema
+
+
+def _data_schema(call: RestCall, components: dict[str, Schema]) -> Schema:
+    generated = TypeAdapter(call.data).json_schema(
+        mode="serialization", ref_template="#/components/schemas/{model}"
+    )
+    for name, definition in generated.pop("$defs", {}).items():
+        components[name] = _clean(definition)
+    return _clean(generated)
+
+
+def _request_body(body: Schema, required: tuple[str, ...], path_params: list[str]) -> Schema:
+    properties = {k: v for k, v in body["properties"].items() if k not in path_params}
+    needed = [k for k in required if k not in path_params]
     schema: Schema = {"allOf": [ref("Credentials")], "type": "object"}
     if properties:
         schema["properties"] = properties
-    if required:
-        schema["required"] = required
+    if needed:
+        schema["required"] = needed
     schema["description"] = "Unknown fields are ignored."
-    return {"required": bool(required), "content": {JSON: {"schema": schema}}}
+    return {"required": bool(needed), "content": {JSON: {"schema": schema}}}
 
 
 def _response(description: str, schema: Schema) -> Schema:
@@ -705,12 +410,11 @@ def _response(description: str, schema: Schema) -> Schema:
     }
 
 
-def _operation(name: str, call: str, esb: bool, path: str) -> Schema:
-    doc = CALL_DOCS[call]
+def _operation(call: RestCall, name: str, esb: bool, path: str, body: Schema) -> Schema:
     path_params = re.findall(r"{(\w+)}", path)
     envelope = "EsbEnvelope" if esb else "NativeEnvelope"
     failure = ref("EsbFailure" if esb else "NativeFailure")
-    data_name = f"{_camel(call)}Data"
+    data_name = f"{_camel(call.name)}Data"
     success = {
         "allOf": [ref(envelope)],
         "if": _obj({"result": {"const": True}}),
@@ -718,23 +422,23 @@ def _operation(name: str, call: str, esb: bool, path: str) -> Schema:
         "description": f"The {'ESB' if esb else 'native'} envelope; `data` is "
         f"{data_name} on success, null on failure.",
     }
-    parameters: list[Schema] = [
-        {
-            "name": param,
-            "in": "path",
-            "required": True,
-            "description": doc.body.get(param, {}).get("description", ""),
-            "schema": {
-                k: v for k, v in doc.path_types.get(param, TEXT).items() if k != "description"
-            },
-        }
-        for param in path_params
-    ]
+    parameters: list[Schema] = []
+    for param in path_params:
+        field = body["properties"][param]
+        parameters.append(
+            {
+                "name": param,
+                "in": "path",
+                "required": True,
+                "description": field.get("description", ""),
+                "schema": {k: v for k, v in field.items() if k not in ("description", "default")},
+            }
+        )
     parameters += [
         {"$ref": f"#/components/parameters/{p}"}
         for p in ("BluekingLanguage", "BkcmdbLanguage", "AcceptLanguage", "RequestId")
     ]
-    if doc.idempotency_header:
+    if call.idempotency_header:
         parameters.append({"$ref": "#/components/parameters/IdempotencyKey"})
     responses = {
         "200": _response(
@@ -743,49 +447,41 @@ def _operation(name: str, call: str, esb: bool, path: str) -> Schema:
             success,
         )
     }
-    for status, description in sorted({**_STATUSES, **doc.extra_statuses}.items()):
+    for status, description in sorted(_STATUSES.items()):
         responses[status] = _response(description, failure)
-    description = doc.description
-    if name != call:
-        description = _ALIAS_NOTE.format(name=call) + "\n\n" + description
+    description = call.description
+    if name != call.name:
+        description = _ALIAS_NOTE.format(name=call.name) + "\n\n" + description
     return {
-        "operationId": f"{name}_{'esb' if esb else 'native'}",
-        "summary": doc.summary,
+        "summary": call.summary,
         "description": description,
-        "tags": list(doc.tags),
+        "tags": [call.tag],
         "parameters": parameters,
-        "requestBody": _request_body(doc, path_params),
+        "requestBody": _request_body(body, call.required, path_params),
         "responses": responses,
     }
 
 
 @cache
-def document() -> dict:
-    """The OpenAPI 3.1 document of the REST shim (built once)."""
-    # Imported here: routes.py imports this module to register the document's own route.
-    from cmdbgraph.rest.routes import CALLS, ESB_ALIASES, ESB_PREFIX, ESB_PREFIXES
-
-    paths: dict[str, dict] = {}
-    operations = [(name, name, True, "post", f"{ESB_PREFIX}/{name}/") for name, *_ in CALLS]
-    operations += [(name, name, False, method.lower(), path) for name, _, method, path in CALLS]
-    operations += [
-        (alias, call, True, "post", f"{ESB_PREFIX}/{alias}/") for alias, call in ESB_ALIASES.items()
-    ]
-    for name, call, esb, method, path in operations:
-        paths.setdefault(path, {})[method] = _operation(name, call, esb, path)
-    # The same ESB calls without the API version, as the BlueKing SDK calls them by default.
-    for prefix in ESB_PREFIXES[1:]:
-        for name, call, esb, method, path in operations:
-            if esb:
-                unversioned = path.replace(ESB_PREFIX, prefix, 1)
-                operation = {
-                    **_operation(name, call, esb, unversioned),
-                    "operationId": f"{name}_esb_unversioned",
-                }
-                paths.setdefault(unversioned, {})[method] = operation
+def document(limits: Limits = Limits()) -> dict:
+    """The OpenAPI 3.1 document of the REST shim under ``limits``."""
     schemas = _shared_schemas()
-    for call, doc in CALL_DOCS.items():
-        schemas[f"{_camel(call)}Data"] = doc.data
+    paths: dict[str, dict] = {}
+    for call in CALLS:
+        body = _body_schema(call, limits)
+        schemas[f"{_camel(call.name)}Data"] = _data_schema(call, schemas)
+        for name in esb_names(call):
+            for prefix in ESB_PREFIXES:
+                suffix = "" if prefix == ESB_PREFIX else "_unversioned"
+                path = f"{prefix}/{name}/"
+                paths.setdefault(path, {})["post"] = {
+                    "operationId": f"{name}_esb{suffix}",
+                    **_operation(call, name, True, path, body),
+                }
+        paths.setdefault(call.path, {})[call.method.lower()] = {
+            "operationId": f"{call.name}_native",
+            **_operation(call, call.name, False, call.path, body),
+        }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -820,10 +516,10 @@ def document() -> dict:
 
 
 @cache
-def document_bytes() -> bytes:
-    return orjson.dumps(document())
+def document_bytes(limits: Limits = Limits()) -> bytes:
+    return orjson.dumps(document(limits))
 
 
-async def openapi_json(request: Request) -> Response:
-    """``GET /api/openapi.json``: the document."""
-    return Response(document_bytes(), media_type="application/json")
+def export() -> str:
+    """The committed ``openapi.json``: the document under the default limits."""
+    return orjson.dumps(document(), option=orjson.OPT_INDENT_2).decode() + "\n"

@@ -1,88 +1,44 @@
-"""The shim's routes: every call on its ESB path and on its native route."""
+"""The shim's routes, made from the declarations: every call on its ESB paths (with and without
+the API version, and under its older names) and on its native route."""
 
 from __future__ import annotations
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from cmdbgraph.http.replies import ESB, NATIVE
-from cmdbgraph.rest import associations, catalog
+
+# Importing the call modules declares their calls.
+from cmdbgraph.rest import associations, catalog  # noqa: F401
+from cmdbgraph.rest.declarations import CALLS, RestCall
 from cmdbgraph.rest.endpoint import endpoint
 
+OPENAPI_PATH = "/api/openapi.json"
 ESB_PREFIX = "/api/c/compapi/v2/cc"
 # The BlueKing SDK's default API version is empty: it calls /api/c/compapi/cc/<name>/.
 ESB_PREFIXES = (ESB_PREFIX, "/api/c/compapi/cc")
 
-# (ESB name, handler, native method, native path)
-CALLS = [
-    (
-        "batch_create_instance_association",
-        associations.batch_create_instance_association,
-        "POST",
-        "/api/v3/createmany/instassociation",
-    ),
-    (
-        "add_instance_association",
-        associations.add_instance_association,
-        "POST",
-        "/api/v3/create/instassociation",
-    ),
-    (
-        "delete_instance_association",
-        associations.delete_instance_association,
-        "DELETE",
-        "/api/v3/delete/instassociation/{bk_obj_id}/{id}",
-    ),
-    (
-        "delete_related_inst_asso",
-        associations.delete_related_inst_asso,
-        "DELETE",
-        "/api/v3/delete/instassociation/batch",
-    ),
-    (
-        "find_instance_association",
-        associations.find_instance_association,
-        "POST",
-        "/api/v3/find/instassociation",
-    ),
-    (
-        "search_related_inst_asso",
-        associations.search_related_inst_asso,
-        "POST",
-        "/api/v3/find/instassociation/related",
-    ),
-    (
-        "find_object_association",
-        catalog.find_object_association,
-        "POST",
-        "/api/v3/find/objectassociation",
-    ),
-    ("search_objects", catalog.search_objects, "POST", "/api/v3/find/object"),
-    (
-        "search_inst_by_object",
-        catalog.search_inst_by_object,
-        "POST",
-        "/api/v3/find/instassociation/object/{bk_obj_id}",
-    ),
-]
+
+def esb_names(call: RestCall) -> tuple[str, ...]:
+    """The names a call answers to on the ESB paths."""
+    return (call.name, *call.aliases)
 
 
-# Older ESB names answered by the same call.
-ESB_ALIASES = {"search_inst": "search_inst_by_object"}
+async def openapi_json(request: Request) -> Response:
+    """``GET /api/openapi.json``: the document, under the limits in force."""
+    from cmdbgraph.rest.openapi import document_bytes
+
+    return Response(document_bytes(request.app.state.limits), media_type="application/json")
 
 
 def routes() -> list[Route]:
-    found: list[Route] = []
-    handlers = {name: handler for name, handler, _, _ in CALLS}
-    for name, handler, method, native_path in CALLS:
-        for prefix in ESB_PREFIXES:
-            found.append(Route(f"{prefix}/{name}/", endpoint(name, handler, ESB), methods=["POST"]))
-        found.append(Route(native_path, endpoint(name, handler, NATIVE), methods=[method]))
-    for alias, name in ESB_ALIASES.items():
-        for prefix in ESB_PREFIXES:
-            found.append(
-                Route(f"{prefix}/{alias}/", endpoint(alias, handlers[name], ESB), methods=["POST"])
-            )
-    from cmdbgraph.rest.openapi import OPENAPI_PATH, openapi_json
-
-    found.append(Route(OPENAPI_PATH, openapi_json, methods=["GET"]))
+    found: list[Route] = [Route(OPENAPI_PATH, openapi_json, methods=["GET"])]
+    for call in CALLS:
+        for name in esb_names(call):
+            for prefix in ESB_PREFIXES:
+                found.append(
+                    Route(f"{prefix}/{name}/", endpoint(name, call, ESB), methods=["POST"])
+                )
+        found.append(Route(call.path, endpoint(call.name, call, NATIVE), methods=[call.method]))
     return found

@@ -1,1 +1,3 @@
-"""The GraphQL schema: types, inputs, payloads, and ``build_schema``."""
+"""The GraphQL schema's pieces: types, inputs, payloads, scalars, the per-request context, the
+limits and extensions. Imports ``services``, ``db`` and ``settings``; never ``resolvers`` (the
+schema is put together above both, in ``cmdbgraph.api``)."""

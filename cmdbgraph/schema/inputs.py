@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import enum
-
 import strawberry
 
 from cmdbgraph.schema.scalars import JSON, BigInt
 from cmdbgraph.schema.types import AssociationMapping, OnDelete
-from cmdbgraph.services.associations import Detail
+from cmdbgraph.services import associations
 
-
-@strawberry.enum(description="What to write when some items of a batch fail.")
-class ErrorPolicy(enum.Enum):
-    PARTIAL = "partial"
-    ALL_OR_NOTHING = "all_or_nothing"
+ErrorPolicy = strawberry.enum(
+    associations.ErrorPolicy,
+    name="ErrorPolicy",
+    description="What to write when some items of a batch fail.",
+)
 
 
 @strawberry.input(description="One association to create: source and target instance ids.")
@@ -23,11 +21,12 @@ class InstAssociationDetailInput:
     bk_asst_inst_id: BigInt
 
 
-def _detail_from_input(_cls: type, value: dict, _context: object) -> Detail:
+def _detail_from_input(_cls: type, value: dict, _context: object) -> associations.Detail:
     # A batch has up to 200 details: building the service's value straight from the input
     # (already typed and coerced by GraphQL) skips strawberry's per-field conversion, which
-    # was most of the mutation's input cost.
-    return Detail(value["bkInstId"], value["bkAsstInstId"])
+    # was most of the mutation's input cost. So a resolver receives ``Detail`` values where
+    # the annotation says InstAssociationDetailInput (it casts them).
+    return associations.Detail(value["bkInstId"], value["bkAsstInstId"])
 
 
 InstAssociationDetailInput.__strawberry_definition__.from_input = _detail_from_input
@@ -39,7 +38,8 @@ class BatchCreateInstAssociationsInput:
     bk_asst_obj_id: str = strawberry.field(description="Target model id.")
     bk_obj_asst_id: str = strawberry.field(description="Model association id.")
     details: list[InstAssociationDetailInput] = strawberry.field(
-        description="The associations to create, at most 200."
+        description="The associations to create: at most `CMDBGRAPH_MAX_BATCH_SIZE` (200, "
+        "upstream's maximum, unless the server lowers it)."
     )
     dry_run: bool = strawberry.field(
         default=False, description="Run every check and report per index, but write nothing."

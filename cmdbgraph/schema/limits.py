@@ -42,8 +42,7 @@ from graphql import (
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
 
-from cmdbgraph.services.associations import MAX_DELETE_IDS
-from cmdbgraph.services.instances import MAX_CREATE
+from cmdbgraph.services.limits import Limits
 from cmdbgraph.settings import Settings
 
 log = logging.getLogger("cmdbgraph.graphql")
@@ -147,28 +146,22 @@ class NoNulCharactersRule(ValidationRule):
 
 
 class CostModel:
-    """How many items each list field can hold, from the settings."""
+    """How many items each list field can hold, from the limits."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, limits: Limits) -> None:
         # Lists whose length is bounded by the input that made them.
         self.bounded = {
-            ("BatchCreateInstAssociationsPayload", "results"): settings.max_batch_size,
-            ("CreateInstancesPayload", "instances"): MAX_CREATE,
-            ("DeleteInstAssociationsPayload", "deleted"): MAX_DELETE_IDS,
+            ("BatchCreateInstAssociationsPayload", "results"): limits.max_batch_size,
+            ("CreateInstancesPayload", "instances"): limits.max_create,
+            ("DeleteInstAssociationsPayload", "deleted"): limits.max_delete_ids,
         }
+        nested = (limits.default_nested_page_size, limits.max_nested_page_size)
         # Lists paged by their own ``limit`` argument: (default, maximum).
         self.nested_pages = {
-            ("Instance", "associationsAsSource"): (
-                settings.default_nested_page_size,
-                settings.max_nested_page_size,
-            ),
-            ("Instance", "associationsAsTarget"): (
-                settings.default_nested_page_size,
-                settings.max_nested_page_size,
-            ),
+            ("Instance", "associationsAsSource"): nested,
+            ("Instance", "associationsAsTarget"): nested,
         }
-        self.page = (settings.default_page_size, settings.max_page_size)
+        self.page = (limits.default_page_size, limits.max_page_size)
 
 
 class _CostMeter:
@@ -259,7 +252,7 @@ class _CostMeter:
         elif name == "items":
             size = page
         else:
-            size = self.model.settings.max_page_size
+            size = self.model.page[1]
         return 1 + size * max(children, 1)
 
 
@@ -296,7 +289,7 @@ def query_cost(
 
 
 def cost_extension(settings: Settings) -> type[SchemaExtension]:
-    model = CostModel(settings)
+    model = CostModel(Limits.from_settings(settings))
     budget = settings.max_query_cost
 
     class OperationLimits(SchemaExtension):

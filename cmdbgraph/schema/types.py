@@ -7,11 +7,11 @@ from datetime import datetime
 
 import strawberry
 
-from cmdbgraph.resolvers.context import Info
+from cmdbgraph.schema.context import Info
 from cmdbgraph.schema.scalars import JSON, BigInt
 from cmdbgraph.services import records
-from cmdbgraph.services.errors import CmdbError, parameter_invalid
 from cmdbgraph.services.errors import ErrorCode as ServiceErrorCode
+from cmdbgraph.services.limits import page_bounds
 
 ErrorCode = strawberry.enum(
     ServiceErrorCode,
@@ -23,14 +23,16 @@ ErrorCode = strawberry.enum(
 def nested_page_size(info: Info, limit: int | None) -> int:
     """A nested list's page size: the default when not given; upstream's codes when out of
     bounds."""
-    settings = info.context.settings
-    if limit is None:
-        return settings.default_nested_page_size
-    if limit < 1:
-        raise parameter_invalid("limit")
-    if limit > settings.max_nested_page_size:
-        raise CmdbError(ServiceErrorCode.PAGE_LIMIT_EXCEEDED)
-    return limit
+    limits = info.context.limits
+    _, size = page_bounds(
+        0,
+        limit,
+        default=limits.default_nested_page_size,
+        maximum=limits.max_nested_page_size,
+        start_name="offset",
+        limit_name="limit",
+    )
+    return size
 
 
 class FromRecord:

@@ -20,18 +20,18 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import orjson
-from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cmdbgraph import metrics
 from cmdbgraph.db import bulk
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import (
-    idempotency_keys,
     inst_associations,
     model_associations,
 )
-from cmdbgraph.services import audit, auth, catalog
+from cmdbgraph.services import audit, auth, catalog, idempotency
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import (
     ZH,
@@ -41,13 +41,13 @@ from cmdbgraph.services.errors import (
     parameter_invalid,
     render,
 )
+from cmdbgraph.services.limits import Limits
 from cmdbgraph.services.records import InstAssociation, ModelAssociation, Page, build_all
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_SIZE = 200
-MAX_DELETE_IDS = 500
-MAX_IDEMPOTENCY_KEY = 200
+DEFAULT_LIMITS = Limits()
+
 # A transaction that lost a race against a concurrent writer is decided again from scratch.
 _WRITE_ATTEMPTS = 3
 _INST_ASSOCIATION_COLUMNS = [inst_associations.c[name] for name in InstAssociation.__slots__]
@@ -193,7 +193,7 @@ def _go_map(pairs: Iterable[tuple[int, object]]) -> dict:
 def validate_batch_request(request: BatchCreateRequest, max_batch_size: int) -> None:
     """Upstream's request-level checks, in upstream's order; the first failure is raised."""
     key = request.idempotency_key
-    if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
+    if key is not None and not idempotency.acceptable(key):
         raise parameter_invalid("Idempotency-Key")
     if not request.bk_obj_asst_id:
         raise parameter_invalid("bk_obj_asst_id")
@@ -244,7 +244,7 @@ async def batch_create(
     caller: Caller,
     request: BatchCreateRequest,
     *,
-    max_batch_size: int = MAX_BATCH_SIZE,
+    limits: Limits = DEFAULT_LIMITS,
     idempotency_ttl: timedelta = timedelta(days=1),
 ) -> BatchCreateResult:
     """Create the associations of ``request.details``; report the fate of every index.
@@ -271,20 +271,18 @@ async def batch_create(
                         request.bk_obj_id, request.bk_asst_obj_id, request.details
                     ),
                 )
-    validate_batch_request(request, max_batch_size)
+    validate_batch_request(request, limits.max_batch_size)
     stored_key = None
     if request.idempotency_key is not None and not request.dry_run:
-        # Keys are the caller's own: scoped by app and user, stored as a fixed-size digest.
-        scoped = f"{caller.app_code}\x1f{caller.username}\x1f{request.idempotency_key}"
-        stored_key = hashlib.sha256(scoped.encode()).hexdigest()
+        stored_key = idempotency.stored_key(caller, request.idempotency_key)
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         try:
             async with db.write() as conn:
                 await db.lock_model_association(conn, request.bk_obj_asst_id)
                 if stored_key is not None:
-                    replay = await _stored_reply(conn, stored_key, request.fingerprint())
-                    if replay is not None:
-                        return replay
+                    stored = await idempotency.stored_reply(conn, stored_key, request.fingerprint())
+                    if stored is not None:
+                        return BatchCreateResult.from_stored(stored)
                 model_association = check_model_association(
                     await load_model_association(conn, request.bk_obj_asst_id),
                     request.bk_obj_id,
@@ -298,10 +296,11 @@ async def batch_create(
                     await _insert(conn, caller, model_association, items, names)
                 result = BatchCreateResult(model_association, items, written=write)
                 if stored_key is not None:
-                    await _store_reply(
-                        conn, stored_key, request.fingerprint(), result, idempotency_ttl
+                    await idempotency.store_reply(
+                        conn, stored_key, request.fingerprint(), result.to_stored(), idempotency_ttl
                     )
-                return result
+            metrics.record_batch(result)
+            return result
         except IntegrityError as error:
             # A unique or foreign key conflict means a concurrent writer changed what this one
             # decided on (the per-model-association lock makes that rare): decide again on the
@@ -323,49 +322,6 @@ def _is_conflict(error: IntegrityError) -> bool:
         return sqlstate in ("23505", "23503")  # unique violation, foreign key violation
     text = str(original)
     return "UNIQUE constraint failed" in text or "FOREIGN KEY constraint failed" in text
-
-
-async def _stored_reply(
-    conn: AsyncConnection, key: str, fingerprint: str
-) -> BatchCreateResult | None:
-    row = (
-        await conn.execute(
-            select(
-                idempotency_keys.c.request_hash,
-                idempotency_keys.c.reply,
-                idempotency_keys.c.expires_at,
-            ).where(idempotency_keys.c.key == key)
-        )
-    ).first()
-    if row is None:
-        return None
-    if row.expires_at <= datetime.now(UTC):
-        await conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key == key))
-        return None
-    if row.request_hash != fingerprint:
-        raise CmdbError(ErrorCode.PARAMETER_CHECK_FAILED, ("Idempotency-Key",))
-    return BatchCreateResult.from_stored(row.reply)
-
-
-async def _store_reply(
-    conn: AsyncConnection,
-    key: str,
-    fingerprint: str,
-    result: BatchCreateResult,
-    ttl: timedelta,
-) -> None:
-    now = datetime.now(UTC)
-    # Expired keys are swept by the requests that use keys, so the table stays small.
-    await conn.execute(delete(idempotency_keys).where(idempotency_keys.c.expires_at <= now))
-    await conn.execute(
-        insert(idempotency_keys).values(
-            key=key,
-            request_hash=fingerprint,
-            reply=result.to_stored(),
-            create_time=now,
-            expires_at=now + ttl,
-        )
-    )
 
 
 async def _decide(
@@ -627,6 +583,7 @@ async def delete_associations(
     ids: Sequence[int],
     *,
     bk_obj_id: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> list[InstAssociation]:
     """Delete the associations with these ids (those that exist) in one transaction.
 
@@ -636,8 +593,8 @@ async def delete_associations(
     """
     if not ids:
         raise CmdbError(ErrorCode.EMPTY, ("id",))
-    if len(ids) > MAX_DELETE_IDS:
-        raise CmdbError(ErrorCode.EXCEEDS_LIMIT, ("id", MAX_DELETE_IDS))
+    if len(ids) > limits.max_delete_ids:
+        raise CmdbError(ErrorCode.EXCEEDS_LIMIT, ("id", limits.max_delete_ids))
     ia = inst_associations.c
     conditions = [ia.id.in_(list(ids))]
     if bk_obj_id is not None:

@@ -16,10 +16,11 @@ from cmdbgraph.db.tables import instances, models
 from cmdbgraph.services import auth, catalog
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
+from cmdbgraph.services.limits import Limits
 from cmdbgraph.services.records import Instance, Page, build_all
 
-MAX_CREATE = 200
 _COLUMNS = [instances.c[name] for name in Instance.__slots__]
+DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,15 +30,20 @@ class NewInstance:
 
 
 async def create_instances(
-    db: Database, caller: Caller, bk_obj_id: str, new: Sequence[NewInstance]
+    db: Database,
+    caller: Caller,
+    bk_obj_id: str,
+    new: Sequence[NewInstance],
+    *,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> list[Instance]:
     """Create instances of one model, in order, all or none. Names are unique per model."""
     if not bk_obj_id:
         raise parameter_invalid("bk_obj_id")
     if not new:
         raise CmdbError(ErrorCode.EMPTY, ("instances",))
-    if len(new) > MAX_CREATE:
-        raise CmdbError(ErrorCode.EXCEEDS_LIMIT, ("instances", MAX_CREATE))
+    if len(new) > limits.max_create:
+        raise CmdbError(ErrorCode.EXCEEDS_LIMIT, ("instances", limits.max_create))
     longest = instances.c.bk_inst_name.type.length
     names = [catalog.check_text("bk_inst_name", item.bk_inst_name, longest) for item in new]
     if len(set(names)) != len(names):

@@ -20,9 +20,9 @@ from cmdbgraph.db.engine import Database
 from cmdbgraph.services import associations, catalog, instances
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import EN, CmdbError, ErrorCode, render
+from cmdbgraph.services.limits import IMPORT_CHUNK
 from cmdbgraph.services.records import ModelAssociation
 
-BATCH_SIZE = 200
 ID_COLUMNS = ("bk_obj_asst_id", "bk_inst_id", "bk_asst_inst_id")
 NAME_COLUMNS = ("bk_obj_asst_id", "bk_inst_name", "bk_asst_inst_name")
 
@@ -204,7 +204,7 @@ def _as_id(value: object) -> int | None:
     return number if -(2**63) <= number < 2**63 else None
 
 
-def batches(rows: Iterable[Row], size: int = BATCH_SIZE) -> Iterator[list[Row]]:
+def batches(rows: Iterable[Row], size: int = IMPORT_CHUNK) -> Iterator[list[Row]]:
     """Consecutive rows of one model association, at most ``size`` at a time, in order."""
     batch: list[Row] = []
     for row in rows:

@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-STATIC_DIR = Path(__file__).parent / "static" / "graphiql"
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static" / "graphiql"
 STATIC_PATH = "/static/graphiql"
 
 # Loaded in this order: GraphiQL's UMD build expects the globals React and ReactDOM.

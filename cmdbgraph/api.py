@@ -1,4 +1,7 @@
-"""``build_schema(settings)``: the GraphQL schema, its extensions built from settings."""
+"""The GraphQL API: ``build_schema(settings)`` puts the resolvers' ``Query`` and ``Mutation``
+together with the extensions the settings call for, and ``export_sdl`` writes its SDL.
+
+It sits above ``resolvers/`` (which import ``schema/``); nothing below imports it."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from cmdbgraph.schema.limits import limit_extensions
 from cmdbgraph.schema.scalars import SCALARS
 from cmdbgraph.settings import Settings
 
-SDL_PATH = Path(__file__).resolve().parents[2] / "schema.graphql"
+SDL_PATH = Path(__file__).resolve().parents[1] / "schema.graphql"
 
 
 class Schema(strawberry.Schema):

@@ -1,4 +1,4 @@
-"""The per-request GraphQL context and its DataLoaders."""
+"""The per-request GraphQL context and its DataLoaders: what the types and resolvers read."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from strawberry.types import Info as StrawberryInfo
 from cmdbgraph.db.engine import Database
 from cmdbgraph.services import associations, catalog, instances
 from cmdbgraph.services.caller import Caller
+from cmdbgraph.services.limits import Limits
 from cmdbgraph.services.records import Instance as InstanceRecord
 from cmdbgraph.services.records import InstAssociation, Model
 from cmdbgraph.settings import Settings
@@ -58,6 +59,7 @@ class GraphQLContext:
     response: Response | None
     db: Database
     settings: Settings
+    limits: Limits
     caller: Caller
     loaders: Loaders = field(init=False)
     # Set when a mutation answers with a typed failure: the request log's outcome.

@@ -1,0 +1,130 @@
+"""A REST call, declared once: its ESB name, native method and path, a typed request model, the
+type of its ``data``, a summary. From the declaration come its routes (ESB and native), the
+strict parsing of its body, and its part of the OpenAPI document.
+
+Bodies are read as upstream's Go decoder reads them: a field of the wrong type (``"11"`` for an
+integer, a float, an integer beyond int64, ``true`` for a string) answers 1199000; a missing or
+``null`` field is its zero value; unknown fields are ignored. The field types below say so once.
+Checks on values (an empty id, a page too large) are the handlers', with upstream's codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Generic, TypeVar, get_type_hints
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from cmdbgraph.db.tables import INT64_MAX, INT64_MIN
+
+Body = TypeVar("Body", bound="RequestModel")
+
+
+def _zero(value: object) -> Callable[[object], object]:
+    """Go's decoding of ``null``: the field keeps its zero value."""
+
+    def convert(given: object) -> object:
+        return value if given is None else given
+
+    return convert
+
+
+class LimitRef:
+    """A number of the OpenAPI document that comes from the limits in force (``Limits``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+# Field types, as Go decodes them.
+GoStr = Annotated[str, BeforeValidator(_zero(""))]
+GoBool = Annotated[bool, BeforeValidator(_zero(False))]
+Int64 = Annotated[
+    int,
+    Field(ge=INT64_MIN, le=INT64_MAX, json_schema_extra={"format": "int64"}),
+    BeforeValidator(_zero(0)),
+]
+GoStrList = Annotated[list[str], BeforeValidator(_zero([]))]
+Int64List = Annotated[list[Int64], BeforeValidator(_zero([]))]
+GoObject = Annotated[dict[str, Any], BeforeValidator(_zero({}))]
+
+
+class RequestModel(BaseModel):
+    """A request body: strict types, unknown fields ignored, ``null`` as the zero value."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+def nested(model: type[Body]) -> Any:
+    """A nested object field: ``null`` or missing is an empty object."""
+    return Annotated[model, BeforeValidator(_zero({}))]
+
+
+class BadBody(Exception):
+    """The body does not have the declared types: upstream answers 1199000."""
+
+
+def parse(model: type[Body], body: dict) -> Body:
+    """``body`` (a decoded JSON object) as ``model``; raises ``BadBody``."""
+    try:
+        return model.model_validate(body)
+    except ValidationError:
+        raise BadBody from None
+
+
+@dataclass(frozen=True)
+class RestCall(Generic[Body]):
+    """One call of the shim."""
+
+    name: str  # the ESB name: POST /api/c/compapi/v2/cc/<name>/
+    method: str  # the native route's method and path
+    path: str
+    request: type[Body]
+    data: Any  # the type of ``data`` on success (for the document)
+    handler: Callable[[Any, Body], Awaitable[Any]]
+    summary: str
+    description: str
+    tag: str = "instance associations"
+    aliases: tuple[str, ...] = ()  # older ESB names answered by the same call
+    idempotency_header: bool = False
+    # Request schema keywords the types cannot carry: property -> keywords (LimitRef allowed).
+    documented: dict[str, dict[str, Any]] = field(default_factory=dict)
+    required: tuple[str, ...] = ()  # what the document calls required (Go requires nothing)
+
+
+CALLS: list[RestCall] = []
+Handler = Callable[[Any, Any], Awaitable[Any]]
+
+
+def rest_call(
+    name: str,
+    method: str,
+    path: str,
+    *,
+    data: Any,
+    summary: str,
+    description: str,
+    **options: Any,
+) -> Callable[[Handler], Handler]:
+    """Declare the decorated handler as the call ``name``; its body model is the type of its
+    second parameter."""
+
+    def declare(handler: Handler) -> Handler:
+        request = get_type_hints(handler)["body"]
+        CALLS.append(
+            RestCall(
+                name=name,
+                method=method,
+                path=path,
+                request=request,
+                data=data,
+                handler=handler,
+                summary=summary,
+                description=description,
+                **options,
+            )
+        )
+        return handler
+
+    return declare

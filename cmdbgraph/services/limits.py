@@ -1,0 +1,70 @@
+"""Every limit in one place: upstream's fixed ceilings, and the ``Limits`` every layer reads,
+built from the settings. Also the one page-bounds check, with upstream's codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
+from cmdbgraph.settings import Settings
+
+# Upstream's own ceilings (BlueKing's API documents them; settings may only lower some).
+MAX_BATCH_SIZE = 200  # details per batch_create_instance_association
+MAX_CREATE = 200  # instances per createInstances
+MAX_DELETE_IDS = 500  # ids per delete_related_inst_asso / deleteInstAssociations
+RELATED_PAGE_SIZE = 500  # search_related_inst_asso's page.limit
+SEARCH_INST_PAGE_SIZE = 200  # search_inst_by_object's page.limit
+MAX_IDEMPOTENCY_KEY = 200  # characters
+IMPORT_CHUNK = 200  # rows per batch when importing: one batch call each
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one request may ask for."""
+
+    max_batch_size: int = MAX_BATCH_SIZE
+    max_create: int = MAX_CREATE
+    max_delete_ids: int = MAX_DELETE_IDS
+    default_page_size: int = 50
+    max_page_size: int = 500
+    default_nested_page_size: int = 10
+    max_nested_page_size: int = 200
+    related_page_size: int = RELATED_PAGE_SIZE
+    search_inst_page_size: int = SEARCH_INST_PAGE_SIZE
+    max_idempotency_key: int = MAX_IDEMPOTENCY_KEY
+    max_filter_length: int = 1_000
+    import_chunk: int = IMPORT_CHUNK
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            max_batch_size=settings.max_batch_size,
+            default_page_size=settings.default_page_size,
+            max_page_size=settings.max_page_size,
+            default_nested_page_size=settings.default_nested_page_size,
+            max_nested_page_size=settings.max_nested_page_size,
+            max_filter_length=settings.max_filter_length,
+        )
+
+
+def page_bounds(
+    start: int,
+    limit: int | None,
+    *,
+    default: int,
+    maximum: int,
+    start_name: str,
+    limit_name: str | None = None,
+) -> tuple[int, int]:
+    """``(start, limit)`` checked: a negative start answers 1199011 naming ``start_name``;
+    no limit means ``default``; a limit over ``maximum`` answers 1199059, as does one below 1
+    unless ``limit_name`` is given (then 1199011 naming it: GraphQL's arguments)."""
+    if start < 0:
+        raise parameter_invalid(start_name)
+    if limit is None:
+        limit = default
+    if limit < 1 and limit_name is not None:
+        raise parameter_invalid(limit_name)
+    if limit < 1 or limit > maximum:
+        raise CmdbError(ErrorCode.PAGE_LIMIT_EXCEEDED)
+    return start, limit
