@@ -2,85 +2,51 @@
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import os
-import shutil
 import subprocess
 import sys
-import threading
 
-import asyncpg
 import httpx
 import pytest
 
 from cmdbgraph.app import create_app
-from cmdbgraph.db import migrate
 from cmdbgraph.db.engine import Database
-from cmdbgraph.services import demo
 from cmdbgraph.settings import Settings
-from tests.helpers import uvicorn_server
-from tests.pgserver import postgres_server, require_binaries
-from tests.skip_report import pytest_terminal_summary  # noqa: F401  (a pytest hook)
-
-BACKENDS = ["sqlite", "postgresql"]
-_counter = itertools.count()
-
-
-def _run_in_thread(make_coroutine) -> None:
-    """Run a coroutine to completion on its own loop, even when called from a running loop."""
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(make_coroutine())
-        except BaseException as error:  # re-raised in the caller
-            errors.append(error)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-
-
-async def _migrate(url: str) -> None:
-    db = Database(Settings(database_url=url))
-    try:
-        await migrate.upgrade(db)
-        await demo.seed_demo(db)
-    finally:
-        await db.dispose()
+from tests.support.databases import (
+    BACKENDS,
+    PG_BUILTIN,
+    PG_TEMPLATE,
+    DatabaseFactory,
+    make_pg_template,
+    make_sqlite_template,
+    pg_database_names,
+    run_in_thread,
+)
+from tests.support.pgserver import postgres_server, require_binaries
+from tests.support.servers import uvicorn_server
+from tests.support.skip_report import pytest_terminal_summary  # noqa: F401  (a pytest hook)
 
 
 @pytest.fixture(scope="session")
 def pg_server():
+    """The throwaway PostgreSQL cluster. At the end of the run it must hold nothing but its
+    built-in databases and the template: every test's database was dropped after it."""
     require_binaries()
     with postgres_server() as server:
         yield server
+        left = run_in_thread(lambda: pg_database_names(server)) - PG_BUILTIN - {PG_TEMPLATE}
+        assert not left, f"databases left behind by the tests: {sorted(left)}"
 
 
 @pytest.fixture(scope="session")
 def pg_template(pg_server) -> str:
     """A migrated database holding the demo data, copied for each test."""
-
-    async def create() -> None:
-        conn = await asyncpg.connect(pg_server.dsn())
-        try:
-            await conn.execute("CREATE DATABASE cmdbgraph_template")
-        finally:
-            await conn.close()
-        await _migrate(pg_server.url("cmdbgraph_template"))
-
-    _run_in_thread(create)
-    return "cmdbgraph_template"
+    return make_pg_template(pg_server, PG_TEMPLATE)
 
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
-    _run_in_thread(lambda: _migrate(f"sqlite+aiosqlite:///{path}"))
-    return str(path)
+    return make_sqlite_template(tmp_path_factory.mktemp("template") / "template.sqlite3")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -89,22 +55,26 @@ def backend(request) -> str:
 
 
 @pytest.fixture
-async def database_url(backend, request, tmp_path) -> str:
+def fresh_databases(request, tmp_path):
+    """The fresh-database factory of this test: ``fresh_databases.new(backend)`` is the URL of a new
+    copy of the migrated demo database. The PostgreSQL ones are dropped after the test, once
+    every fixture that uses them (``db`` disposes its engines) has been torn down."""
+    factory = DatabaseFactory(
+        tmp_path,
+        sqlite_template=lambda: request.getfixturevalue("sqlite_template"),
+        postgres=lambda: (
+            request.getfixturevalue("pg_server"),
+            request.getfixturevalue("pg_template"),
+        ),
+    )
+    yield factory
+    factory.close()
+
+
+@pytest.fixture
+def database_url(backend, fresh_databases) -> str:
     """A fresh migrated database with the demo data, on the backend under test."""
-    if backend == "sqlite":
-        template = request.getfixturevalue("sqlite_template")
-        path = tmp_path / "test.sqlite3"
-        shutil.copyfile(template, path)
-        return f"sqlite+aiosqlite:///{path}"
-    server = request.getfixturevalue("pg_server")
-    template = request.getfixturevalue("pg_template")
-    name = f"test_{os.getpid()}_{next(_counter)}"
-    conn = await asyncpg.connect(server.dsn())
-    try:
-        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
-    finally:
-        await conn.close()
-    return server.url(name)
+    return fresh_databases.new(backend)
 
 
 @pytest.fixture
@@ -142,7 +112,7 @@ def _run(args: list[str], env: dict[str, str]) -> None:
 
 @pytest.fixture
 def demo_server(tmp_path):
-    """Base URL of a real uvicorn process serving a fresh demo database."""
+    """Base URL of a real ``cmdbgraph serve`` process serving a fresh demo database."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'demo.sqlite3'}"
     env = {**os.environ, "CMDBGRAPH_DATABASE_URL": url, "CMDBGRAPH_LOG_LEVEL": "warning"}
     # As scripts/demo.sh does, in one step: `seed --demo` applies the migrations first.

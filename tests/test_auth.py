@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cmdbgraph.app import create_app
 from cmdbgraph.db.engine import Database
@@ -38,9 +38,18 @@ from cmdbgraph.db.tables import (
 from cmdbgraph.services import associations, auth, catalog
 from cmdbgraph.services import instances as instance_service
 from cmdbgraph.services.caller import SYSTEM
-from cmdbgraph.services.errors import ErrorCode
 from cmdbgraph.settings import Settings
-from tests.helpers import BATCH_MUTATION, ESB_PATH, NATIVE_PATH
+from tests.support.calls import BATCH_MUTATION, ESB_PATH, NATIVE_PATH
+from tests.support.databases import row_counts
+from tests.support.upstream import (
+    APP_FAILED,
+    CODE_NAMES,
+    DENIED,
+    EN,
+    USER_FAILED,
+    ZH,
+    Upstream,
+)
 
 TRUSTED_PROXY = "127.0.0.1"  # httpx.ASGITransport's default client address
 UNTRUSTED_ADDRESS = ("10.20.30.40", 50000)
@@ -49,19 +58,6 @@ APP_CODE, APP_SECRET = "auth_test_app", "Known-App-Secret-5f7c1e9a"
 GONE_APP_CODE, GONE_APP_SECRET = "auth_gone_app", "Gone-App-Secret-88aa31"
 WRONG_SECRET = "Not-The-Secret-31d94b"
 NOBODY, MODELER, PICKER, CATALOGER = "auth_nobody", "auth_modeler", "auth_picker", "auth_catalog"
-
-ZH, EN = "zh", "en"
-APP_FAILED = ErrorCode.CALL_SOURCE_AUTHENTICATION_FAILED
-USER_FAILED = ErrorCode.AUTHORIZATION_QUERY_FAILED
-DENIED = ErrorCode.PERMISSION_DENIED
-MESSAGES = {
-    (APP_FAILED, ZH): "调用来源认证失败",
-    (APP_FAILED, EN): "call source authentication failed.",
-    (USER_FAILED, ZH): "[user]授权信息查询失败",
-    (USER_FAILED, EN): "'user' authorization information query failed",
-    (DENIED, ZH): "没有操作的权限",
-    (DENIED, EN): "Do not have access permission.",
-}
 
 ESB_KEYS = ["result", "code", "message", "permission", "request_id", "data"]
 NATIVE_KEYS = ["result", "bk_error_code", "bk_error_msg", "permission", "data"]
@@ -203,12 +199,12 @@ def graphql_outcome(response: httpx.Response, field_name: str) -> Outcome:
             "extensions",
         ]
         number = error["extensions"]["bkErrorCode"]
-        assert error["extensions"] == {"code": ErrorCode(number).name, "bkErrorCode": number}
+        assert error["extensions"] == {"code": CODE_NAMES[number], "bkErrorCode": number}
         return Outcome(response.status_code, number, error["message"], None, None, body)
     assert "errors" not in body, body
     result = body["data"][field_name]
     if result["__typename"] in ("PermissionDenied", "RequestError"):
-        assert result["code"] == ErrorCode(result["bkErrorCode"]).name
+        assert result["code"] == CODE_NAMES[result["bkErrorCode"]]
         assert (result["__typename"] == "PermissionDenied") is (result["bkErrorCode"] == 9900403)
         return Outcome(
             200, result["bkErrorCode"], result["message"], result.get("permission"), None, body
@@ -277,8 +273,8 @@ def created(outcome: Outcome) -> dict[str, int]:
     return data["success_created"]
 
 
-def assert_failed(outcome: Outcome, code: ErrorCode, language: str, status: int | None) -> None:
-    assert (outcome.code, outcome.message) == (code.value, MESSAGES[code, language]), outcome.body
+def assert_failed(outcome: Outcome, code: Upstream, language: str, status: int | None) -> None:
+    assert (outcome.code, outcome.message) == (code.code, code.text(language)), outcome.body
     if status is not None:
         assert outcome.status == status, outcome.body
 
@@ -321,15 +317,6 @@ def permission(language: str, *actions: tuple[int, str, list[int]]) -> dict:
 def same_json(actual: object, expected: object) -> bool:
     """Equal, keys in the same order (callers diff upstream's replies byte for byte)."""
     return json.dumps(actual, ensure_ascii=False) == json.dumps(expected, ensure_ascii=False)
-
-
-async def row_counts(db: Database, *tables) -> tuple[int, ...]:
-    tables = tables or (inst_associations, audit_entries)
-    found = []
-    async with db.read() as conn:
-        for table in tables:
-            found.append((await conn.execute(select(func.count()).select_from(table))).scalar_one())
-    return tuple(found)
 
 
 async def grant_instances(db: Database, user: str, bk_obj_id: str, inst_ids) -> None:
@@ -472,7 +459,7 @@ async def test_permission_object_lists_only_what_is_missing(client, db, world, i
         (host, "主机", [(22, "10.0.0.2"), (23, "10.0.0.3")]),
     )
     assert outcome.status == 200
-    message = MESSAGES[DENIED, language]
+    message = DENIED.text(language)
     if interface == "esb":
         assert same_json(
             outcome.body,
@@ -1245,9 +1232,9 @@ async def test_secrets_and_tokens_never_reach_the_logs(client, world, caplog):
         # (interface, credentials, expected code)
         ("esb", good, 0),
         ("graphql", good, 0),
-        ("native", app_credentials(bk_token=world.revoked_token), USER_FAILED.value),
-        ("esb", app_credentials(bk_token=world.expired_token), USER_FAILED.value),
-        ("graphql", app_credentials(CATALOGER, bk_token=world.token), USER_FAILED.value),
+        ("native", app_credentials(bk_token=world.revoked_token), USER_FAILED.code),
+        ("esb", app_credentials(bk_token=world.expired_token), USER_FAILED.code),
+        ("graphql", app_credentials(CATALOGER, bk_token=world.token), USER_FAILED.code),
         ("esb", app_credentials(bk_token=world.token, bk_app_secret=WRONG_SECRET), 1100004),
         ("graphql", app_credentials(MODELER, bk_app_secret=WRONG_SECRET), 1100004),
     ]

@@ -14,19 +14,29 @@ from sqlalchemy import select
 
 from cmdbgraph.db import bulk
 from cmdbgraph.db.tables import audit_entries, inst_associations
-from cmdbgraph.services import associations, instances
+from cmdbgraph.services import associations
 from cmdbgraph.services.caller import Caller
-from tests.helpers import (
+from tests.support import upstream
+from tests.support.calls import (
     BATCH_MUTATION,
     ESB_PATH,
     NATIVE_PATH,
     batch_input,
-    count_statements,
     demo_headers,
     graphql,
     rest_body,
-    row_counts,
-    writes_nothing,
+)
+from tests.support.databases import count_statements, new_instances, row_counts, writes_nothing
+from tests.support.upstream import (
+    BAD_JSON,
+    CODE_NAMES,
+    MAINLINE_REFUSED,
+    UNKNOWN_ASSOCIATION,
+    check_failed,
+    empty,
+    invalid,
+    item_error,
+    too_many,
 )
 
 INTERFACES = ["graphql", "esb", "native"]
@@ -55,78 +65,22 @@ CONNECT = ModelAsst("bk_switch", "host", "bk_switch_connect_host", "connect")  #
 MAINLINE = ModelAsst("host", "module", "host_bk_mainline_module", "bk_mainline")  # preset
 
 # ---------------------------------------------------------------------------------------------
-# Upstream's codes and messages, written out here rather than taken from the code under test.
+# Upstream's codes and messages (tests/support/upstream.py).
 
 OK = "ok"
-DUPLICATE = 1101038
-SOURCE_MISSING = 1101073
-TARGET_MISSING = 1101074
-ONE_TO_ONE = 1101052
-ONE_TO_MANY = 1101061
+# Per-item outcomes of the scenarios: OK or upstream's code.
+DUPLICATE = upstream.DUPLICATE.code
+SOURCE_MISSING = upstream.SOURCE_MISSING.code
+TARGET_MISSING = upstream.TARGET_MISSING.code
+ONE_TO_ONE = upstream.ONE_TO_ONE.code
+ONE_TO_MANY = upstream.ONE_TO_MANY.code
 
-ITEM_MESSAGES = {
-    DUPLICATE: ("关联关系 {src}->{dest} 重复", "the associations {src}->{dest} already exist"),
-    SOURCE_MISSING: ("关联实例不存在", "the association inst is not exist"),
-    TARGET_MISSING: ("被关联实例不存在", "the  inst to asst  is not exist"),
-    ONE_TO_ONE: (
-        "关联关系为1:1的，不能同时关联多个实例",
-        "can not create multiple instance association for a 1:1 association.",
-    ),
-    ONE_TO_MANY: (
-        "关联关系为1:n的，不能同时关联多个源模型实例",
-        "The relationship is 1:n, and multiple source model instances cannot be associated "
-        "at the same time.",
-    ),
-}
-
-# GraphQL's stable names for upstream's numeric codes.
-CODE_NAMES = {
-    1199000: "JSON_INVALID",
-    1199006: "PARAMETER_CHECK_FAILED",
-    1199011: "PARAMETER_INVALID",
-    1199035: "EXCEEDS_LIMIT",
-    1199038: "EMPTY",
-    1101046: "MODEL_ASSOCIATION_NOT_FOUND",
-    1101082: "MAINLINE_NOT_ALLOWED",
-    DUPLICATE: "ASSOCIATION_ALREADY_EXISTS",
-    SOURCE_MISSING: "SOURCE_INSTANCE_NOT_FOUND",
-    TARGET_MISSING: "TARGET_INSTANCE_NOT_FOUND",
-    ONE_TO_ONE: "ONE_TO_ONE_VIOLATION",
-    ONE_TO_MANY: "ONE_TO_MANY_VIOLATION",
-}
-
-
-def invalid(name: str) -> tuple[int, str, str]:
-    return (
-        1199011,
-        f"'{name}' 参数无效或不存在",
-        f"'{name}' the parameter is invalid or does not exist",
-    )
-
-
-def check_failed(name: str) -> tuple[int, str, str]:
-    return (
-        1199006,
-        f"'{name}' 数据参数校验不通过",
-        f"'{name}' data parameter verification does not pass",
-    )
-
-
-BAD_JSON = (1199000, "反序列化JSON数据失败", "Deserializing JSON data failed")
-EMPTY_DETAILS = (1199038, "数据 details 不能为空", "need data details is null")
-TOO_MANY_DETAILS = (1199035, " details 超过限制 200", " details exceed the limit 200")
-UNKNOWN_ASSOCIATION = (1101046, "模型的关联关系不存在", "object association does not exist.")
-MAINLINE_REFUSED = (
-    1101082,
-    "bk_mainline 为内置关联类型，不能用于当前场景",
-    "bk_mainline association type can't use in this scene",
-)
+EMPTY_DETAILS = empty("details")
+TOO_MANY_DETAILS = too_many("details", 200)
 
 
 def item_message(code: int, asst: ModelAsst, language: str) -> str:
-    zh, en = ITEM_MESSAGES[code]
-    template = en if language == "en" else zh
-    return template.format(src=asst.bk_obj_id, dest=asst.bk_asst_obj_id)
+    return item_error(code, asst.bk_obj_id, asst.bk_asst_obj_id).text(language)
 
 
 def go_order(indexes) -> list[str]:
@@ -258,22 +212,6 @@ async def store(db, asst: ModelAsst, details) -> list[int]:
     )
     assert result.failed_count == 0
     return [item.association.id for item in result.items]
-
-
-async def new_instances(db, bk_obj_id: str, prefix: str, count: int) -> list[int]:
-    ids: list[int] = []
-    for start in range(0, count, 200):
-        created = await instances.create_instances(
-            db,
-            SERVICE_CALLER,
-            bk_obj_id,
-            [
-                instances.NewInstance(f"{prefix}-{i:03}")
-                for i in range(start, min(count, start + 200))
-            ],
-        )
-        ids.extend(i.bk_inst_id for i in created)
-    return ids
 
 
 async def stored_associations(db, ids) -> dict[int, dict]:
@@ -885,8 +823,8 @@ async def test_a_failure_after_rows_are_inserted_leaves_nothing_behind(
 
 @pytest.mark.parametrize("asst", [BELONG, CONNECT, DEFAULT], ids=lambda a: a.bk_obj_asst_id)
 async def test_statement_count_does_not_grow_with_the_batch(db, asst):
-    sources = await new_instances(db, asst.bk_obj_id, "stmt-src", 201)
-    targets = await new_instances(db, asst.bk_asst_obj_id, "stmt-dest", 201)
+    sources = await new_instances(db, asst.bk_obj_id, "stmt-src", 201, caller=SERVICE_CALLER)
+    targets = await new_instances(db, asst.bk_asst_obj_id, "stmt-dest", 201, caller=SERVICE_CALLER)
     pairs = list(zip(sources, targets, strict=True))
 
     async def counted(details, expected_outcome: str | int) -> int:
@@ -926,8 +864,8 @@ query Listing($limit: Int!) {
 
 
 async def test_listing_instances_with_associations_costs_constant_statements(client, db):
-    switches = await new_instances(db, "bk_switch", "dl-sw", 50)
-    hosts = await new_instances(db, "host", "dl-host", 50)
+    switches = await new_instances(db, "bk_switch", "dl-sw", 50, caller=SERVICE_CALLER)
+    hosts = await new_instances(db, "host", "dl-host", 50, caller=SERVICE_CALLER)
     association_ids = await store(db, BELONG, zip(switches, hosts, strict=True))
 
     async def listing(limit: int) -> tuple[list[dict], int]:

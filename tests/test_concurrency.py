@@ -12,14 +12,10 @@ had it come second). Finally raw INSERTs that break a rule are refused by the da
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import socket
-import sys
-import time
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -38,20 +34,13 @@ from cmdbgraph.services.catalog import (
 )
 from cmdbgraph.services.instances import NewInstance, create_instances
 from cmdbgraph.settings import Settings
-from tests.test_reference_model import (
-    DUPLICATE,
-    ONE_TO_MANY,
-    ONE_TO_ONE,
-    SOURCE_MISSING,
-    TARGET_MISSING,
-    ModelAsst,
-    Reference,
-)
+from tests.support.calls import ESB_PATH
+from tests.support.reference import ModelAsst, Reference
+from tests.support.servers import live_server
+from tests.support.upstream import ITEM_ERRORS, item_error
 
 # The demo user "admin" holds the edit grant on every model.
 CALLER = Caller(username="admin", app_code="tests", request_id="concurrency")
-REPO = Path(__file__).resolve().parent.parent
-ESB_PATH = "/api/c/compapi/v2/cc/batch_create_instance_association/"
 SRC, DEST = "cc_src", "cc_dst"
 MISSING_ID = 10**12
 
@@ -314,100 +303,8 @@ async def test_repeated_identical_batches_create_each_association_once(db):
 # ---------------------------------------------------------------------------------------------
 # Two server processes on the same database.
 
-# The texts of the behaviour spec, section 3, back to their codes.
-_CODES = {
-    f"关联关系 {SRC}->{DEST} 重复": DUPLICATE,
-    "关联实例不存在": SOURCE_MISSING,
-    "被关联实例不存在": TARGET_MISSING,
-    "关联关系为1:1的，不能同时关联多个实例": ONE_TO_ONE,
-    "关联关系为1:n的，不能同时关联多个源模型实例": ONE_TO_MANY,
-}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """One ``uvicorn`` process serving the app on 127.0.0.1; its output is kept for failures."""
-
-    def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self.port = _free_port()
-        self.process: asyncio.subprocess.Process | None = None
-        self.output = bytearray()
-        self._drain: asyncio.Task | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        env = {
-            **os.environ,
-            "CMDBGRAPH_DATABASE_URL": self.database_url,
-            "CMDBGRAPH_AUTH": "false",
-        }
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "cmdbgraph.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--log-level",
-            "warning",
-            cwd=REPO,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        self._drain = asyncio.create_task(self._keep_output())
-
-    async def _keep_output(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        while chunk := await self.process.stdout.read(65536):
-            self.output += chunk
-            del self.output[:-65536]  # the tail is enough
-
-    async def wait_ready(self, client: httpx.AsyncClient, within: float = 30.0) -> None:
-        """Bounded polling of ``/healthz`` until the server answers."""
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.returncode is not None:
-                break
-            try:
-                response = await client.get(f"{self.base_url}/healthz", timeout=2)
-                if response.status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"server on port {self.port} did not start:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.output.decode(errors="replace")
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), timeout=10)
-            except TimeoutError:
-                self.process.kill()
-                await asyncio.wait_for(self.process.wait(), timeout=10)
-        if self._drain is not None:
-            try:
-                await asyncio.wait_for(self._drain, timeout=5)
-            except TimeoutError:
-                self._drain.cancel()
+# Upstream's per-item texts (behaviour spec, section 3) back to their codes.
+_CODES = {item_error(code, SRC, DEST).zh: code for code in ITEM_ERRORS}
 
 
 def _rest_outcome(request: Request, response: httpx.Response) -> Outcome:
@@ -424,22 +321,27 @@ def _rest_outcome(request: Request, response: httpx.Response) -> Outcome:
     ]
 
 
-async def test_two_server_processes_keep_the_rules(db):
+async def test_two_server_processes_keep_the_rules(db, tmp_path):
     setup = await _prepare(db)
     audited_before = await _audited_creates(db)
     requests = _conflicting_requests(setup, count=40, seed=7)
-    servers = [Server(db.settings.database_url) for _ in range(2)]
-    try:
+    with ExitStack() as stack:
+        servers = [
+            stack.enter_context(
+                live_server(
+                    db.settings.database_url,
+                    tmp_path / f"server-{number}.log",
+                    env={"CMDBGRAPH_AUTH": "false"},
+                )
+            )
+            for number in range(2)
+        ]
         async with httpx.AsyncClient(timeout=30) as client:
-            for server in servers:
-                await server.start()
-            for server in servers:
-                await server.wait_ready(client)
 
             async def one(number: int, request: Request) -> Outcome:
                 server = servers[number % len(servers)]
                 response = await client.post(
-                    f"{server.base_url}{ESB_PATH}",
+                    f"{server.url}{ESB_PATH}",
                     json={
                         "bk_app_code": "tests",
                         "bk_username": "admin",
@@ -462,12 +364,7 @@ async def test_two_server_processes_keep_the_rules(db):
                 timeout=90,
             )
             for server in servers:
-                assert server.process is not None and server.process.returncode is None, (
-                    server.log()
-                )
-    finally:
-        for server in servers:
-            await server.stop()
+                assert server.process.poll() is None, server.log()
     logs = "\n".join(server.log() for server in servers)
     for number, answer in enumerate(answers):
         assert not isinstance(answer, BaseException), f"request {number}: {answer!r}\n{logs}"

@@ -41,7 +41,8 @@ import httpx
 import pytest
 import requests
 
-from tests.helpers import LiveServer, demo_headers, live_server
+from tests.support.calls import demo_headers
+from tests.support.servers import LiveServer, live_server
 
 REQUEST_TIMEOUT = 45.0  # seconds; the server itself answers 504 after 30 (request_timeout_seconds)
 RSS_GROWTH_LIMIT_KB = 150 * 1024

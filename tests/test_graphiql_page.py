@@ -16,7 +16,7 @@ import pytest
 from cmdbgraph.app import create_app
 from cmdbgraph.http import graphiql
 from cmdbgraph.settings import Settings
-from tests.helpers import demo_headers
+from tests.support.calls import demo_headers
 
 BASE = "http://testserver"
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}

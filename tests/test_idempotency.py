@@ -24,10 +24,13 @@ from sqlalchemy import select, update
 
 from cmdbgraph.app import create_app
 from cmdbgraph.db.tables import idempotency_keys, inst_associations
-from cmdbgraph.services import associations, auth, instances
+from cmdbgraph.services import associations, auth
 from cmdbgraph.services.caller import SYSTEM, Caller
 from cmdbgraph.settings import Settings
-from tests.helpers import ESB_PATH, NATIVE_PATH, row_counts, writes_nothing
+from tests.support import upstream
+from tests.support.calls import ESB_PATH, NATIVE_PATH
+from tests.support.databases import new_instances, row_counts, writes_nothing
+from tests.support.upstream import check_failed, invalid, item_error
 
 MUTATION = """
 mutation Batch($input: BatchCreateInstAssociationsInput!) {
@@ -65,32 +68,19 @@ CONNECT = Asst("bk_switch", "host", "bk_switch_connect_host")  # preset, 1:n
 DEFAULT = Asst("bk_router", "bk_firewall", "bk_router_default_bk_firewall")  # demo, 1:1
 
 OK = "ok"
-DUPLICATE = 1101038
-SOURCE_MISSING = 1101073
-TARGET_MISSING = 1101074
-ONE_TO_ONE = 1101052
-ONE_TO_MANY = 1101061
-MESSAGES = {
-    DUPLICATE: "关联关系 {src}->{dest} 重复",
-    SOURCE_MISSING: "关联实例不存在",
-    TARGET_MISSING: "被关联实例不存在",
-    ONE_TO_ONE: "关联关系为1:1的，不能同时关联多个实例",
-    ONE_TO_MANY: "关联关系为1:n的，不能同时关联多个源模型实例",
-}
-KEY_REUSED = (
-    1199006,
-    "'Idempotency-Key' 数据参数校验不通过",
-    "'Idempotency-Key' data parameter verification does not pass",
-)
-KEY_INVALID = (
-    1199011,
-    "'Idempotency-Key' 参数无效或不存在",
-    "'Idempotency-Key' the parameter is invalid or does not exist",
-)
+# Per-item outcomes: OK or upstream's code (tests/support/upstream.py).
+DUPLICATE = upstream.DUPLICATE.code
+SOURCE_MISSING = upstream.SOURCE_MISSING.code
+TARGET_MISSING = upstream.TARGET_MISSING.code
+ONE_TO_ONE = upstream.ONE_TO_ONE.code
+ONE_TO_MANY = upstream.ONE_TO_MANY.code
+KEY_REUSED = check_failed("Idempotency-Key")
+KEY_INVALID = invalid("Idempotency-Key")
 
 
 def message(code: int, asst: Asst) -> str:
-    return MESSAGES[code].format(src=asst.bk_obj_id, dest=asst.bk_asst_obj_id)
+    """Upstream's Chinese text of the per-item failure ``code`` (the default language)."""
+    return item_error(code, asst.bk_obj_id, asst.bk_asst_obj_id).zh
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,22 +226,6 @@ async def store(db, asst: Asst, pairs) -> None:
         ),
     )
     assert result.failed_count == 0, result.error_msg("en")
-
-
-async def new_instances(db, bk_obj_id: str, prefix: str, count: int) -> list[int]:
-    ids: list[int] = []
-    for start in range(0, count, 200):
-        created = await instances.create_instances(
-            db,
-            SYSTEM,
-            bk_obj_id,
-            [
-                instances.NewInstance(f"{prefix}-{i:03}")
-                for i in range(start, min(count, start + 200))
-            ],
-        )
-        ids.extend(i.bk_inst_id for i in created)
-    return ids
 
 
 # Among the demo instances: two new associations and one that fails (there is no instance 12).

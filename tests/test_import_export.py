@@ -5,51 +5,48 @@ database, or against a running server (``--url``). Every test runs on both datab
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import itertools
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from cmdbgraph.db.engine import Database
-from cmdbgraph.db.tables import audit_entries, inst_associations
-from cmdbgraph.services import associations, catalog, instances
+from cmdbgraph.db.tables import inst_associations
+from cmdbgraph.services import associations, catalog
 from cmdbgraph.services.caller import SYSTEM
-from cmdbgraph.settings import Settings
-from tests.helpers import uvicorn_server
+from tests.support import upstream
+from tests.support.databases import new_instances, open_database, row_counts
+from tests.support.servers import uvicorn_server
 
 HEADER = "bk_obj_asst_id,bk_inst_id,bk_asst_inst_id"
 BELONG = "bk_switch_belong_host"  # demo, n:n
 CONNECT = "bk_switch_connect_host"  # preset, 1:n
 DEFAULT = "bk_router_default_bk_firewall"  # demo, 1:1
 
-# Upstream's English messages (the command reports in English).
-SOURCE_MISSING = (1101073, "the association inst is not exist")
-TARGET_MISSING = (1101074, "the  inst to asst  is not exist")
-UNKNOWN_ASSOCIATION = (1101046, "object association does not exist.")
-ONE_TO_ONE = (1101052, "can not create multiple instance association for a 1:1 association.")
-ONE_TO_MANY = (
-    1101061,
-    "The relationship is 1:n, and multiple source model instances cannot be associated "
-    "at the same time.",
-)
-BAD_JSON = (1199000, "Deserializing JSON data failed")
+
+def english(error: upstream.Upstream) -> tuple[int, str]:
+    """Upstream's code and English text (the command reports in English)."""
+    return error.code, error.en
+
+
+SOURCE_MISSING = english(upstream.SOURCE_MISSING)
+TARGET_MISSING = english(upstream.TARGET_MISSING)
+UNKNOWN_ASSOCIATION = english(upstream.UNKNOWN_ASSOCIATION)
+ONE_TO_ONE = english(upstream.ONE_TO_ONE)
+ONE_TO_MANY = english(upstream.ONE_TO_MANY)
+BAD_JSON = english(upstream.BAD_JSON)
 
 
 def invalid(name: str) -> tuple[int, str]:
-    return (1199011, f"'{name}' the parameter is invalid or does not exist")
+    return english(upstream.invalid(name))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,32 +99,6 @@ async def stored_rows(db, bk_obj_asst_id: str | None = None) -> set[tuple]:
         return {tuple(row) for row in await conn.execute(query)}
 
 
-async def row_counts(db) -> tuple[int, int]:
-    async with db.read() as conn:
-        return tuple(
-            [
-                (await conn.execute(select(func.count()).select_from(table))).scalar_one()
-                for table in (inst_associations, audit_entries)
-            ]
-        )
-
-
-async def new_instances(db, bk_obj_id: str, prefix: str, count: int) -> list[int]:
-    ids: list[int] = []
-    for start in range(0, count, 200):
-        created = await instances.create_instances(
-            db,
-            SYSTEM,
-            bk_obj_id,
-            [
-                instances.NewInstance(f"{prefix}-{i:03}")
-                for i in range(start, min(count, start + 200))
-            ],
-        )
-        ids.extend(i.bk_inst_id for i in created)
-    return ids
-
-
 async def store(db, bk_obj_asst_id: str, src: str, dest: str, pairs) -> None:
     for start in range(0, len(pairs), 200):
         result = await associations.batch_create(
@@ -143,34 +114,10 @@ async def store(db, bk_obj_asst_id: str, src: str, dest: str, pairs) -> None:
         assert result.failed_count == 0, result.error_msg("en")
 
 
-_fresh_counter = itertools.count()
-
-
 @pytest.fixture
-async def fresh_database_url(backend, request, tmp_path) -> str:
+def fresh_database_url(backend, fresh_databases) -> str:
     """A second fresh database with the demo data, on the backend under test."""
-    if backend == "sqlite":
-        path = tmp_path / "fresh.sqlite3"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite+aiosqlite:///{path}"
-    server = request.getfixturevalue("pg_server")
-    template = request.getfixturevalue("pg_template")
-    name = f"fresh_{os.getpid()}_{next(_fresh_counter)}"
-    conn = await asyncpg.connect(server.dsn())
-    try:
-        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
-    finally:
-        await conn.close()
-    return server.url(name)
-
-
-@contextlib.asynccontextmanager
-async def database(url: str):
-    db = Database(Settings(database_url=url))
-    try:
-        yield db
-    finally:
-        await db.dispose()
+    return fresh_databases.new(backend, "fresh")
 
 
 @pytest.fixture
@@ -568,7 +515,7 @@ async def test_import_of_an_export_gives_the_same_associations(
             "bk_asst_inst_id",
         }
 
-    async with database(fresh_database_url) as fresh:
+    async with open_database(fresh_database_url) as fresh:
         # The same instances, with the same ids; no association yet.
         switches = await new_instances(fresh, "bk_switch", "exp-sw", 60)
         await new_instances(fresh, "host", "exp-host", 100)

@@ -15,29 +15,29 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cmdbgraph.db import migrate
 from cmdbgraph.db.engine import Database
-from cmdbgraph.services import associations, demo, instances
+from cmdbgraph.services import associations, instances
 from cmdbgraph.services.caller import SYSTEM
-from cmdbgraph.settings import Settings
-from tests.helpers import NATIVE_PATH, demo_headers, live_server, rest_body
-from tests.pgserver import postgres_server, require_binaries
+from tests.support.calls import NATIVE_PATH, demo_headers, rest_body
+from tests.support.databases import migrate_with_demo, open_database
+from tests.support.pgserver import postgres_server, require_binaries
+from tests.support.servers import live_server
 
 ESB_BATCH = "/api/c/compapi/v2/cc/batch_create_instance_association/"
 
 
-def prepare(url: str, work=None) -> None:
-    async def run() -> None:
-        db = Database(Settings(database_url=url))
-        try:
-            await migrate.upgrade(db)
-            await demo.seed_demo(db)
-            if work is not None:
-                await work(db)
-        finally:
-            await db.dispose()
+def prepare(fresh_databases, name: str, work=None) -> str:
+    """The URL of a fresh demo database on SQLite (``<tmp_path>/<name>.sqlite3``), after
+    ``work(db)`` ran on it."""
+    url = fresh_databases.new("sqlite", name)
 
-    asyncio.run(run())
+    async def run() -> None:
+        async with open_database(url) as db:
+            await work(db)
+
+    if work is not None:
+        asyncio.run(run())
+    return url
 
 
 def batch(pairs, bk_obj_asst_id="bk_switch_belong_host") -> dict:
@@ -57,9 +57,8 @@ FORGED = {
 }
 
 
-def test_forged_proxy_headers_from_an_untrusted_peer_are_ignored(tmp_path):
-    url = f"sqlite+aiosqlite:///{tmp_path / 'proxy.sqlite3'}"
-    prepare(url)
+def test_forged_proxy_headers_from_an_untrusted_peer_are_ignored(fresh_databases, tmp_path):
+    url = prepare(fresh_databases, "proxy")
     env = {"CMDBGRAPH_TRUSTED_PROXIES": "10.9.9.9,192.0.2.0/24"}
     with live_server(url, tmp_path / "server.log", env=env) as server:
         for forwarded in ("10.9.9.9", "192.0.2.7", "10.9.9.9, 127.0.0.1", "127.0.0.1"):
@@ -82,9 +81,8 @@ def test_forged_proxy_headers_from_an_untrusted_peer_are_ignored(tmp_path):
         assert counted.json()["data"]["instAssociations"]["totalCount"] == 0
 
 
-def test_a_trusted_peer_may_name_the_caller_and_the_client_address(tmp_path):
-    url = f"sqlite+aiosqlite:///{tmp_path / 'proxy.sqlite3'}"
-    prepare(url)
+def test_a_trusted_peer_may_name_the_caller_and_the_client_address(fresh_databases, tmp_path):
+    url = prepare(fresh_databases, "proxy")
     env = {"CMDBGRAPH_TRUSTED_PROXIES": "127.0.0.1", "CMDBGRAPH_LOG_LEVEL": "info"}
     log_path = tmp_path / "server.log"
     with live_server(url, log_path, env=env) as server:
@@ -136,9 +134,8 @@ async def _fill(db: Database) -> None:
         )
 
 
-def test_health_stays_fast_while_the_largest_reads_run(tmp_path):
-    url = f"sqlite+aiosqlite:///{tmp_path / 'heavy.sqlite3'}"
-    prepare(url, _fill)
+def test_health_stays_fast_while_the_largest_reads_run(fresh_databases, tmp_path):
+    url = prepare(fresh_databases, "heavy", _fill)
     with live_server(url, tmp_path / "server.log") as server:
         over = HEAVIEST.replace(f"limit: {TARGETS}", f"limit: {TARGETS + 1}")
         refused = httpx.post(
@@ -201,10 +198,10 @@ def _without_root_overrides() -> tuple[str, ...]:
     return ("setpriv", "--bounding-set=-dac_override,-dac_read_search", "--")
 
 
-def test_sqlite_writes_recover_once_the_file_is_writable_again(tmp_path):
+def test_sqlite_writes_recover_once_the_file_is_writable_again(fresh_databases, tmp_path):
+    url = prepare(fresh_databases, "ro")
     path = tmp_path / "ro.sqlite3"
-    url = f"sqlite+aiosqlite:///{path}"
-    prepare(url)
+    assert url == f"sqlite+aiosqlite:///{path}"
     log_path = tmp_path / "server.log"
     with live_server(url, log_path, command=_without_root_overrides()) as server:
         headers = demo_headers()
@@ -242,7 +239,7 @@ def own_postgres():
 
 def test_a_database_outage_is_503_logged_once_and_recovers(own_postgres, tmp_path: Path):
     url = own_postgres.url()
-    prepare(url)
+    asyncio.run(migrate_with_demo(url))
     log_path = tmp_path / "server.log"
     with live_server(url, log_path) as server:
         headers = demo_headers()

@@ -5,25 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cmdbgraph.app import create_app
 from cmdbgraph.db import migrate
 from cmdbgraph.db.engine import Database
-from cmdbgraph.db.tables import audit_entries, inst_associations
-from cmdbgraph.services import associations, demo, instances
+from cmdbgraph.db.tables import inst_associations
+from cmdbgraph.services import associations, instances
 from cmdbgraph.services.caller import SYSTEM
 from cmdbgraph.settings import Settings
-from tests.helpers import (
+from tests.support.calls import (
     BATCH_MUTATION,
     ESB_PATH,
     NATIVE_PATH,
@@ -31,20 +26,13 @@ from tests.helpers import (
     demo_headers,
     rest_body,
 )
+from tests.support.databases import row_counts
+from tests.support.servers import live_server, serve_to_exit
 
 
 async def _client_for(settings: Settings):
     app = create_app(settings)
     return app, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-
-
-async def _counts(db: Database) -> tuple[int, int]:
-    async with db.read() as conn:
-        rows = (
-            await conn.execute(select(func.count()).select_from(inst_associations))
-        ).scalar_one()
-        audits = (await conn.execute(select(func.count()).select_from(audit_entries))).scalar_one()
-    return rows, audits
 
 
 async def _post_graphql(client, query, variables=None, **headers):
@@ -144,14 +132,14 @@ async def test_timeout_answers_504_and_writes_nothing(database_url):
     settings = Settings(database_url=database_url, request_timeout_seconds=0.001)
     app, client = await _client_for(settings)
     db = app.state.db
-    before = await _counts(db)
+    before = await row_counts(db)
     async with client:
         response = await client.post(
             ESB_PATH, json=rest_body("bk_switch", "host", "bk_switch_belong_host", [(11, 21)])
         )
     assert response.status_code == 504
     assert response.json()["result"] is False
-    assert await _counts(db) == before
+    assert await row_counts(db) == before
     await db.dispose()
 
 
@@ -364,12 +352,6 @@ async def test_one_log_line_per_request(client, caplog):
 # --- start-up and shutdown (real processes) ---------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_serve_refuses_a_database_behind_its_migrations(tmp_path):
     url = f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}"
 
@@ -379,48 +361,14 @@ def test_serve_refuses_a_database_behind_its_migrations(tmp_path):
         await db.dispose()
 
     asyncio.run(old())
-    env = {**os.environ, "CMDBGRAPH_DATABASE_URL": url, "CMDBGRAPH_PORT": str(_free_port())}
-    result = subprocess.run(
-        [sys.executable, "-m", "cmdbgraph.cli", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = serve_to_exit(url)
     assert result.returncode == 1
     assert "cmdbgraph db upgrade" in result.stderr
 
 
-def test_sigterm_lets_in_flight_requests_finish(tmp_path):
-    url = f"sqlite+aiosqlite:///{tmp_path / 'live.sqlite3'}"
-
-    async def prepare() -> None:
-        db = Database(Settings(database_url=url))
-        await migrate.upgrade(db)
-        await demo.seed_demo(db)
-        await db.dispose()
-
-    asyncio.run(prepare())
-    port = _free_port()
-    env = {**os.environ, "CMDBGRAPH_DATABASE_URL": url, "CMDBGRAPH_PORT": str(port)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "cmdbgraph.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            assert server.poll() is None, server.stderr.read().decode()
-            time.sleep(0.2)
-
+def test_sigterm_lets_in_flight_requests_finish(fresh_databases, tmp_path):
+    url = fresh_databases.new("sqlite", "live")
+    with live_server(url, tmp_path / "server.log") as server:
         body = json.dumps(
             rest_body("bk_switch", "host", "bk_switch_belong_host", [(11, 21), (13, 22)])
         ).encode()
@@ -428,14 +376,14 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path):
         async def slow_body():
             # The request is in flight (headers sent, body trickling) when SIGTERM arrives.
             yield body[:10]
-            server.send_signal(signal.SIGTERM)
+            server.process.send_signal(signal.SIGTERM)
             await asyncio.sleep(1.0)
             yield body[10:]
 
         async def send() -> httpx.Response:
             async with httpx.AsyncClient(timeout=30) as http:
                 return await http.post(
-                    f"http://127.0.0.1:{port}{ESB_PATH}",
+                    f"{server.url}{ESB_PATH}",
                     content=slow_body(),
                     headers={"content-type": "application/json", "content-length": str(len(body))},
                 )
@@ -444,11 +392,7 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path):
         assert response.status_code == 200
         assert response.json()["data"]["success_created"].keys() == {"0", "1"}
         # uvicorn exits cleanly, then re-raises SIGTERM so supervisors see the usual status.
-        assert server.wait(timeout=30) in (0, -signal.SIGTERM)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
 
 
 async def test_service_objects_are_usable_without_http(db):
@@ -468,33 +412,11 @@ async def test_service_objects_are_usable_without_http(db):
     assert result.created_count == 1
 
 
-async def test_serve_with_several_workers_shares_one_database(database_url):
+async def test_serve_with_several_workers_shares_one_database(database_url, tmp_path):
     """`cmdbgraph serve --workers 2`: concurrent conflicting batches through both processes
     each get an answer, and the 1:1 rule holds in what was stored."""
-    port = _free_port()
-    env = {**os.environ, "CMDBGRAPH_DATABASE_URL": database_url, "CMDBGRAPH_PORT": str(port)}
-    server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "cmdbgraph.cli",
-        "serve",
-        "--workers",
-        "2",
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "server did not start"
-                await asyncio.sleep(0.2)
+    with live_server(database_url, tmp_path / "server.log", args=("--workers", "2")) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             # Every request wants router 31 or 32 with firewall 41 or 42 under a 1:1 rule.
             bodies = [
                 rest_body(
@@ -509,9 +431,6 @@ async def test_serve_with_several_workers_shares_one_database(database_url):
         assert [r.status_code for r in replies] == [200] * len(bodies)
         created = [r.json()["data"]["success_created"] for r in replies]
         assert sum(len(c) for c in created) == 2  # one router per firewall, at most
-    finally:
-        server.terminate()
-        await asyncio.wait_for(server.wait(), timeout=30)
     db = Database(Settings(database_url=database_url))
     try:
         async with db.read() as conn:

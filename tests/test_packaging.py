@@ -75,7 +75,7 @@ def test_the_readme_test_command_never_skips():
 
 def test_a_run_with_skipped_tests_says_so_loudly(tmp_path):
     (tmp_path / "conftest.py").write_text(
-        "from tests.skip_report import pytest_terminal_summary  # noqa: F401\n"
+        "from tests.support.skip_report import pytest_terminal_summary  # noqa: F401\n"
     )
     (tmp_path / "test_half.py").write_text(
         "import pytest\n\n"

@@ -20,7 +20,8 @@ from cmdbgraph.db.tables import instances as instances_table
 from cmdbgraph.services import instances
 from cmdbgraph.services.caller import SYSTEM
 from cmdbgraph.settings import Settings
-from tests.helpers import demo_headers, rest_body, writes_nothing
+from tests.support.calls import demo_headers, rest_body
+from tests.support.databases import writes_nothing
 
 INT64_MAX = 2**63 - 1
 ESB = "/api/c/compapi/v2/cc"

@@ -1,16 +1,16 @@
 """The set-based batch create against a plain per-item model of upstream's algorithm.
 
-``Reference`` walks the details one at a time exactly as BlueKing CMDB does (behaviour spec,
-section 3): every accepted item is stored before the next one is checked. The test creates,
-through the services, three models, model associations of every mapping (one of a model with
-itself) and a pool of instances; hypothesis draws which mappings an example uses, how many
-instances it may name, and a sequence of batches (partial, all-or-nothing, dry run) whose ids
-come from a small space: instances of the right and of the wrong model, demo instances,
-unknown, zero, negative and extreme ids. Duplicates within a batch and against stored rows,
-mapping conflicts and missing instances are frequent; a few explicit examples pin the cases
-where only the stored state decides. Every batch goes through the service and through the
-model: the per-index outcome, the messages in both languages, the stored rows, their ids and
-the audit entries must agree.
+``Reference`` (tests/support/reference.py) walks the details one at a time exactly as BlueKing
+CMDB does (behaviour spec, section 3): every accepted item is stored before the next one is
+checked. The test creates, through the services, three models, model associations of every
+mapping (one of a model with itself) and a pool of instances; hypothesis draws which mappings
+an example uses, how many instances it may name, and a sequence of batches (partial,
+all-or-nothing, dry run) whose ids come from a small space: instances of the right and of the
+wrong model, demo instances, unknown, zero, negative and extreme ids. Duplicates within a batch
+and against stored rows, mapping conflicts and missing instances are frequent; a few explicit
+examples pin the cases where only the stored state decides. Every batch goes through the
+service and through the model: the per-index outcome, the messages in both languages, the
+stored rows, their ids and the audit entries must agree.
 
 Hypothesis runs every example in one test, so the examples share the test's database and one
 event loop kept in a thread: each example first deletes the associations of the test's model
@@ -20,13 +20,9 @@ associations, so it starts from none.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
-import shutil
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import asyncpg
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
@@ -42,39 +38,22 @@ from cmdbgraph.services.catalog import (
     create_model,
     create_model_association,
 )
-from cmdbgraph.services.errors import EN, ZH, ErrorCode
+from cmdbgraph.services.errors import ErrorCode
 from cmdbgraph.services.instances import NewInstance, create_instances
 from cmdbgraph.settings import Settings
+from tests.support import upstream
+from tests.support.reference import ModelAsst, Reference, expected_messages
+from tests.support.upstream import EN, ZH
 
 # The demo user "admin" holds the edit grant on every model: permissions are checked, and pass.
 CALLER = Caller(username="admin", app_code="tests", request_id="refmodel")
 
-DUPLICATE = 1101038
-SOURCE_MISSING = 1101073
-TARGET_MISSING = 1101074
-ONE_TO_ONE = 1101052
-ONE_TO_MANY = 1101061
-
-# The texts of the behaviour spec, section 3, written out here rather than taken from the code.
-MESSAGES = {
-    ZH: {
-        DUPLICATE: "关联关系 {src}->{dest} 重复",
-        SOURCE_MISSING: "关联实例不存在",
-        TARGET_MISSING: "被关联实例不存在",
-        ONE_TO_ONE: "关联关系为1:1的，不能同时关联多个实例",
-        ONE_TO_MANY: "关联关系为1:n的，不能同时关联多个源模型实例",
-    },
-    EN: {
-        DUPLICATE: "the associations {src}->{dest} already exist",
-        SOURCE_MISSING: "the association inst is not exist",
-        TARGET_MISSING: "the  inst to asst  is not exist",
-        ONE_TO_ONE: "can not create multiple instance association for a 1:1 association.",
-        ONE_TO_MANY: (
-            "The relationship is 1:n, and multiple source model instances cannot be "
-            "associated at the same time."
-        ),
-    },
-}
+# Upstream's per-item codes (behaviour spec, section 3), as the reference gives them.
+DUPLICATE = upstream.DUPLICATE.code
+SOURCE_MISSING = upstream.SOURCE_MISSING.code
+TARGET_MISSING = upstream.TARGET_MISSING.code
+ONE_TO_ONE = upstream.ONE_TO_ONE.code
+ONE_TO_MANY = upstream.ONE_TO_MANY.code
 
 # The demo data (cmdbgraph.services.demo): instances of models no example association uses,
 # so as a source or a target they are always instances of the wrong model.
@@ -89,75 +68,6 @@ DEMO_INSTANCES = {
 # Ids no instance has: 12 is the demo's deliberate hole; the others are out of any sequence.
 MISSING_IDS = [12, 0, -1, -21, 10**12, 2**63 - 1, -(2**63)]
 SPECIAL_IDS = [*DEMO_INSTANCES, *MISSING_IDS]
-
-
-# ---------------------------------------------------------------------------------------------
-# The reference: upstream's loop, one item at a time, in the simplest form.
-
-
-@dataclass(frozen=True)
-class ModelAsst:
-    bk_obj_asst_id: str
-    bk_obj_id: str
-    bk_asst_obj_id: str
-    mapping: str
-
-
-@dataclass
-class Reference:
-    """Stored instances ``{id: bk_obj_id}`` and stored associations, and upstream's loop."""
-
-    instances: dict[int, str]
-    model_associations: dict[str, ModelAsst]
-    associations: list[tuple[str, int, int]] = field(default_factory=list)
-
-    def batch_create(
-        self,
-        bk_obj_asst_id: str,
-        details: list[tuple[int, int]],
-        *,
-        dry_run: bool = False,
-        all_or_nothing: bool = False,
-    ) -> tuple[list[int | None], bool]:
-        """Per index the error code or None (passed); and whether the passed items are written.
-
-        Upstream writes each item before checking the next; a dry run or an all-or-nothing
-        batch with a failure decides the same way on a scratch copy and keeps nothing.
-        """
-        asst = self.model_associations[bk_obj_asst_id]
-        stored = list(self.associations)
-        outcomes: list[int | None] = []
-        for src, dest in details:
-            if (bk_obj_asst_id, src, dest) in stored:
-                outcomes.append(DUPLICATE)
-            elif self.instances.get(src) != asst.bk_obj_id:
-                outcomes.append(SOURCE_MISSING)
-            elif self.instances.get(dest) != asst.bk_asst_obj_id:
-                outcomes.append(TARGET_MISSING)
-            elif asst.mapping == "1:1" and any(
-                a == bk_obj_asst_id and (s == src or d == dest) for a, s, d in stored
-            ):
-                outcomes.append(ONE_TO_ONE)
-            elif asst.mapping == "1:n" and any(
-                a == bk_obj_asst_id and d == dest for a, _, d in stored
-            ):
-                outcomes.append(ONE_TO_MANY)
-            else:
-                outcomes.append(None)
-                stored.append((bk_obj_asst_id, src, dest))
-        written = not dry_run and (not all_or_nothing or all(o is None for o in outcomes))
-        if written:
-            self.associations = stored
-        return outcomes, written
-
-
-def expected_messages(outcomes: list[int | None], asst: ModelAsst, language: str) -> dict[str, str]:
-    texts = MESSAGES[language]
-    return {
-        str(index): texts[code].format(src=asst.bk_obj_id, dest=asst.bk_asst_obj_id)
-        for index, code in enumerate(outcomes)
-        if code is not None
-    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,52 +165,8 @@ def scenarios(draw) -> Scenario:
 
 
 # ---------------------------------------------------------------------------------------------
-# The test is synchronous (hypothesis drives it): a fresh database is made without an event
-# loop, and the examples run on one event loop kept in a thread for the whole test.
-
-_databases = itertools.count()
-
-
-def _run(make_coroutine):
-    """Run a coroutine on its own loop in its own thread; return its result or raise."""
-    outcome: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = asyncio.run(make_coroutine())
-        except BaseException as error:  # re-raised in the caller
-            outcome["error"] = error
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join(timeout=120)
-    if thread.is_alive():
-        raise TimeoutError("the coroutine did not finish within 120 s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
-
-
-@pytest.fixture
-def fresh_database_url(backend, request, tmp_path) -> str:
-    """Like conftest's ``database_url`` (a copy of the migrated demo database), but sync."""
-    if backend == "sqlite":
-        path = tmp_path / "reference.sqlite3"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite+aiosqlite:///{path}"
-    server = request.getfixturevalue("pg_server")
-    template = request.getfixturevalue("pg_template")
-    name = f"refmodel_{os.getpid()}_{next(_databases)}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(server.dsn())
-        try:
-            await conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
-        finally:
-            await conn.close()
-
-    _run(create)
-    return server.url(name)
+# The test is synchronous (hypothesis drives it): the examples run on one event loop kept in a
+# thread for the whole test.
 
 
 class LoopThread:
@@ -393,9 +259,9 @@ class Harness:
 
 
 @pytest.fixture
-def harness(fresh_database_url):
+def harness(database_url):
     async def open_database() -> Database:
-        return Database(Settings(database_url=fresh_database_url))
+        return Database(Settings(database_url=database_url))
 
     loop = LoopThread()
     try:

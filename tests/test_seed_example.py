@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.helpers import BATCH_MUTATION, ESB_PATH, NATIVE_PATH, batch_input, graphql
+from tests.support.calls import BATCH_MUTATION, ESB_PATH, NATIVE_PATH, batch_input, graphql
 
 SEED_REQUEST = {
     "bk_app_code": "esb_test",

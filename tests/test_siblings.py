@@ -12,13 +12,30 @@ import json
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cmdbgraph.db import bulk
 from cmdbgraph.db.tables import audit_entries, inst_associations
-from cmdbgraph.services import associations, auth, instances
+from cmdbgraph.services import associations, auth
 from cmdbgraph.services.caller import SYSTEM
-from tests.helpers import demo_headers
+from tests.support import upstream
+from tests.support.calls import demo_headers
+from tests.support.databases import new_instances, row_counts
+from tests.support.upstream import (
+    BAD_JSON,
+    DENIED,
+    MAINLINE_REFUSED,
+    ONE_TO_MANY,
+    ONE_TO_ONE,
+    PAGE_LIMIT,
+    SOURCE_MISSING,
+    SUCCESS,
+    TARGET_MISSING,
+    UNKNOWN_ASSOCIATION,
+    empty,
+    invalid,
+    too_many,
+)
 
 ESB_PREFIX = "/api/c/compapi/v2/cc"
 # ESB name -> (native method, native path); ``{...}`` are filled from the path arguments.
@@ -53,56 +70,11 @@ MODEL_ASSOCIATIONS = {
     CONNECT: ("connect", "bk_switch", "host"),
 }
 
-# Upstream's codes and messages, written out here rather than taken from the code under test.
-SUCCESS = (0, "success", "success")
-
-
-def invalid(name: str) -> tuple[int, str, str]:
-    return (
-        1199011,
-        f"'{name}' 参数无效或不存在",
-        f"'{name}' the parameter is invalid or does not exist",
-    )
-
-
-BAD_JSON = (1199000, "反序列化JSON数据失败", "Deserializing JSON data failed")
-DUPLICATE = (
-    1101038,
-    "关联关系 bk_switch->host 重复",
-    "the associations bk_switch->host already exist",
-)
-SOURCE_MISSING = (1101073, "关联实例不存在", "the association inst is not exist")
-TARGET_MISSING = (1101074, "被关联实例不存在", "the  inst to asst  is not exist")
-ONE_TO_ONE = (
-    1101052,
-    "关联关系为1:1的，不能同时关联多个实例",
-    "can not create multiple instance association for a 1:1 association.",
-)
-ONE_TO_MANY = (
-    1101061,
-    "关联关系为1:n的，不能同时关联多个源模型实例",
-    "The relationship is 1:n, and multiple source model instances cannot be associated "
-    "at the same time.",
-)
-UNKNOWN_ASSOCIATION = (1101046, "模型的关联关系不存在", "object association does not exist.")
-MAINLINE_REFUSED = (
-    1101082,
-    "bk_mainline 为内置关联类型，不能用于当前场景",
-    "bk_mainline association type can't use in this scene",
-)
-TOO_MANY_IDS = (1199035, " id 超过限制 500", " id exceed the limit 500")
-NO_IDS = (1199038, "数据 id 不能为空", "need data id is null")
-PAGE_LIMIT = (
-    1199059,
-    "分页查询数量超过限制的最大值, 建议值200",
-    "page limit is exceeded. suggestion 200",
-)
-DENIED = (9900403, "没有操作的权限", "Do not have access permission.")
-
-
-def text_of(expected: tuple[int, str, str], language: str) -> str:
-    return expected[2] if language == "en" else expected[1]
-
+# Upstream's codes and messages (tests/support/upstream.py); DUPLICATE names the models of
+# BELONG and CONNECT.
+DUPLICATE = upstream.DUPLICATE.fill(src="bk_switch", dest="host")
+TOO_MANY_IDS = too_many("id", 500)
+NO_IDS = empty("id")
 
 FIRST = "<the first stored association's id>"
 
@@ -174,29 +146,18 @@ async def call(
     assert envelope["result"] is (code == 0)
     if code != 0:
         assert envelope["data"] is None
-    if code != DENIED[0]:
+    if code != DENIED.code:
         assert envelope["permission"] is None
     return Reply(response.status_code, code, message, envelope["data"], envelope["permission"])
 
 
 def assert_answer(reply: Reply, expected: tuple[int, str, str], language: str) -> None:
-    assert (reply.code, reply.message) == (expected[0], text_of(expected, language))
+    assert (reply.code, reply.message) == (expected.code, expected.text(language))
     assert reply.status == 200
 
 
 # ---------------------------------------------------------------------------------------------
 # The database.
-
-
-async def row_counts(db) -> tuple[int, int]:
-    """How many instance associations and audit entries are stored."""
-    async with db.read() as conn:
-        return tuple(
-            [
-                (await conn.execute(select(func.count()).select_from(table))).scalar_one()
-                for table in (inst_associations, audit_entries)
-            ]
-        )
 
 
 async def store(db, bk_obj_asst_id: str, *pairs: tuple[int, int]) -> list[int]:
@@ -216,22 +177,6 @@ async def store(db, bk_obj_asst_id: str, *pairs: tuple[int, int]) -> list[int]:
 async def stored_ids(db) -> set[int]:
     async with db.read() as conn:
         return set((await conn.execute(select(inst_associations.c.id))).scalars())
-
-
-async def new_instances(db, bk_obj_id: str, prefix: str, count: int, **attributes) -> list[int]:
-    ids: list[int] = []
-    for start in range(0, count, 200):
-        created = await instances.create_instances(
-            db,
-            SYSTEM,
-            bk_obj_id,
-            [
-                instances.NewInstance(f"{prefix}-{i:03}", dict(attributes))
-                for i in range(start, min(count, start + 200))
-            ],
-        )
-        ids.extend(i.bk_inst_id for i in created)
-    return ids
 
 
 def association_json(association_id: int, bk_obj_asst_id: str, src: int, dest: int) -> dict:

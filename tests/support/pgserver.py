@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from tests.support.ports import free_port
+
 
 class PostgresUnavailable(RuntimeError):
     pass
@@ -42,12 +44,6 @@ def require_binaries() -> None:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -112,7 +108,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         handle.write(password)
     if run_as:
         os.chown(pwfile, owner.pw_uid, owner.pw_gid)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
     subprocess.run(
         [

@@ -1,0 +1,287 @@
+"""The runner: every method on its own copy of the prepared database, interleaved batch by
+batch, on SQLite (and PostgreSQL with ``--postgresql``); then the report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import orjson
+
+import benchmarks
+from benchmarks.methods import (
+    HTTP_SERIES,
+    MINIMAL_MUTATION,
+    RawSqlite,
+    bench_server,
+    created_by_reply,
+    graphql_call,
+    per_item_batch,
+    requests_of,
+    rest_call,
+)
+from benchmarks.preparation import (
+    OBJ_ASST_ID,
+    PostgresStore,
+    SqliteStore,
+    Workload,
+    prepare,
+    verify,
+)
+from benchmarks.report import Series, report
+from cmdbgraph.db.engine import Database
+from cmdbgraph.services import associations
+from cmdbgraph.settings import Settings
+from tests.support.calls import BATCH_MUTATION
+
+T = TypeVar("T")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def timed_ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of another process, all its threads (Linux /proc), else None."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # Fields 14 and 15 of proc(5), counted after the ")" that ends field 2.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring: every method on its own database copy, interleaved batch by batch
+
+# One batch of one method: the batch number -> how many associations it created.
+BatchRunner = Callable[[int], Awaitable[int]]
+
+
+def clone_databases(store, *, with_raw: bool) -> dict[str, str]:
+    """A fresh copy of the prepared database per method (the HTTP methods share one)."""
+    names = ["raw"] if with_raw else []
+    return {name: store.clone(name) for name in [*names, "service", "http", "per-item"]}
+
+
+async def measure_backend(
+    store, urls: dict[str, str], workload: Workload, directory: Path
+) -> list[Series]:
+    """Run every method's batches round-robin (the order rotates each round), so that a
+    slower or busier stretch of the run hits every method alike and the ratios stay fair."""
+    backend = store.backend
+    size = workload.batch_size
+    runners: dict[str, BatchRunner] = {}
+    floor = Series("http-floor", backend, 0)
+    async with contextlib.AsyncExitStack() as stack:
+        if "raw" in urls:
+            raw = RawSqlite(store.path_of("raw"))
+            stack.callback(raw.close)
+            raw_batches = workload.series_batches(0)
+
+            async def run_raw(k: int) -> int:
+                return len(raw.batch(raw_batches[k], f"bench-raw-{k}"))
+
+            runners["raw"] = run_raw
+
+        requests = requests_of(workload.series_batches(0))
+        service_db = Database(Settings(database_url=urls["service"]))
+        stack.push_async_callback(service_db.dispose)
+
+        async def run_service(k: int) -> int:
+            caller = workload.caller(f"bench-service-{k}")
+            return (await associations.batch_create(service_db, caller, requests[k])).created_count
+
+        runners["service"] = run_service
+
+        base_url, server_pid = stack.enter_context(
+            bench_server(urls["http"], directory / f"server-{backend}.log", auth_on=workload.auth)
+        )
+        client = await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=60))
+        builders = {
+            "rest": rest_call,
+            "graphql": graphql_call(BATCH_MUTATION),
+            "graphql-min": graphql_call(MINIMAL_MUTATION),
+        }
+        for slot, method in enumerate(HTTP_SERIES):
+            # Bodies are encoded before the clock starts; it stops once the reply is decoded.
+            calls = [builders[method](details) for details in workload.series_batches(slot)]
+
+            async def run_http(k: int, method: str = method, calls=calls) -> int:
+                path, body, headers = calls[k]
+                response = await client.post(path, content=body, headers=headers)
+                if response.status_code != 200:
+                    raise SystemExit(f"{method}: HTTP {response.status_code} {response.text[:500]}")
+                return created_by_reply(method, orjson.loads(response.content))
+
+            runners[method] = run_http
+
+        per_item_db = Database(Settings(database_url=urls["per-item"]))
+        stack.push_async_callback(per_item_db.dispose)
+
+        async def run_per_item(k: int) -> int:
+            caller = workload.caller(f"bench-per-item-{k}")
+            success, errors = await per_item_batch(per_item_db, caller, requests[k])
+            if errors:
+                raise SystemExit(f"per-item: batch {k} failed items {errors}")
+            return len(success)
+
+        runners["per-item"] = run_per_item
+
+        for n in range(workload.warmup + 100):
+            server_cpu = process_cpu_seconds(server_pid)
+            cpu = time.process_time()
+            start = time.perf_counter()
+            (await client.get("/healthz")).raise_for_status()
+            elapsed = timed_ms(start)
+            cpu = time.process_time() - cpu
+            after = process_cpu_seconds(server_pid)
+            if n >= workload.warmup:
+                floor.samples_ms.append(elapsed)
+                if server_cpu is not None and after is not None:
+                    floor.cpu_ms.append((cpu + after - server_cpu) * 1000)
+
+        series = {name: Series(name, backend, size) for name in runners}
+        names = list(runners)
+        gc.collect()
+        for k in range(workload.per_series):
+            shift = k % len(names)
+            for name in names[shift:] + names[:shift]:
+                remote = name in HTTP_SERIES
+                server_cpu = process_cpu_seconds(server_pid) if remote else 0.0
+                cpu = time.process_time()
+                start = time.perf_counter()
+                created = await runners[name](k)
+                elapsed = timed_ms(start)
+                cpu = time.process_time() - cpu
+                if remote and server_cpu is not None:
+                    after = process_cpu_seconds(server_pid)
+                    server_cpu = None if after is None else after - server_cpu
+                if created != size:
+                    raise SystemExit(f"{name}: batch {k} created {created} of {size}")
+                if k >= workload.warmup:
+                    series[name].samples_ms.append(elapsed)
+                    if server_cpu is not None:
+                        series[name].cpu_ms.append((cpu + server_cpu) * 1000)
+            if k == workload.warmup - 1:
+                log(f"[{backend}] warmed up, measuring {workload.rounds} rounds ...")
+    # Everything written, and only that: rows and one matching audit entry each.
+    per_series = workload.per_series * size
+    for name, url in urls.items():
+        await verify(url, len(HTTP_SERIES) * per_series if name == "http" else per_series)
+    order = ["raw", "service", *HTTP_SERIES, "per-item"]
+    return [series[name] for name in order if name in series] + [floor]
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver
+
+
+def loop_factory() -> tuple[Callable | None, str]:
+    # uvicorn runs on uvloop when it is installed: the in-process methods do the same.
+    try:
+        import uvloop
+    except ImportError:
+        return None, "asyncio"
+    return uvloop.new_event_loop, "uvloop"
+
+
+def run_async(coroutine: Coroutine[object, object, T]) -> T:
+    factory, _ = loop_factory()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coroutine)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=benchmarks.__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--rounds", type=int, default=30, help="measured batches per method")
+    parser.add_argument("--warmup", type=int, default=5, help="unmeasured batches first")
+    parser.add_argument("--batch-size", type=int, default=200, help="items per batch (max 200)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="also measure service, HTTP and per-item on a throwaway PostgreSQL "
+        "(tests/support/pgserver)",
+    )
+    parser.add_argument(
+        "--auth",
+        action="store_true",
+        help="authenticate and check permissions (server CMDBGRAPH_AUTH=true, callers with "
+        "enforce_permissions); default off, as with CMDBGRAPH_AUTH=false",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.warmup < 0:
+        parser.error("--rounds must be >= 1 and --warmup >= 0")
+    if not 1 <= args.batch_size <= associations.MAX_BATCH_SIZE:
+        parser.error(f"--batch-size must be between 1 and {associations.MAX_BATCH_SIZE}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    directory = Path(tempfile.mkdtemp(prefix="cmdbgraph-bench-"))
+    # Every method's database receives at most len(HTTP_SERIES) series of fresh pairs.
+    total_batches = len(HTTP_SERIES) * (args.warmup + args.rounds)
+    results: list[Series] = []
+    try:
+        store = SqliteStore(directory)
+        log(
+            f"preparing {store.base_path}: {2 * total_batches * args.batch_size} instances, "
+            f"1:1 model association {OBJ_ASST_ID} ..."
+        )
+        t0 = time.perf_counter()
+        batches = run_async(prepare(store.base_url, args.batch_size, total_batches))
+        log(f"prepared in {time.perf_counter() - t0:.1f} s")
+        workload = Workload(args.batch_size, args.warmup, args.rounds, args.auth, batches)
+        # As the server does after start-up: what exists now never needs scanning again.
+        gc.collect()
+        gc.freeze()
+        loads = [os.getloadavg()[0]]
+        log("[sqlite] measuring raw, service, REST, GraphQL and per-item, interleaved ...")
+        urls = clone_databases(store, with_raw=True)
+        results += run_async(measure_backend(store, urls, workload, directory))
+        loads.append(os.getloadavg()[0])
+        if args.postgresql:
+            from tests.support.pgserver import postgres_server
+
+            log("[postgresql] starting a throwaway server ...")
+            with postgres_server() as server:
+                pg = PostgresStore(server)
+                t0 = time.perf_counter()
+                pg_batches = run_async(prepare(pg.base_url, args.batch_size, total_batches))
+                log(f"[postgresql] prepared in {time.perf_counter() - t0:.1f} s")
+                pg_workload = Workload(
+                    args.batch_size, args.warmup, args.rounds, args.auth, pg_batches
+                )
+                log("[postgresql] measuring service, REST, GraphQL and per-item ...")
+                pg_urls = clone_databases(pg, with_raw=False)
+                results += run_async(measure_backend(pg, pg_urls, pg_workload, directory))
+                loads.append(os.getloadavg()[0])
+    finally:
+        if args.keep:
+            log(f"kept {directory}")
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+    report(args, results, loads, time.perf_counter() - started, loop_factory()[1])
+    return 0
