@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, insert, select
 from benchmarks.preparation import CALLER, DEST_OBJ, OBJ_ASST_ID, SRC_OBJ
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import audit_entries, inst_associations, instances
-from cmdbgraph.services import associations, audit, auth
+from cmdbgraph.services import associations, audit, auth, limits
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.records import InstAssociation
 from tests.support.calls import ESB_PATH, batch_input, demo_headers, rest_body
@@ -237,7 +237,7 @@ async def per_item_batch(
     db: Database, caller: Caller, request: associations.BatchCreateRequest
 ) -> tuple[dict[str, int], dict[str, str]]:
     """Upstream's loop: every item checked and written before the next (7 statements each)."""
-    associations.validate_batch_request(request, associations.MAX_BATCH_SIZE)
+    associations.validate_batch_request(request, limits.MAX_BATCH_SIZE)
     success: dict[str, int] = {}
     errors: dict[str, str] = {}
     async with db.write() as conn:

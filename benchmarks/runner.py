@@ -41,7 +41,7 @@ from benchmarks.preparation import (
 )
 from benchmarks.report import Series, report
 from cmdbgraph.db.engine import Database
-from cmdbgraph.services import associations
+from cmdbgraph.services import associations, limits
 from cmdbgraph.settings import Settings
 from tests.support.calls import BATCH_MUTATION
 
@@ -232,8 +232,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.warmup < 0:
         parser.error("--rounds must be >= 1 and --warmup >= 0")
-    if not 1 <= args.batch_size <= associations.MAX_BATCH_SIZE:
-        parser.error(f"--batch-size must be between 1 and {associations.MAX_BATCH_SIZE}")
+    if not 1 <= args.batch_size <= limits.MAX_BATCH_SIZE:
+        parser.error(f"--batch-size must be between 1 and {limits.MAX_BATCH_SIZE}")
     return args
 
 
