@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import logging
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -47,6 +48,11 @@ def _middleware(settings: Settings) -> list[Middleware]:
             )
         )
     return middleware
+
+
+# A path or method nobody serves, answered in the client's shape (Starlette types handlers of
+# HTTPException as handlers of any exception: hence Any).
+_EXCEPTION_HANDLERS: dict[Any, Any] = {StarletteHTTPException: operations.not_served}
 
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> Starlette:
@@ -99,7 +105,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         ],
         lifespan=lifespan,
         middleware=_middleware(settings),
-        exception_handlers={StarletteHTTPException: operations.not_served},
+        exception_handlers=_EXCEPTION_HANDLERS,
     )
     app.state.settings = settings
     app.state.limits = limits

@@ -373,10 +373,11 @@ def import_associations(
     total = None if file == "-" else os.path.getsize(file)
     report = transfer.ImportReport()
 
-    async def work(db):
-        if url:
-            from cmdbgraph.remote import RemoteTarget
+    from cmdbgraph.remote import RemoteError, RemoteTarget
 
+    async def work(db):
+        target: transfer.Target
+        if url:
             target = RemoteTarget(
                 url, app_code=app_code, app_secret=app_secret, username=username, token=token
             )
@@ -404,10 +405,8 @@ def import_associations(
                         description=f"{report.rows} rows, {report.created} created",
                     )
             finally:
-                if url:
+                if isinstance(target, RemoteTarget):
                     await target.close()
-
-    from cmdbgraph.remote import RemoteError
 
     try:
         _run(_settings(database_url), work)
@@ -429,8 +428,8 @@ def import_associations(
         summary += f" (see {errors_file})"
     console.print(summary)
     if report.failed:
-        for error in sorted(report.errors, key=lambda e: e.line)[:5]:
-            console.print(f"  line {error.line}: {error.code} {escape(error.message)}")
+        for failed in sorted(report.errors, key=lambda e: e.line)[:5]:
+            console.print(f"  line {failed.line}: {failed.code} {escape(failed.message)}")
         raise typer.Exit(1)
 
 

@@ -7,7 +7,7 @@ import orjson
 
 from cmdbgraph.services.associations import Detail
 from cmdbgraph.services.errors import MESSAGES, CmdbError, ErrorCode
-from cmdbgraph.services.records import ModelAssociation
+from cmdbgraph.services.records import ModelAssociation, field_names
 
 
 class RemoteError(Exception):
@@ -76,7 +76,7 @@ class RemoteTarget:
                 "/api/v3/find/objectassociation", {"condition": {"bk_obj_asst_id": bk_obj_asst_id}}
             )
             self._model_associations[bk_obj_asst_id] = (
-                ModelAssociation(**{name: found[0][name] for name in ModelAssociation.__slots__})
+                ModelAssociation(**{name: found[0][name] for name in field_names(ModelAssociation)})
                 if found
                 else None
             )
@@ -109,7 +109,7 @@ class RemoteTarget:
         )
         created = data.get("success_created") or {}
         errors = data.get("error_msg") or {}
-        outcomes = []
+        outcomes: list[tuple[int | None, int | None, str | None]] = []
         for index in range(len(details)):
             key = str(index)
             if key in created:

@@ -33,6 +33,8 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+# Types first: a type error fails the run before any test (config in pyproject.toml).
+.venv/bin/python -m mypy
 # Tests that need PostgreSQL or Chromium fail rather than skip when CI is set: this command
 # installed both, so a skip here would hide a broken suite.
 export CI="${CI:-true}"

@@ -73,6 +73,14 @@ def test_the_readme_test_command_never_skips():
     assert script.index("export CI=") < script.index("exec .venv/bin/python -m pytest")
 
 
+def test_the_readme_test_command_checks_types_first():
+    script = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
+    assert re.search(r"^\.venv/bin/python -m mypy$", script, re.M)
+    assert script.index("-m mypy") < script.index("-m pytest")
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'packages = ["cmdbgraph"]' in pyproject and "pydantic.mypy" in pyproject
+
+
 def test_a_run_with_skipped_tests_says_so_loudly(tmp_path):
     (tmp_path / "conftest.py").write_text(
         "from tests.support.skip_report import pytest_terminal_summary  # noqa: F401\n"

@@ -99,6 +99,8 @@ async def stored_associations(
     """Rows ``(bk_inst_id, bk_asst_inst_id)`` of stored associations of ``bk_obj_asst_id`` a
     batch of ``pairs`` must be checked against: any association of its sources (1:1) or of
     its targets (1:1, 1:n), and the exact pairs (n:n; possibly a superset on SQLite)."""
+    sources: str | list[int]
+    targets: str | list[int]
     if _is_sqlite(conn):
         sources = orjson.dumps(sorted({s for s, _ in pairs})).decode()
         targets = orjson.dumps(sorted({t for _, t in pairs})).decode()

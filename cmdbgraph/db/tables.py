@@ -29,6 +29,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
+def text_length(column: Column) -> int:
+    """How many characters a text column holds."""
+    length = getattr(column.type, "length", None)
+    assert isinstance(length, int), f"{column} has no length"
+    return length
+
+
 def is_int64(value: object) -> bool:
     """``value`` is an integer (not a bool) that an id or integer column can hold."""
     return type(value) is int and INT64_MIN <= value <= INT64_MAX

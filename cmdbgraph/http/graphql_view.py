@@ -11,7 +11,9 @@ from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
 
 from cmdbgraph.db.engine import Database, DatabaseUnavailable
 from cmdbgraph.http import graphiql, identity, jsonbody
@@ -89,7 +91,9 @@ class GraphQLView(GraphQL):
             graphql_errors(error.message, error.code), status_code=error.status, headers=headers
         )
 
-    async def get_context(self, request: Request, response: Response) -> GraphQLContext:
+    async def get_context(  # type: ignore[override]  # HTTP only: no websocket route
+        self, request: Request, response: Response
+    ) -> GraphQLContext:
         # Every request but the IDE page was authenticated by GraphQLEndpoint; strawberry
         # builds a context for the page too, with nobody in it.
         caller: Caller = getattr(request.state, "caller", None) or Caller(
@@ -130,7 +134,9 @@ class GraphQLView(GraphQL):
             raise TransportError(400, "The request holds no GraphQL query.", "BAD_REQUEST")
         return data
 
-    async def process_result(self, request: Request, result) -> dict:
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
         if result.errors:
             language = identity.language(request.headers)
             result.errors = [mask(error, language) for error in result.errors]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 import orjson
 from starlette.requests import Request
@@ -121,17 +122,17 @@ def claims(headers: Mapping[str, str], body: Mapping | None = None, *, trusted: 
         or headers.get("http_blueking_supplier_id", "")
         or "0"
     )
-    common = {
-        "app_code": _text(fields.get("bk_app_code")),
-        "app_secret": _text(fields.get("bk_app_secret")),
-        "username": _text(fields.get("bk_username")),
-        "token": _text(fields.get("bk_token")) or _text(fields.get("access_token")),
-        "supplier_account": supplier,
-    }
+    claimed = Claims(
+        app_code=_text(fields.get("bk_app_code")),
+        app_secret=_text(fields.get("bk_app_secret")),
+        username=_text(fields.get("bk_username")),
+        token=_text(fields.get("bk_token")) or _text(fields.get("access_token")),
+        supplier_account=supplier,
+    )
     if not trusted:
-        return Claims(**common)
-    return Claims(
-        **common,
+        return claimed
+    return replace(
+        claimed,
         native_username=headers.get("x-bkcmdb-user", "") or headers.get("bk_user", ""),
         native_app_code=headers.get("x-bkcmdb-app-code", ""),
         trusted=True,

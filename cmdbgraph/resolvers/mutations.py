@@ -28,6 +28,7 @@ from cmdbgraph.schema.payloads import (
     ItemError,
     failure,
 )
+from cmdbgraph.schema.scalars import JSON
 from cmdbgraph.schema.types import Instance, InstAssociation, Model, ModelAssociation
 from cmdbgraph.services import associations, catalog, instances
 from cmdbgraph.services.errors import CmdbError, parameter_invalid, render
@@ -90,8 +91,8 @@ class AssociationMutations:
             failed_count=result.failed_count,
             written=result.written,
             replayed=result.replayed,
-            success_created=result.success_created(),
-            error_msg=result.error_msg(language),
+            success_created=JSON(result.success_created()),
+            error_msg=JSON(result.error_msg(language)),
         )
 
     @strawberry.mutation(description="Delete instance associations by id, in one transaction.")

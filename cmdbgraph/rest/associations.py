@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 from typing_extensions import TypedDict
 
 from cmdbgraph.db.tables import is_int64
@@ -17,8 +17,9 @@ from cmdbgraph.rest.declarations import (
     Int64,
     Int64List,
     LimitRef,
+    NullIsEmpty,
+    NullIsEmptyList,
     RequestModel,
-    nested,
     rest_call,
 )
 from cmdbgraph.rest.endpoint import Call
@@ -47,7 +48,7 @@ class BatchCreateBody(RequestModel):
         description="The model association; must join exactly these two models.",
         examples=["bk_switch_belong_host"],
     )
-    details: Annotated[list[Detail], BeforeValidator(lambda v: [] if v is None else v)] = Field(
+    details: Annotated[list[Detail], NullIsEmptyList] = Field(
         [],
         description="1 to `CMDBGRAPH_MAX_BATCH_SIZE` items (200 at most): empty answers "
         "1199038, more answers 1199035.",
@@ -265,7 +266,7 @@ class FindCondition(RequestModel):
 
 
 class FindBody(RequestModel):
-    condition: nested(FindCondition) = FindCondition()
+    condition: Annotated[FindCondition, NullIsEmpty] = FindCondition()
     bk_obj_id: GoStr = ""
 
 
@@ -320,9 +321,9 @@ class Page(RequestModel):
 
 
 class RelatedBody(RequestModel):
-    condition: nested(RelatedCondition) = RelatedCondition()
+    condition: Annotated[RelatedCondition, NullIsEmpty] = RelatedCondition()
     fields: GoStrList = Field([], description="Only these fields of each item (all if empty).")
-    page: nested(Page) = Page()
+    page: Annotated[Page, NullIsEmpty] = Page()
 
 
 PAGE_START = {"minimum": 0, "default": 0}

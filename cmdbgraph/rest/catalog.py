@@ -15,8 +15,8 @@ from cmdbgraph.rest.declarations import (
     GoStrList,
     Int64,
     LimitRef,
+    NullIsEmpty,
     RequestModel,
-    nested,
     rest_call,
 )
 from cmdbgraph.rest.endpoint import Call
@@ -35,7 +35,7 @@ class ModelAssociationCondition(RequestModel):
 
 
 class FindModelAssociationsBody(RequestModel):
-    condition: nested(ModelAssociationCondition) = ModelAssociationCondition()
+    condition: Annotated[ModelAssociationCondition, NullIsEmpty] = ModelAssociationCondition()
 
 
 @rest_call(
@@ -87,7 +87,7 @@ async def search_objects(call: Call, body: SearchObjectsBody) -> list[serialize.
     filters: dict[str, object] = {
         name: value for name, value in body.model_dump().items() if value not in ("", None)
     }
-    found = await catalog.list_models(call.db, **filters)
+    found = await catalog.list_models(call.db, equals=filters)
     return [serialize.model(m) for m in found]
 
 
@@ -115,7 +115,7 @@ class SearchInstancesBody(RequestModel):
         "`{$eq: value}` or `{$in: [values]}`); an unusable value answers 1199011.",
     )
     fields: GoStrList = Field([], description="Only these fields of each item (all if empty).")
-    page: nested(InstancePage) = InstancePage()
+    page: Annotated[InstancePage, NullIsEmpty] = InstancePage()
 
 
 class SearchInstancesData(TypedDict):

@@ -56,9 +56,9 @@ class RequestModel(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
 
-def nested(model: type[Body]) -> Any:
-    """A nested object field: ``null`` or missing is an empty object."""
-    return Annotated[model, BeforeValidator(_zero({}))]
+# Marks a nested object field: ``null`` is an empty object (``Annotated[Model, NullIsEmpty]``).
+NullIsEmpty = BeforeValidator(_zero({}))
+NullIsEmptyList = BeforeValidator(_zero([]))
 
 
 class BadBody(Exception):

@@ -64,7 +64,7 @@ def _root_fields(execution) -> str:
             continue
         for selection in definition.selection_set.selections:
             field = getattr(getattr(selection, "name", None), "value", None)
-            if root is not None and field in root.fields:
+            if root is not None and isinstance(field, str) and field in root.fields:
                 names.add(field)
         break
     if not names:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import strawberry
+from strawberry.types.base import get_object_definition
 
 from cmdbgraph.schema.scalars import JSON, BigInt
 from cmdbgraph.schema.types import AssociationMapping, OnDelete
 from cmdbgraph.services import associations
 
-ErrorPolicy = strawberry.enum(
+# The service's own enum, shown to GraphQL under the same name.
+ErrorPolicy = associations.ErrorPolicy
+strawberry.enum(
     associations.ErrorPolicy,
     name="ErrorPolicy",
     description="What to write when some items of a batch fail.",
@@ -21,7 +27,9 @@ class InstAssociationDetailInput:
     bk_asst_inst_id: BigInt
 
 
-def _detail_from_input(_cls: type, value: dict, _context: object) -> associations.Detail:
+def _detail_from_input(
+    _cls: type, value: Mapping[str, Any], _context: object
+) -> associations.Detail:
     # A batch has up to 200 details: building the service's value straight from the input
     # (already typed and coerced by GraphQL) skips strawberry's per-field conversion, which
     # was most of the mutation's input cost. So a resolver receives ``Detail`` values where
@@ -29,7 +37,7 @@ def _detail_from_input(_cls: type, value: dict, _context: object) -> association
     return associations.Detail(value["bkInstId"], value["bkAsstInstId"])
 
 
-InstAssociationDetailInput.__strawberry_definition__.from_input = _detail_from_input
+get_object_definition(InstAssociationDetailInput, strict=True).from_input = _detail_from_input
 
 
 @strawberry.input

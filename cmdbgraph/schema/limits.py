@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from graphql import (
+    ASTValidationRule,
     ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
@@ -331,7 +332,7 @@ def cost_extension(settings: Settings) -> type[SchemaExtension]:
 
 def limit_extensions(settings: Settings) -> list:
     """Extension factories enforcing the limits of ``settings``."""
-    rules: list[type[ValidationRule]] = [
+    rules: list[type[ASTValidationRule]] = [
         depth_rule(settings.max_query_depth),
         alias_rule(settings.max_aliases),
         NoNulCharactersRule,

@@ -78,7 +78,7 @@ class PermissionDenied:
             code=error.code,
             bk_error_code=error.code.value,
             message=error.message(language),
-            permission=error.permission,
+            permission=JSON(error.permission),
         )
 
 

@@ -4,9 +4,11 @@ cannot be stored exactly instead of changing it."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import NewType
 
 import strawberry
+from strawberry.types.scalar import ScalarDefinition
 
 from cmdbgraph.db.tables import INT64_MAX, INT64_MIN, is_int64
 
@@ -84,4 +86,4 @@ _JSON = strawberry.scalar(
 )
 
 # For ``StrawberryConfig(scalar_map=...)``.
-SCALARS = {BigInt: _BIG_INT, JSON: _JSON}
+SCALARS: Mapping[object, ScalarDefinition] = {BigInt: _BIG_INT, JSON: _JSON}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import TypeVar
 
 import strawberry
+from strawberry.types.base import get_object_definition
 
 from cmdbgraph.schema.context import Info
 from cmdbgraph.schema.scalars import JSON, BigInt
@@ -13,7 +15,9 @@ from cmdbgraph.services import records
 from cmdbgraph.services.errors import ErrorCode as ServiceErrorCode
 from cmdbgraph.services.limits import page_bounds
 
-ErrorCode = strawberry.enum(
+# The service's own enum, shown to GraphQL as ErrorCode (its names; values are upstream's codes).
+ErrorCode = ServiceErrorCode
+strawberry.enum(
     ServiceErrorCode,
     name="ErrorCode",
     description="Stable names of BlueKing CMDB's numeric error codes (see `bkErrorCode`).",
@@ -35,19 +39,20 @@ def nested_page_size(info: Info, limit: int | None) -> int:
     return size
 
 
+_RECORD_FIELDS: dict[type, tuple[str, ...]] = {}
+Built = TypeVar("Built", bound="FromRecord")
+
+
 class FromRecord:
     """Builds a type from the service record of the same name: every plain field is copied."""
 
     @classmethod
-    def from_record(cls, record):
-        names = cls.__dict__.get("_record_fields")
+    def from_record(cls: type[Built], record: object) -> Built:
+        names = _RECORD_FIELDS.get(cls)
         if names is None:
-            names = tuple(
-                f.python_name
-                for f in cls.__strawberry_definition__.fields
-                if f.base_resolver is None
-            )
-            cls._record_fields = names
+            definition = get_object_definition(cls, strict=True)
+            names = tuple(f.python_name for f in definition.fields if f.base_resolver is None)
+            _RECORD_FIELDS[cls] = names
         return cls(**{name: getattr(record, name) for name in names})
 
 

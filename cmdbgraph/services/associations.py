@@ -23,6 +23,7 @@ import orjson
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from cmdbgraph import metrics
 from cmdbgraph.db import bulk
@@ -42,7 +43,13 @@ from cmdbgraph.services.errors import (
     render,
 )
 from cmdbgraph.services.limits import Limits
-from cmdbgraph.services.records import InstAssociation, ModelAssociation, Page, build_all
+from cmdbgraph.services.records import (
+    InstAssociation,
+    ModelAssociation,
+    Page,
+    build_all,
+    field_names,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +57,7 @@ DEFAULT_LIMITS = Limits()
 
 # A transaction that lost a race against a concurrent writer is decided again from scratch.
 _WRITE_ATTEMPTS = 3
-_INST_ASSOCIATION_COLUMNS = [inst_associations.c[name] for name in InstAssociation.__slots__]
+_INST_ASSOCIATION_COLUMNS = [inst_associations.c[name] for name in field_names(InstAssociation)]
 
 
 class Detail(NamedTuple):
@@ -216,7 +223,7 @@ async def load_model_association(
 ) -> ModelAssociation | None:
     row = (
         await conn.execute(
-            select(*(model_associations.c[name] for name in ModelAssociation.__slots__)).where(
+            select(*(model_associations.c[name] for name in field_names(ModelAssociation))).where(
                 model_associations.c.bk_obj_asst_id == bk_obj_asst_id
             )
         )
@@ -415,7 +422,12 @@ async def _insert(
             create_time=now,
         )
     await audit.record_associations(
-        conn, caller, "create", [item.association for item in accepted], names, now=now
+        conn,
+        caller,
+        "create",
+        [item.association for item in accepted if item.association is not None],
+        names,
+        now=now,
     )
 
 
@@ -468,9 +480,9 @@ class AssociationFilter:
     involving_obj_id: str | None = None
 
 
-def _conditions(flt: AssociationFilter) -> list:
+def _conditions(flt: AssociationFilter) -> list[ColumnElement[bool]]:
     ia = inst_associations.c
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if flt.ids is not None:
         conditions.append(ia.id.in_(list(flt.ids)))
     for name in ("bk_obj_asst_id", "bk_asst_id", "bk_obj_id", "bk_asst_obj_id"):
@@ -596,7 +608,7 @@ async def delete_associations(
     if len(ids) > limits.max_delete_ids:
         raise CmdbError(ErrorCode.EXCEEDS_LIMIT, ("id", limits.max_delete_ids))
     ia = inst_associations.c
-    conditions = [ia.id.in_(list(ids))]
+    conditions: list[ColumnElement[bool]] = [ia.id.in_(list(ids))]
     if bk_obj_id is not None:
         conditions.append(or_(ia.bk_obj_id == bk_obj_id, ia.bk_asst_obj_id == bk_obj_id))
     async with db.write() as conn:

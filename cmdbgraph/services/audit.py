@@ -13,9 +13,9 @@ from cmdbgraph.db import bulk
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import audit_entries, instances
 from cmdbgraph.services.caller import Caller
-from cmdbgraph.services.records import AuditEntry, InstAssociation, Page, build_all
+from cmdbgraph.services.records import AuditEntry, InstAssociation, Page, build_all, field_names
 
-_COLUMNS = [audit_entries.c[name] for name in AuditEntry.__slots__]
+_COLUMNS = [audit_entries.c[name] for name in field_names(AuditEntry)]
 
 
 def association_detail(association: InstAssociation, names: dict[int, str]) -> dict:

@@ -12,17 +12,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cmdbgraph.db.engine import Database
-from cmdbgraph.db.tables import MAPPINGS, ON_DELETE, association_kinds, model_associations, models
+from cmdbgraph.db.tables import (
+    MAPPINGS,
+    ON_DELETE,
+    association_kinds,
+    model_associations,
+    models,
+    text_length,
+)
 from cmdbgraph.services import auth
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
-from cmdbgraph.services.records import AssociationKind, Model, ModelAssociation
+from cmdbgraph.services.records import AssociationKind, Model, ModelAssociation, field_names
 
 # Upstream: an id is letters, digits and underscores, starting with a letter.
 _ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
-_MODEL_COLUMNS = [models.c[name] for name in Model.__slots__]
-_KIND_COLUMNS = [association_kinds.c[name] for name in AssociationKind.__slots__]
-_MODEL_ASSOCIATION_COLUMNS = [model_associations.c[name] for name in ModelAssociation.__slots__]
+_MODEL_COLUMNS = [models.c[name] for name in field_names(Model)]
+_KIND_COLUMNS = [association_kinds.c[name] for name in field_names(AssociationKind)]
+_MODEL_ASSOCIATION_COLUMNS = [model_associations.c[name] for name in field_names(ModelAssociation)]
 
 
 def _check_id(name: str, value: str | None) -> str:
@@ -52,13 +59,16 @@ _MODEL_FILTERS = ("bk_obj_id", "bk_obj_name", "bk_classification_id", "ispre", "
 
 
 async def list_models(
-    db: Database, bk_obj_ids: Sequence[str] | None = None, **equals: object
+    db: Database,
+    bk_obj_ids: Sequence[str] | None = None,
+    *,
+    equals: Mapping[str, object] | None = None,
 ) -> list[Model]:
     """Models, optionally restricted to ``bk_obj_ids`` and to equal column values."""
     query = select(*_MODEL_COLUMNS).order_by(models.c.id)
     if bk_obj_ids is not None:
         query = query.where(models.c.bk_obj_id.in_(list(bk_obj_ids)))
-    for name, value in equals.items():
+    for name, value in (equals or {}).items():
         if name not in _MODEL_FILTERS:
             raise parameter_invalid(name)
         query = query.where(models.c[name] == value)
@@ -98,9 +108,9 @@ class NewModel:
 
 async def create_model(db: Database, caller: Caller, new: NewModel) -> Model:
     _check_id("bk_obj_id", new.bk_obj_id)
-    name = check_text("bk_obj_name", new.bk_obj_name, models.c.bk_obj_name.type.length)
+    name = check_text("bk_obj_name", new.bk_obj_name, text_length(models.c.bk_obj_name))
     icon = check_length(
-        "bk_obj_icon", new.bk_obj_icon or "icon-cc-default", models.c.bk_obj_icon.type.length
+        "bk_obj_icon", new.bk_obj_icon or "icon-cc-default", text_length(models.c.bk_obj_icon)
     )
     _check_id("bk_classification_id", new.bk_classification_id)
     now = datetime.now(UTC)
@@ -192,7 +202,7 @@ async def create_model_association(
     check_length(
         "bk_obj_asst_name",
         new.bk_obj_asst_name,
-        model_associations.c.bk_obj_asst_name.type.length,
+        text_length(model_associations.c.bk_obj_asst_name),
     )
     bk_obj_asst_id = new.bk_obj_asst_id or f"{new.bk_obj_id}_{new.bk_asst_id}_{new.bk_asst_obj_id}"
     if len(bk_obj_asst_id) > 128 or not _ID_PATTERN.match(bk_obj_asst_id[:64]):

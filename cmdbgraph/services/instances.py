@@ -12,14 +12,14 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
 from cmdbgraph.db.engine import Database
-from cmdbgraph.db.tables import instances, models
+from cmdbgraph.db.tables import instances, models, text_length
 from cmdbgraph.services import auth, catalog
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
 from cmdbgraph.services.limits import Limits
-from cmdbgraph.services.records import Instance, Page, build_all
+from cmdbgraph.services.records import Instance, Page, build_all, field_names
 
-_COLUMNS = [instances.c[name] for name in Instance.__slots__]
+_COLUMNS = [instances.c[name] for name in field_names(Instance)]
 DEFAULT_LIMITS = Limits()
 
 
@@ -44,7 +44,7 @@ async def create_instances(
         raise CmdbError(ErrorCode.EMPTY, ("instances",))
     if len(new) > limits.max_create:
         raise CmdbError(ErrorCode.EXCEEDS_LIMIT, ("instances", limits.max_create))
-    longest = instances.c.bk_inst_name.type.length
+    longest = text_length(instances.c.bk_inst_name)
     names = [catalog.check_text("bk_inst_name", item.bk_inst_name, longest) for item in new]
     if len(set(names)) != len(names):
         raise CmdbError(ErrorCode.DUPLICATED, ("bk_inst_name",))

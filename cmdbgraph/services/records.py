@@ -26,11 +26,19 @@ async def build_all(rows: Iterable[Any], build: Callable[[Any], R]) -> list[R]:
     return built
 
 
+Record = TypeVar("Record", bound="_FromRow")
+
+
 class _FromRow:
     @classmethod
-    def from_row(cls, row: Any):
+    def from_row(cls: type[Record], row: Any) -> Record:
         mapping = row._mapping
-        return cls(**{f.name: mapping[f.name] for f in fields(cls)})
+        return cls(**{name: mapping[name] for name in field_names(cls)})
+
+
+def field_names(record_type: type) -> tuple[str, ...]:
+    """The fields of a record type, in order (they name the columns it is read from)."""
+    return tuple(f.name for f in fields(record_type))
 
 
 @dataclass(frozen=True, slots=True)

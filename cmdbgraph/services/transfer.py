@@ -128,8 +128,8 @@ def read_rows(handle: IO[str], fmt: str, *, by_name: bool, errors: list[RowError
         missing = [c for c in columns if c not in (reader.fieldnames or [])]
         if missing:
             raise CmdbError(ErrorCode.PARAMETER_INVALID, (",".join(missing),))
-        for record in reader:
-            row = _row(reader.line_num, record, columns, by_name, errors)
+        for entry in reader:
+            row = _row(reader.line_num, entry, columns, by_name, errors)
             if row is not None:
                 yield row
         return
@@ -137,7 +137,7 @@ def read_rows(handle: IO[str], fmt: str, *, by_name: bool, errors: list[RowError
         if not line.strip():
             continue
         try:
-            record = orjson.loads(line)
+            record: object = orjson.loads(line)
         except orjson.JSONDecodeError:
             record = None
         if not isinstance(record, dict):
@@ -175,7 +175,7 @@ def _row(
     if not isinstance(bk_obj_asst_id, str) or not bk_obj_asst_id.strip():
         errors.append(_bad(line, record, ErrorCode.PARAMETER_INVALID, (asst_column,), columns))
         return None
-    values = []
+    values: list[int | str] = []
     for column in (source_column, target_column):
         value = record.get(column)
         if by_name:
