@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, insert, select
 from benchmarks.preparation import CALLER, DEST_OBJ, OBJ_ASST_ID, SRC_OBJ
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import audit_entries, inst_associations, instances
-from cmdbgraph.services import associations, audit, auth, limits
+from cmdbgraph.services import associations, audit, limits, permissions
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.records import InstAssociation
 from tests.support.calls import ESB_PATH, batch_input, demo_headers, rest_body
@@ -247,10 +247,10 @@ async def per_item_batch(
             request.bk_obj_id,
             request.bk_asst_obj_id,
         )
-        await auth.authorize_instances(
+        await permissions.authorize_instances(
             conn,
             caller,
-            auth.instances_of_request(ma.bk_obj_id, ma.bk_asst_obj_id, request.details),
+            permissions.instances_of_request(ma.bk_obj_id, ma.bk_asst_obj_id, request.details),
         )
         asst = ma.bk_obj_asst_id
         now = datetime.now(UTC)

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from cmdbgraph.db import migrate
 from cmdbgraph.db.engine import Database
-from cmdbgraph.services import auth, catalog
+from cmdbgraph.services import accounts, catalog, permissions
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.instances import NewInstance, create_instances
 from cmdbgraph.settings import Settings
@@ -89,11 +89,11 @@ async def prepare(url: str, batch_size: int, total_batches: int) -> list[list[tu
             ids[obj_id] = created
         # The credentials tests/support/calls sends (as services/demo.py installs them), used under
         # --auth: app esb_test/xxx, users admin and xxx with every permission, token xxx.
-        await auth.create_app(db, "esb_test", "xxx")
+        await accounts.create_app(db, "esb_test", "xxx")
         for user in ("admin", "xxx"):
-            await auth.create_user(db, user)
-            await auth.add_grant(db, user, auth.ALL_MODELS)
-        await auth.create_token(db, "xxx", ttl=None, token="xxx")
+            await accounts.create_user(db, user)
+            await accounts.add_grant(db, user, permissions.ALL_MODELS)
+        await accounts.create_token(db, "xxx", ttl=None, token="xxx")
     finally:
         await db.dispose()
     # Pair sources and targets at random (fixed seed): callers link arbitrary ids, not

@@ -21,7 +21,7 @@ from cmdbgraph.http import api_docs, graphiql, identity, operations
 from cmdbgraph.http.graphql_view import GraphQLEndpoint, GraphQLView
 from cmdbgraph.http.middleware import RequestMiddleware
 from cmdbgraph.rest.routes import routes as rest_routes
-from cmdbgraph.services import auth
+from cmdbgraph.services import accounts
 from cmdbgraph.services.limits import Limits
 from cmdbgraph.settings import Settings
 
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
                 "AUTHENTICATION IS OFF (CMDBGRAPH_AUTH=false): anyone who reaches this server "
                 "can read and write everything. Use this for local experiments only."
             )
-        elif await auth.has_demo_credentials(db):
+        elif await accounts.has_demo_credentials(db):
             log.warning(
                 "THIS DATABASE HOLDS THE PUBLIC DEMO CREDENTIALS (app esb_test / secret xxx, "
                 "token xxx): anyone can use them. Revoke them before real use: "

@@ -222,9 +222,9 @@ def apps_create(
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Create an app and print its secret (shown once; only a hash is stored)."""
-    from cmdbgraph.services import auth
+    from cmdbgraph.services import accounts
 
-    secret = _manage(database_url, lambda db: auth.create_app(db, app_code))
+    secret = _manage(database_url, lambda db: accounts.create_app(db, app_code))
     console.print(f"app [bold]{app_code}[/bold] created; its secret (shown once):")
     print(secret)
 
@@ -232,9 +232,9 @@ def apps_create(
 @apps_app.command("list")
 def apps_list(database_url: str | None = DatabaseUrl) -> None:
     """List apps."""
-    from cmdbgraph.services import auth
+    from cmdbgraph.services import accounts
 
-    for info in _manage(database_url, auth.list_apps):
+    for info in _manage(database_url, accounts.list_apps):
         state = "active" if info.active else "revoked"
         print(f"{info.app_code}\t{state}\t{info.create_time.isoformat()}")
 
@@ -242,9 +242,9 @@ def apps_list(database_url: str | None = DatabaseUrl) -> None:
 @apps_app.command("revoke")
 def apps_revoke(app_code: str, database_url: str | None = DatabaseUrl) -> None:
     """Revoke an app: its secret stops working at once."""
-    from cmdbgraph.services import auth
+    from cmdbgraph.services import accounts
 
-    if not _manage(database_url, lambda db: auth.revoke_app(db, app_code)):
+    if not _manage(database_url, lambda db: accounts.revoke_app(db, app_code)):
         console.print(f"no app {app_code!r}")
         raise typer.Exit(1)
     console.print(f"app {app_code} revoked")
@@ -253,18 +253,18 @@ def apps_revoke(app_code: str, database_url: str | None = DatabaseUrl) -> None:
 @users_app.command("create")
 def users_create(username: str, database_url: str | None = DatabaseUrl) -> None:
     """Create a user."""
-    from cmdbgraph.services import auth
+    from cmdbgraph.services import accounts
 
-    _manage(database_url, lambda db: auth.create_user(db, username))
+    _manage(database_url, lambda db: accounts.create_user(db, username))
     console.print(f"user {username} created")
 
 
 @users_app.command("list")
 def users_list(database_url: str | None = DatabaseUrl) -> None:
     """List users."""
-    from cmdbgraph.services import auth
+    from cmdbgraph.services import accounts
 
-    for username in _manage(database_url, auth.list_users):
+    for username in _manage(database_url, accounts.list_users):
         print(username)
 
 
@@ -277,10 +277,10 @@ def tokens_create(
     """Issue a bk_token for a user and print it (shown once; only a digest is stored)."""
     from datetime import timedelta
 
-    from cmdbgraph.services import auth
+    from cmdbgraph.services import accounts
 
     ttl = None if days == 0 else timedelta(days=days)
-    token = _manage(database_url, lambda db: auth.create_token(db, username, ttl=ttl))
+    token = _manage(database_url, lambda db: accounts.create_token(db, username, ttl=ttl))
     console.print(f"token for [bold]{username}[/bold] (shown once):")
     print(token)
 
@@ -288,9 +288,9 @@ def tokens_create(
 @tokens_app.command("revoke")
 def tokens_revoke(token: str, database_url: str | None = DatabaseUrl) -> None:
     """Revoke a token."""
-    from cmdbgraph.services import auth
+    from cmdbgraph.services import accounts
 
-    if not _manage(database_url, lambda db: auth.revoke_token(db, token)):
+    if not _manage(database_url, lambda db: accounts.revoke_token(db, token)):
         console.print("no such token")
         raise typer.Exit(1)
     console.print("token revoked")
@@ -304,9 +304,9 @@ def grants_add(
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Give SUBJECT the edit permission on instances of a model (or on one instance)."""
-    from cmdbgraph.services import auth
+    from cmdbgraph.services import accounts
 
-    grant = _manage(database_url, lambda db: auth.add_grant(db, subject, bk_obj_id, bk_inst_id))
+    grant = _manage(database_url, lambda db: accounts.add_grant(db, subject, bk_obj_id, bk_inst_id))
     console.print(f"grant {grant.id}: {subject} may edit {_grant_scope(grant)}")
 
 
@@ -316,18 +316,18 @@ def grants_list(
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """List grants."""
-    from cmdbgraph.services import auth
+    from cmdbgraph.services import accounts
 
-    for grant in _manage(database_url, lambda db: auth.list_grants(db, subject)):
+    for grant in _manage(database_url, lambda db: accounts.list_grants(db, subject)):
         print(f"{grant.id}\t{grant.subject}\t{grant.action}\t{_grant_scope(grant)}")
 
 
 @grants_app.command("remove")
 def grants_remove(grant_id: int, database_url: str | None = DatabaseUrl) -> None:
     """Remove a grant by id."""
-    from cmdbgraph.services import auth
+    from cmdbgraph.services import accounts
 
-    if not _manage(database_url, lambda db: auth.remove_grant(db, grant_id)):
+    if not _manage(database_url, lambda db: accounts.remove_grant(db, grant_id)):
         console.print(f"no grant {grant_id}")
         raise typer.Exit(1)
     console.print(f"grant {grant_id} removed")

@@ -35,7 +35,7 @@ from cmdbgraph.db.tables import (
     tokens,
     users,
 )
-from cmdbgraph.services import associations, auth, catalog
+from cmdbgraph.services import accounts, associations, auth, catalog, hashes, permissions
 from cmdbgraph.services import instances as instance_service
 from cmdbgraph.services.caller import SYSTEM
 from cmdbgraph.settings import Settings
@@ -95,16 +95,16 @@ class World:
 
 @pytest.fixture
 async def world(db) -> World:
-    assert await auth.create_app(db, APP_CODE, APP_SECRET) == APP_SECRET
+    assert await accounts.create_app(db, APP_CODE, APP_SECRET) == APP_SECRET
     for user in (NOBODY, MODELER, PICKER, CATALOGER):
-        await auth.create_user(db, user)
-    await auth.add_grant(db, MODELER, "bk_switch")
-    await auth.add_grant(db, MODELER, "host")
-    await auth.add_grant(db, CATALOGER, auth.ALL_MODELS)
-    token = await auth.create_token(db, MODELER)
-    expired = await auth.create_token(db, MODELER, ttl=timedelta(seconds=-1))
-    revoked = await auth.create_token(db, MODELER)
-    assert await auth.revoke_token(db, revoked)
+        await accounts.create_user(db, user)
+    await accounts.add_grant(db, MODELER, "bk_switch")
+    await accounts.add_grant(db, MODELER, "host")
+    await accounts.add_grant(db, CATALOGER, permissions.ALL_MODELS)
+    token = await accounts.create_token(db, MODELER)
+    expired = await accounts.create_token(db, MODELER, ttl=timedelta(seconds=-1))
+    revoked = await accounts.create_token(db, MODELER)
+    assert await accounts.revoke_token(db, revoked)
     async with db.read() as conn:
         rows = await conn.execute(select(models.c.bk_obj_id, models.c.id))
         model_ids = {bk_obj_id: model_id for bk_obj_id, model_id in rows}
@@ -114,8 +114,8 @@ async def world(db) -> World:
 @pytest.fixture
 async def gone_app(db, world) -> None:
     """An app that existed and was revoked."""
-    await auth.create_app(db, GONE_APP_CODE, GONE_APP_SECRET)
-    assert await auth.revoke_app(db, GONE_APP_CODE)
+    await accounts.create_app(db, GONE_APP_CODE, GONE_APP_SECRET)
+    assert await accounts.revoke_app(db, GONE_APP_CODE)
 
 
 @pytest.fixture
@@ -321,14 +321,14 @@ def same_json(actual: object, expected: object) -> bool:
 
 async def grant_instances(db: Database, user: str, bk_obj_id: str, inst_ids) -> None:
     for inst_id in inst_ids:
-        await auth.add_grant(db, user, bk_obj_id, inst_id)
+        await accounts.add_grant(db, user, bk_obj_id, inst_id)
 
 
 async def grant_many(db: Database, user: str, bk_obj_id: str, inst_ids) -> None:
     """``add_grant`` for the first instance, and rows like it for the others in one statement
     (hundreds of grants stay fast)."""
     first, *others = inst_ids
-    made = await auth.add_grant(db, user, bk_obj_id, first)
+    made = await accounts.add_grant(db, user, bk_obj_id, first)
     async with db.write() as conn:
         await conn.execute(
             grants.insert(),
@@ -372,15 +372,15 @@ async def test_batch_create_needs_a_grant_on_both_models(client, db, world, inte
 
 @pytest.mark.parametrize("interface", INTERFACES)
 async def test_a_grant_to_everyone_lets_any_known_user_write(client, db, world, interface):
-    await auth.add_grant(db, auth.EVERYONE, "bk_switch")
-    await auth.add_grant(db, auth.EVERYONE, "host")
+    await accounts.add_grant(db, permissions.EVERYONE, "bk_switch")
+    await accounts.add_grant(db, permissions.EVERYONE, "host")
     outcome = await send_batch(client, interface, [(14, 23)], app_credentials(NOBODY))
     assert list(created(outcome)) == ["0"]
 
 
 @pytest.mark.parametrize("interface", INTERFACES)
 async def test_grant_on_one_model_only_is_denied_for_the_other(client, db, world, interface):
-    await auth.add_grant(db, PICKER, "bk_switch")
+    await accounts.add_grant(db, PICKER, "bk_switch")
     before = await row_counts(db)
     outcome = await send_batch(client, interface, [(11, 21)], app_credentials(PICKER), language=EN)
     assert_failed(outcome, DENIED, EN, 200)
@@ -429,7 +429,7 @@ async def test_batch_of_200_refused_when_one_instance_is_not_covered(
     assert await row_counts(db) == before
 
     # That one instance was the only thing missing.
-    await auth.add_grant(db, PICKER, obj, uncovered)
+    await accounts.add_grant(db, PICKER, obj, uncovered)
     assert len(created(await send_batch(client, interface, details, app_credentials(PICKER)))) == (
         200
     )
@@ -442,8 +442,8 @@ async def test_batch_of_200_refused_when_one_instance_is_not_covered(
 @pytest.mark.parametrize("language", [ZH, EN])
 @pytest.mark.parametrize("interface", INTERFACES)
 async def test_permission_object_lists_only_what_is_missing(client, db, world, interface, language):
-    await auth.add_grant(db, PICKER, "bk_switch", 11)
-    await auth.add_grant(db, PICKER, "host", 21)
+    await accounts.add_grant(db, PICKER, "bk_switch", 11)
+    await accounts.add_grant(db, PICKER, "host", 21)
     before = await row_counts(db)
     outcome = await send_batch(
         client,
@@ -571,7 +571,7 @@ async def test_same_model_batch_authorizes_every_instance(client, db, world, mis
         assert same_json(outcome.permission, expected), interface
         assert await row_counts(db) == before
 
-        await auth.add_grant(db, PICKER, "bk_switch", ids[missing])
+        await accounts.add_grant(db, PICKER, "bk_switch", ids[missing])
         allowed = await send_batch(
             client, interface, details, app_credentials(PICKER), model_association=same_model
         )
@@ -670,7 +670,7 @@ async def test_delete_refused_without_a_grant_on_every_instance(
     client, db, world, stored_pair, user, instance_grants, missing
 ):
     for obj, inst in instance_grants:
-        await auth.add_grant(db, PICKER, obj, inst)
+        await accounts.add_grant(db, PICKER, obj, inst)
     before = await row_counts(db)
     switch_ids, host_ids = missing
     for language in (ZH, EN):
@@ -691,8 +691,8 @@ async def test_delete_allowed_with_a_grant(client, db, world, stored_pair, who):
     user = MODELER
     if who == "exact-instance-grants":
         user = PICKER
-        await auth.add_grant(db, PICKER, "bk_switch", 11)
-        await auth.add_grant(db, PICKER, "host", 21)
+        await accounts.add_grant(db, PICKER, "bk_switch", 11)
+        await accounts.add_grant(db, PICKER, "host", 21)
     before = await row_counts(db)
     outcome = await delete(client, stored_pair[:1], user)
     assert outcome.code == 0, outcome.body
@@ -805,7 +805,7 @@ async def test_create_instances_needs_a_model_wide_grant(
     client, db, world, user, setup, bk_obj_id, allowed
 ):
     if setup is not None:
-        await auth.add_grant(db, PICKER, *setup)
+        await accounts.add_grant(db, PICKER, *setup)
     before = await row_counts(db, instances)
     for language in (ZH, EN):
         name = f"new-{language}"
@@ -853,7 +853,7 @@ CATALOG_WRITES = {
     ids=["no-grant", "model-grants", "instance-grants", "catalog-grant"],
 )
 async def test_catalog_writes_need_the_catalog_grant(client, db, world, mutation, user, allowed):
-    await auth.add_grant(db, PICKER, "bk_router", 31)
+    await accounts.add_grant(db, PICKER, "bk_router", 31)
     query, payload, table = CATALOG_WRITES[mutation]
     before = await row_counts(db, table)
     outcome = await graphql_call(client, query, {"input": payload}, mutation, user_headers(user))
@@ -1199,7 +1199,7 @@ async def test_browser_get_with_a_query_is_authenticated_like_any_other(
 
 async def test_secrets_and_tokens_are_stored_hashed(db, world, gone_app):
     known_token = "Known-Token-Value-0c4f2d77"
-    assert await auth.create_token(db, MODELER, token=known_token) == known_token
+    assert await accounts.create_token(db, MODELER, token=known_token) == known_token
     secrets_ = [APP_SECRET, GONE_APP_SECRET, known_token, world.token, world.revoked_token]
     async with db.read() as conn:
         for table in (apps, tokens, users, grants):
@@ -1212,8 +1212,8 @@ async def test_secrets_and_tokens_are_stored_hashed(db, world, gone_app):
         stored = (
             await conn.execute(select(apps.c.secret_hash).where(apps.c.app_code == APP_CODE))
         ).scalar_one()
-    assert auth.verify_secret(APP_SECRET, stored)
-    assert not auth.verify_secret(WRONG_SECRET, stored)
+    assert hashes.verify_secret(APP_SECRET, stored)
+    assert not hashes.verify_secret(WRONG_SECRET, stored)
     # The stored token is usable: it authenticates as its user.
     caller = await auth.authenticate(
         db,

@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 
 from cmdbgraph.app import create_app
 from cmdbgraph.db.tables import idempotency_keys, inst_associations
-from cmdbgraph.services import associations, auth
+from cmdbgraph.services import accounts, associations, permissions
 from cmdbgraph.services.caller import SYSTEM, Caller
 from cmdbgraph.settings import Settings
 from tests.support import upstream
@@ -366,7 +366,7 @@ async def test_a_refused_request_does_not_take_its_key(client, db, interface):
 
 @pytest.mark.parametrize("interface", KEYED_INTERFACES)
 async def test_keys_belong_to_their_caller(client, db, interface):
-    await auth.create_app(db, "idempotency_other_app", "Other-App-Secret-1")
+    await accounts.create_app(db, "idempotency_other_app", "Other-App-Secret-1")
     other_app = Who("idempotency_other_app", "Other-App-Secret-1", "admin")
     other_user = Who(username="xxx")
     before = await row_counts(db)
@@ -543,9 +543,9 @@ async def test_the_longest_key_of_the_longest_named_caller_works(client, db, int
     """Keys of up to 200 characters are accepted, whatever the length of the caller's names
     (an app code and a user name are up to 64 characters each)."""
     app_code, username = "a" * 64, "u" * 64
-    await auth.create_app(db, app_code, "Long-Names-Secret-1")
-    await auth.create_user(db, username)
-    await auth.add_grant(db, username, auth.ALL_MODELS)
+    await accounts.create_app(db, app_code, "Long-Names-Secret-1")
+    await accounts.create_user(db, username)
+    await accounts.add_grant(db, username, permissions.ALL_MODELS)
     who = Who(app_code, "Long-Names-Secret-1", username)
     key = "k" * 200
     first = await send(client, interface, MIXED, key, who=who)

@@ -27,7 +27,7 @@ from cmdbgraph.rest import catalog as rest_catalog
 from cmdbgraph.rest.declarations import CALLS
 from cmdbgraph.rest.openapi import document
 from cmdbgraph.rest.routes import ESB_PREFIX, ESB_PREFIXES, OPENAPI_PATH
-from cmdbgraph.services import associations, auth, catalog
+from cmdbgraph.services import accounts, associations, catalog
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.settings import Settings
 from tests.helpers import DEMO_CREDENTIALS, NATIVE_PATH, demo_headers, rest_body
@@ -642,7 +642,7 @@ def test_every_call_has_cases():
 
 @pytest.fixture
 async def world(db) -> World:
-    await auth.create_user(db, NO_GRANT_USER)
+    await accounts.create_user(db, NO_GRANT_USER)
     belong = await associations.batch_create(
         db,
         SERVICE_CALLER,

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from cmdbgraph.db import bulk
 from cmdbgraph.db.tables import audit_entries, inst_associations
-from cmdbgraph.services import associations, auth
+from cmdbgraph.services import accounts, associations
 from cmdbgraph.services.caller import SYSTEM
 from tests.support import upstream
 from tests.support.calls import demo_headers
@@ -576,7 +576,7 @@ UNGRANTED_USER = "sibling_without_grants"
 @pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("name", ["delete_instance_association", "delete_related_inst_asso"])
 async def test_deletes_need_a_grant(client, db, stored, route, name, language):
-    await auth.create_user(db, UNGRANTED_USER)
+    await accounts.create_user(db, UNGRANTED_USER)
     credentials = {**ESB_CREDENTIALS, "bk_username": UNGRANTED_USER}
     first, second, _ = stored[BELONG]
     if name == "delete_instance_association":

@@ -32,7 +32,7 @@ from cmdbgraph.db.tables import (
     inst_associations,
     model_associations,
 )
-from cmdbgraph.services import audit, auth, catalog, idempotency
+from cmdbgraph.services import audit, auth, catalog, idempotency, permissions
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import (
     ZH,
@@ -271,10 +271,10 @@ async def batch_create(
         auth.require_user(caller)
         if request.bk_obj_id and request.bk_asst_obj_id and request.details:
             async with db.read() as conn:
-                await auth.authorize_instances(
+                await permissions.authorize_instances(
                     conn,
                     caller,
-                    auth.instances_of_request(
+                    permissions.instances_of_request(
                         request.bk_obj_id, request.bk_asst_obj_id, request.details
                     ),
                 )
@@ -334,7 +334,7 @@ def _is_conflict(error: IntegrityError) -> bool:
 async def _decide(
     conn: AsyncConnection, model_association: ModelAssociation, details: Sequence[Detail]
 ) -> tuple[list[ItemOutcome], dict[int, str]]:
-    """Decide every item in index order, as upstream's loop would, with three queries."""
+    """Decide every item in index order, as upstream's loop would, with two queries."""
     bk_obj_asst_id = model_association.bk_obj_asst_id
     src_obj, dest_obj = model_association.bk_obj_id, model_association.bk_asst_obj_id
     mapping = model_association.mapping
@@ -625,7 +625,7 @@ async def delete_associations(
         for a in found:
             wanted.setdefault(a.bk_obj_id, set()).add(a.bk_inst_id)
             wanted.setdefault(a.bk_asst_obj_id, set()).add(a.bk_asst_inst_id)
-        await auth.authorize_instances(conn, caller, wanted)
+        await permissions.authorize_instances(conn, caller, wanted)
         await conn.execute(delete(inst_associations).where(ia.id.in_([a.id for a in found])))
         names = await audit.instance_names(
             conn, {a.bk_inst_id for a in found} | {a.bk_asst_inst_id for a in found}

@@ -20,7 +20,7 @@ from cmdbgraph.db.tables import (
     models,
     text_length,
 )
-from cmdbgraph.services import auth
+from cmdbgraph.services import permissions
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
 from cmdbgraph.services.records import AssociationKind, Model, ModelAssociation, field_names
@@ -117,7 +117,7 @@ async def create_model(db: Database, caller: Caller, new: NewModel) -> Model:
     user = caller.username or "cc_system"
     try:
         async with db.write() as conn:
-            await auth.authorize_models(conn, caller, [auth.ALL_MODELS])
+            await permissions.authorize_models(conn, caller, [permissions.ALL_MODELS])
             row = (
                 await conn.execute(
                     insert(models)
@@ -214,7 +214,7 @@ async def create_model_association(
         raise CmdbError(ErrorCode.PARAMETER_CHECK_FAILED, ("bk_obj_asst_id",))
     try:
         async with db.write() as conn:
-            await auth.authorize_models(conn, caller, [auth.ALL_MODELS])
+            await permissions.authorize_models(conn, caller, [permissions.ALL_MODELS])
             known_models = set(
                 (
                     await conn.execute(

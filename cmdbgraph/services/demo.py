@@ -9,7 +9,7 @@ from sqlalchemy import insert, select
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.sequences import raise_id_floor
 from cmdbgraph.db.tables import apps, inst_associations, instances, model_associations, users
-from cmdbgraph.services import auth
+from cmdbgraph.services import accounts, permissions
 
 DEMO_MODEL_ASSOCIATIONS = [
     # bk_obj_asst_id, bk_obj_id, bk_asst_id, bk_asst_obj_id, mapping
@@ -116,13 +116,13 @@ async def seed_demo(db: Database) -> bool:
         )
     wrote_credentials = False
     if has_app is None:
-        await auth.create_app(db, DEMO_APP_CODE, DEMO_APP_SECRET)
+        await accounts.create_app(db, DEMO_APP_CODE, DEMO_APP_SECRET)
         wrote_credentials = True
     for user in DEMO_USERS:
         if user not in known_users:
-            await auth.create_user(db, user)
-            await auth.add_grant(db, user, auth.ALL_MODELS)
+            await accounts.create_user(db, user)
+            await accounts.add_grant(db, user, permissions.ALL_MODELS)
             wrote_credentials = True
             if user == DEMO_TOKEN_USER:
-                await auth.create_token(db, user, ttl=None, token=DEMO_TOKEN)
+                await accounts.create_token(db, user, ttl=None, token=DEMO_TOKEN)
     return bool(new_assts or new_instances or wrote_credentials)

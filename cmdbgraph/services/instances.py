@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import instances, models, text_length
-from cmdbgraph.services import auth, catalog
+from cmdbgraph.services import catalog, permissions
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
 from cmdbgraph.services.limits import Limits
@@ -68,7 +68,7 @@ async def create_instances(
             ).first()
             if model is None:
                 raise parameter_invalid("bk_obj_id")
-            await auth.authorize_models(conn, caller, [bk_obj_id])
+            await permissions.authorize_models(conn, caller, [bk_obj_id])
             result = await conn.execute(
                 insert(instances).returning(*_COLUMNS, sort_by_parameter_order=True), rows
             )
