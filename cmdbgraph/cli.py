@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -17,8 +19,35 @@ from cmdbgraph.settings import Settings
 T = TypeVar("T")
 
 app = typer.Typer(
-    help="cmdbgraph: GraphQL service for CMDB instance associations.", no_args_is_help=True
+    help="cmdbgraph: GraphQL service for CMDB instance associations.",
+    no_args_is_help=True,
+    # Errors an operator makes are explained in one line (see main); a bug shows a traceback.
+    pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from cmdbgraph import __version__
+
+        typer.echo(f"cmdbgraph {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """cmdbgraph: GraphQL service for CMDB instance associations."""
+    if ctx.invoked_subcommand != "serve":
+        # A command says what went wrong in one line of its own (see main); the database
+        # layer's outage log, written for servers, would only repeat it.
+        logging.getLogger("cmdbgraph.db").setLevel(logging.CRITICAL)
+
+
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
 openapi_app = typer.Typer(help="The REST shim's OpenAPI document.", no_args_is_help=True)
@@ -55,8 +84,25 @@ def _settings(database_url: str | None = None, **overrides) -> Settings:
     return Settings(**values)
 
 
-def _run(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
+def _run(settings: Settings, work: Callable[..., Awaitable[T]], *, create: bool = False) -> T:
+    """Run ``work(db)``. Unless ``create``, a SQLite file that does not exist is refused rather
+    than created empty."""
+    from sqlalchemy.engine import make_url
+
     from cmdbgraph.db.engine import Database
+
+    url = make_url(settings.database_url)
+    path = url.database if url.get_backend_name() == "sqlite" else None
+    if path and path != ":memory:" and not os.path.isdir(os.path.dirname(path) or "."):
+        raise NoDatabase(
+            f"no directory {os.path.dirname(path)} for the SQLite file {path}: create it, or "
+            "point CMDBGRAPH_DATABASE_URL elsewhere"
+        )
+    if not create and path and path != ":memory:" and not os.path.exists(path):
+        raise NoDatabase(
+            f"no database at {path}: create it with `cmdbgraph db upgrade` (or `cmdbgraph seed "
+            "--demo` for the demo data), or point CMDBGRAPH_DATABASE_URL at yours"
+        )
 
     async def main() -> T:
         db = Database(settings)
@@ -79,7 +125,7 @@ def db_upgrade(database_url: str | None = DatabaseUrl) -> None:
         await migrate.upgrade(db)
         return await migrate.current_revision(db)
 
-    revision = _run(settings, work)
+    revision = _run(settings, work, create=True)
     console.print(f"database at revision [bold]{revision}[/bold] ({_safe_url(settings)})")
 
 
@@ -113,7 +159,7 @@ def seed(
         await migrate.upgrade(db)
         return await demo_data.seed_demo(db)
 
-    wrote = _run(_settings(database_url), work)
+    wrote = _run(_settings(database_url), work, create=True)
     console.print("demo data installed" if wrote else "demo data already present")
 
 
@@ -127,6 +173,9 @@ def serve(
 ) -> None:
     """Serve GraphQL at /graphql (GraphiQL in a browser) and the BlueKing REST shim."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from cmdbgraph.db import migrate
 
     # Worker processes build their own settings from the environment.
     for name, value in (
@@ -138,30 +187,24 @@ def serve(
         if value is not None:
             os.environ[f"CMDBGRAPH_{name}"] = str(value)
     settings = Settings()
-    console.print(
-        f"cmdbgraph on http://{settings.host}:{settings.port}/graphql "
-        f"({_safe_url(settings)}, {workers} worker{'s' if workers > 1 else ''})"
-    )
-    from cmdbgraph.db import migrate
-
-    try:
-        behind = _run(settings, migrate.pending)
-    except Exception as error:
-        console.print(f"[red]cannot reach the database[/red] ({_safe_url(settings)}): {error}")
-        raise typer.Exit(1) from None
-    if behind:
+    if _run(settings, migrate.pending):
         console.print(
-            "[red]the database schema is behind this version[/red]: "
-            f"run [bold]cmdbgraph db upgrade[/bold] ({_safe_url(settings)})"
+            "[red]error[/red]: the database schema is behind this version: run "
+            f"[bold]cmdbgraph db upgrade[/bold] ({_safe_url(settings)})"
         )
         raise typer.Exit(1)
-    uvicorn.run(
+    _check_port(settings.host, settings.port)
+    address = (
+        f"cmdbgraph on http://{_url_host(settings.host)}:{settings.port}/graphql "
+        f"({_safe_url(settings)}, {workers} worker{'s' if workers > 1 else ''})"
+    )
+    config = uvicorn.Config(
         "cmdbgraph.app:serve_app",
         factory=True,
         host=settings.host,
         port=settings.port,
         workers=workers,
-        log_level=settings.log_level.lower(),
+        log_level=settings.log_level,
         log_config=None,
         access_log=False,
         # The client address is the socket's peer: whose X-Forwarded-For and X-Bkcmdb-*
@@ -171,6 +214,53 @@ def serve(
         # SIGTERM: stop accepting, let in-flight requests finish (up to this long), then exit.
         timeout_graceful_shutdown=30,
     )
+    if workers > 1:
+        sock = config.bind_socket()
+        console.print(address)
+        Multiprocess(config, sockets=[sock]).run()
+        return
+
+    class AnnouncedServer(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                console.print(address)  # listening now, not before
+
+    server = AnnouncedServer(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        raise typer.Exit(1)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse, in one line, a port this process cannot listen on (before the app starts)."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            message = (
+                f"port {port} on {host} is in use: stop what uses it, or serve on another "
+                "port (--port, CMDBGRAPH_PORT)"
+            )
+        elif error.errno == errno.EADDRNOTAVAIL or isinstance(error, socket.gaierror):
+            message = f"cannot listen on {host}: no such address here (--host, CMDBGRAPH_HOST)"
+        else:
+            message = f"cannot listen on {host}:{port}: {error.strerror or error}"
+        console.print(f"[red]error[/red]: {escape(message)}")
+        raise typer.Exit(1) from None
+    finally:
+        probe.close()
 
 
 @openapi_app.command("export")
@@ -271,7 +361,9 @@ def users_list(database_url: str | None = DatabaseUrl) -> None:
 @tokens_app.command("create")
 def tokens_create(
     username: str,
-    days: float = typer.Option(30.0, help="Lifetime in days; 0 for a token that never expires."),
+    days: float = typer.Option(
+        30.0, min=0, help="Lifetime in days; 0 for a token that never expires."
+    ),
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Issue a bk_token for a user and print it (shown once; only a digest is stored)."""
@@ -409,7 +501,8 @@ def import_associations(
                     await target.close()
 
     try:
-        _run(_settings(database_url), work)
+        # A remote import (--url) needs no local database: none is opened then.
+        _run(_settings(database_url), work, create=bool(url))
     except (CmdbError, RemoteError, UnicodeDecodeError) as error:
         message = error.message(EN) if isinstance(error, CmdbError) else str(error)
         console.print(f"[red]import stopped[/red]: {escape(message)}")
@@ -444,21 +537,28 @@ def export_associations(
     from cmdbgraph.services import transfer
 
     fmt = transfer.detect_format(output, fmt)
-    handle = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
 
     async def work(db):
-        count = 0
-        handle.write(transfer.header(fmt))
-        async for row in transfer.export_rows(db, bk_obj_asst_id=bk_obj_asst_id):
-            handle.write(transfer.format_row(row, fmt))
-            count += 1
-        return count
+        from cmdbgraph.db import migrate
 
-    try:
-        count = _run(_settings(database_url), work)
-    finally:
-        if handle is not sys.stdout:
-            handle.close()
+        # The database first: a failure writes nothing (no header, no truncated file).
+        if await migrate.pending(db):
+            raise NoDatabase(
+                "the database schema is behind this version: run `cmdbgraph db upgrade`"
+            )
+        handle = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115, ASYNC230
+        try:
+            count = 0
+            handle.write(transfer.header(fmt))
+            async for row in transfer.export_rows(db, bk_obj_asst_id=bk_obj_asst_id):
+                handle.write(transfer.format_row(row, fmt))
+                count += 1
+            return count
+        finally:
+            if handle is not sys.stdout:
+                handle.close()
+
+    count = _run(_settings(database_url), work)
     console.print(f"exported {count} associations")
 
 
@@ -476,8 +576,70 @@ def _safe_url(settings: Settings) -> str:
     return make_url(settings.database_url).render_as_string(hide_password=True)
 
 
+def _explain(error: BaseException) -> tuple[str, int] | None:
+    """One line saying what went wrong and what to do, and the exit code (2: usage, 1: failure);
+    None for an error that is a bug."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
+
+    from cmdbgraph.db.engine import DatabaseUnavailable
+    from cmdbgraph.services.accounts import AccountError
+    from cmdbgraph.services.errors import EN, CmdbError
+
+    if isinstance(error, ValidationError):
+        problems = []
+        for item in error.errors():
+            name = "CMDBGRAPH_" + "_".join(str(part) for part in item["loc"]).upper()
+            value = item.get("input")
+            shown = f"={value}" if isinstance(value, str | int | float) else ""
+            problems.append(f"{name}{shown}: {item['msg'].removeprefix('Value error, ')}")
+        return "bad setting: " + "; ".join(problems), 2
+    if isinstance(error, ArgumentError | NoSuchModuleError):
+        return (
+            f"bad database URL ({error}): give sqlite+aiosqlite:///path/to/file.sqlite3 or "
+            "postgresql+asyncpg://user:password@host:5432/database",
+            2,
+        )
+    if isinstance(error, DatabaseUnavailable):
+        reason = str(error).splitlines()[0] if str(error) else type(error.__cause__).__name__
+        if "unable to open database file" in reason:
+            return (
+                "cannot open the SQLite database file: does its directory exist, and may this "
+                "user write there? (CMDBGRAPH_DATABASE_URL)",
+                1,
+            )
+        return (
+            f"cannot reach the database ({reason}): is it running, and is "
+            "CMDBGRAPH_DATABASE_URL right?",
+            1,
+        )
+    if isinstance(error, OperationalError | ProgrammingError) and (
+        "no such table" in str(error) or "does not exist" in str(error)
+    ):
+        return "the database has no cmdbgraph tables yet: run `cmdbgraph db upgrade` first", 1
+    if isinstance(error, NoDatabase):
+        return str(error), 1
+    if isinstance(error, CmdbError):
+        return f"error {error.code.value}: {error.message(EN)}", 1
+    if isinstance(error, AccountError):
+        return str(error), 1
+    return None
+
+
+class NoDatabase(Exception):
+    """The SQLite file named by the settings does not exist (and the command creates none)."""
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as error:
+        explained = _explain(error)
+        if explained is None:
+            raise
+        message, code = explained
+        console.print(f"[red]error[/red]: {escape(message)}")
+        raise SystemExit(code) from None
 
 
 if __name__ == "__main__":

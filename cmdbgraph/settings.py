@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from typing import Annotated
+from typing import Annotated, Literal
 
 import orjson
 from pydantic import Field, field_validator
@@ -13,6 +13,31 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///cmdbgraph.sqlite3"
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_DRIVERS = {
+    # The common spellings of the two databases, with the drivers this service runs on.
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
+
+
+def normalize_database_url(url: str) -> str:
+    """``url`` with the service's driver (``postgres://`` and ``postgresql://`` become
+    ``postgresql+asyncpg://``, ``sqlite:///`` becomes ``sqlite+aiosqlite:///``); raises
+    ``ValueError`` for anything else."""
+    url = url.strip()
+    scheme, separator, rest = url.partition("://")
+    driver = _DRIVERS.get(scheme.lower()) if separator else None
+    if driver is None:
+        raise ValueError(
+            f"{url!r} is not a database URL this service can use: give "
+            "sqlite+aiosqlite:///path/to/file.sqlite3 or "
+            "postgresql+asyncpg://user:password@host:5432/database"
+        )
+    return f"{driver}://{rest}"
 
 
 def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
@@ -36,7 +61,7 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     log_format: str = Field("json", pattern="^(json|text)$")
     auth: bool = Field(True, description="Require and check credentials on every call.")
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
@@ -73,6 +98,16 @@ class Settings(BaseSettings):
     # Database tuning.
     db_pool_size: int = Field(10, ge=1)
     sqlite_busy_timeout_ms: int = Field(30_000, ge=0)
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _database_url(cls, value: object) -> object:
+        return normalize_database_url(value) if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("trusted_proxies", "cors_origins", mode="before")
     @classmethod

@@ -8,13 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cmdbgraph.db.engine import Database
-from cmdbgraph.db.tables import apps, grants, tokens, users
-from cmdbgraph.services.auth import require_known_user
-from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
+from cmdbgraph.db.tables import apps, grants, instances, models, tokens, users
 from cmdbgraph.services.hashes import hash_secret, token_digest, verify_secret
-from cmdbgraph.services.permissions import ACTIONS, EDIT
+from cmdbgraph.services.permissions import ACTIONS, ALL_MODELS, EDIT, EVERYONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +32,14 @@ class GrantInfo:
     bk_inst_id: int
 
 
+class AccountError(Exception):
+    """A management request that cannot be done; the text says why, for an operator."""
+
+
 async def create_app(db: Database, app_code: str, secret: str | None = None) -> str:
     """Create an app; returns its secret (generated unless given). Shown once, stored hashed."""
-    if not app_code or len(app_code) > 64:
-        raise parameter_invalid("bk_app_code")
+    if not app_code or len(app_code) > 64 or not app_code.isprintable():
+        raise AccountError("an app code is 1 to 64 printable characters")
     secret = secret or secrets.token_urlsafe(24)
     try:
         async with db.write() as conn:
@@ -49,7 +52,7 @@ async def create_app(db: Database, app_code: str, secret: str | None = None) -> 
                 )
             )
     except IntegrityError:
-        raise CmdbError(ErrorCode.DUPLICATED, ("bk_app_code",)) from None
+        raise AccountError(f"app {app_code} exists: choose another code") from None
     return secret
 
 
@@ -70,15 +73,15 @@ async def revoke_app(db: Database, app_code: str) -> bool:
 
 
 async def create_user(db: Database, username: str) -> None:
-    if not username or len(username) > 64:
-        raise parameter_invalid("bk_username")
+    if not username or len(username) > 64 or not username.isprintable():
+        raise AccountError("a user name is 1 to 64 printable characters")
     try:
         async with db.write() as conn:
             await conn.execute(
                 insert(users).values(bk_username=username, create_time=datetime.now(UTC))
             )
     except IntegrityError:
-        raise CmdbError(ErrorCode.DUPLICATED, ("bk_username",)) from None
+        raise AccountError(f"user {username} exists") from None
 
 
 async def list_users(db: Database) -> list[str]:
@@ -99,7 +102,7 @@ async def create_token(
     token = token or secrets.token_urlsafe(32)
     now = datetime.now(UTC)
     async with db.write() as conn:
-        await require_known_user(conn, username)
+        await _require_user(conn, username)
         await conn.execute(
             insert(tokens).values(
                 token_hash=token_digest(token),
@@ -124,12 +127,18 @@ async def add_grant(
     db: Database, subject: str, bk_obj_id: str, bk_inst_id: int = 0, action: str = EDIT
 ) -> GrantInfo:
     if action not in ACTIONS:
-        raise parameter_invalid("action")
+        raise AccountError(f"no action {action}: the actions are {', '.join(ACTIONS)}")
     if not subject:
-        raise parameter_invalid("subject")
+        raise AccountError("a grant names a user, or * for everyone")
     if not bk_obj_id:
-        raise parameter_invalid("bk_obj_id")
+        raise AccountError("a grant names a model, or * for every model")
     async with db.write() as conn:
+        if subject != EVERYONE:
+            await _require_user(conn, subject)
+        if bk_obj_id != ALL_MODELS:
+            await _require_model(conn, bk_obj_id)
+        if bk_inst_id:
+            await _require_instance(conn, bk_obj_id, bk_inst_id)
         existing = (
             await conn.execute(
                 select(grants.c.id).where(
@@ -157,6 +166,30 @@ async def add_grant(
         else:
             grant_id = existing.id
     return GrantInfo(grant_id, subject, action, bk_obj_id, bk_inst_id)
+
+
+async def _require_user(conn: AsyncConnection, username: str) -> None:
+    found = await conn.execute(select(users.c.id).where(users.c.bk_username == username))
+    if found.first() is None:
+        raise AccountError(
+            f"no user {username}: create it with `cmdbgraph users create {username}`"
+        )
+
+
+async def _require_model(conn: AsyncConnection, bk_obj_id: str) -> None:
+    found = await conn.execute(select(models.c.id).where(models.c.bk_obj_id == bk_obj_id))
+    if found.first() is None:
+        known = (await conn.execute(select(models.c.bk_obj_id).order_by(models.c.id))).scalars()
+        raise AccountError(f"no model {bk_obj_id} (the models: {', '.join(known)})")
+
+
+async def _require_instance(conn: AsyncConnection, bk_obj_id: str, bk_inst_id: int) -> None:
+    found = await conn.execute(
+        select(instances.c.bk_obj_id).where(instances.c.bk_inst_id == bk_inst_id)
+    )
+    row = found.first()
+    if row is None or (bk_obj_id != ALL_MODELS and row.bk_obj_id != bk_obj_id):
+        raise AccountError(f"no instance {bk_inst_id} of model {bk_obj_id}")
 
 
 async def list_grants(db: Database, subject: str | None = None) -> list[GrantInfo]:
