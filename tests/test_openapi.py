@@ -776,7 +776,7 @@ async def test_a_timeout_matches_the_document(settings, db, monkeypatch, envelop
     ) as http:
         response = await http.post(path, json=DEMO_CREDENTIALS, headers=demo_headers())
     reply = CONTRACT.check_response(response)
-    assert (response.status_code, _code(reply, envelope)) == (504, 1199999)
+    assert (response.status_code, _code(reply, envelope)) == (504, 1650401)
 
 
 # ---------------------------------------------------------------------------------------------

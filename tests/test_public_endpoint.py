@@ -8,8 +8,10 @@ Each test was checked against the defect it guards: it fails on the code before 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -127,7 +129,8 @@ async def test_nested_association_lists_are_paged(client, db):
     _, body = await gql(client, query, {"n": None})
     assert len(body["data"]["instance"]["associationsAsSource"]) == 5
     _, body = await gql(client, query, {"n": Settings().max_nested_page_size + 1})
-    assert body["errors"][0]["extensions"]["bkErrorCode"] == 1199059
+    assert body["errors"][0]["extensions"]["bkErrorCode"] == 1199035
+    assert body["errors"][0]["message"] == f"limit 超过限制 {Settings().max_nested_page_size}"
     _, body = await gql(client, query, {"n": 0})
     assert body["errors"][0]["extensions"]["bkErrorCode"] == 1199011
 
@@ -593,3 +596,31 @@ async def test_a_cancelled_sqlite_write_is_interrupted(tmp_path):
         assert time.perf_counter() - started < 2.0
     finally:
         await db.dispose()
+
+
+# --- messages (the first hour of a new operator, item 7) ------------------------------------
+
+
+async def test_our_limits_use_upstreams_text_without_its_odd_space(client, db):
+    instances_input = [{"bkInstName": f"many-{i}"} for i in range(201)]
+    _, body = await gql(
+        client,
+        'mutation($i: [NewInstanceInput!]!) { createInstances(input: {bkObjId: "host", '
+        "instances: $i}) { __typename ... on RequestError { bkErrorCode message } } }",
+        {"i": instances_input},
+    )
+    assert body["data"]["createInstances"] == {
+        "__typename": "RequestError",
+        "bkErrorCode": 1199035,
+        "message": "instances 超过限制 200",
+    }
+    # Upstream's own check keeps upstream's text exactly, leading space included.
+    too_many = rest_body("bk_switch", "host", "bk_switch_belong_host", [(11, 21)] * 201)
+    reply = (await client.post(f"{ESB}/batch_create_instance_association/", json=too_many)).json()
+    assert (reply["code"], reply["message"]) == (1199035, " details 超过限制 200")
+
+
+def test_internal_errors_have_one_name():
+    sdl = Path(__file__).resolve().parents[1].joinpath("schema.graphql").read_text()
+    assert "INTERNAL_SERVER_ERROR" in sdl
+    assert not re.search(r"^\s+INTERNAL$", sdl, re.M)

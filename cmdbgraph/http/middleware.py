@@ -23,7 +23,7 @@ async def _answer(send, scope, status: int, code: ErrorCode, args: tuple) -> Non
     headers = Headers(scope=scope)
     response = error_response(
         scope["path"],
-        CmdbError(code, args),
+        CmdbError(code, args, trim=True),
         request_id=scope["state"]["request_id"],
         language=identity.language(headers),
         status=status,
@@ -109,8 +109,8 @@ class RequestMiddleware:
                     send_wrapper,
                     scope,
                     504,
-                    ErrorCode.INTERNAL,
-                    (f"request timeout ({self.timeout_seconds:g} s)",),
+                    ErrorCode.REQUEST_TIMEOUT,
+                    (f"{self.timeout_seconds:g}",),
                 )
         finally:
             self._finish(scope, state, status["code"], time.perf_counter() - started)

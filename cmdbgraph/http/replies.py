@@ -29,7 +29,8 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.AUTHORIZATION_QUERY_FAILED: 401,
     ErrorCode.TOO_MANY_REQUESTS: 429,
     ErrorCode.DATABASE_UNAVAILABLE: 503,
-    ErrorCode.INTERNAL: 500,
+    ErrorCode.INTERNAL_SERVER_ERROR: 500,
+    ErrorCode.REQUEST_TIMEOUT: 504,
 }
 
 # Codes a GraphQL mutation never turns into a typed result: they fail the whole request.

@@ -20,7 +20,7 @@ from cmdbgraph.schema.types import (
     ModelAssociation,
 )
 from cmdbgraph.services import associations, audit, catalog, instances
-from cmdbgraph.services.errors import CmdbError, ErrorCode
+from cmdbgraph.services.errors import exceeds_limit
 from cmdbgraph.services.limits import page_bounds
 
 
@@ -82,7 +82,7 @@ class InstanceQueries:
         offset, limit = _page(info, offset, limit)
         most = info.context.limits.max_filter_length
         if name_contains is not None and len(name_contains) > most:
-            raise CmdbError(ErrorCode.EXCEEDS_LIMIT, ("nameContains", most))
+            raise exceeds_limit("nameContains", most)
         page = await instances.list_instances(
             info.context.db,
             instances.InstanceFilter(bk_obj_id=bk_obj_id, name_contains=name_contains),

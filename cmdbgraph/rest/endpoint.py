@@ -103,7 +103,7 @@ def endpoint(
             return fail(database_unavailable())
         except Exception:
             log.exception("%s failed (request %s)", name, request_id)
-            return fail(CmdbError(ErrorCode.INTERNAL, (name,)))
+            return fail(CmdbError(ErrorCode.INTERNAL_SERVER_ERROR, (name,)))
 
     run.__name__ = name
     return run

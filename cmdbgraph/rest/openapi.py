@@ -303,7 +303,7 @@ _STATUSES = {
     "413": "The body is larger than the server accepts (1199035).",
     "500": "An unexpected error (1199999); nothing was written.",
     "503": "The database is unavailable (1199022); nothing was written: retry later.",
-    "504": "The call took longer than the server allows (1199999).",
+    "504": "The call took longer than the server allows (1650401, the API gateway's code).",
 }
 
 

@@ -15,7 +15,7 @@ from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import instances, models, text_length
 from cmdbgraph.services import catalog, permissions
 from cmdbgraph.services.caller import Caller
-from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
+from cmdbgraph.services.errors import CmdbError, ErrorCode, exceeds_limit, parameter_invalid
 from cmdbgraph.services.limits import Limits
 from cmdbgraph.services.records import Instance, Page, build_all, field_names
 
@@ -43,7 +43,7 @@ async def create_instances(
     if not new:
         raise CmdbError(ErrorCode.EMPTY, ("instances",))
     if len(new) > limits.max_create:
-        raise CmdbError(ErrorCode.EXCEEDS_LIMIT, ("instances", limits.max_create))
+        raise exceeds_limit("instances", limits.max_create)
     longest = text_length(instances.c.bk_inst_name)
     names = [catalog.check_text("bk_inst_name", item.bk_inst_name, longest) for item in new]
     if len(set(names)) != len(names):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
+from cmdbgraph.services.errors import CmdbError, ErrorCode, exceeds_limit, parameter_invalid
 from cmdbgraph.settings import Settings
 
 # Upstream's own ceilings (BlueKing's API documents them; settings may only lower some).
@@ -57,14 +57,18 @@ def page_bounds(
     limit_name: str | None = None,
 ) -> tuple[int, int]:
     """``(start, limit)`` checked: a negative start answers 1199011 naming ``start_name``;
-    no limit means ``default``; a limit over ``maximum`` answers 1199059, as does one below 1
-    unless ``limit_name`` is given (then 1199011 naming it: GraphQL's arguments)."""
+    no limit means ``default``. With ``limit_name`` (GraphQL's arguments) a limit below 1
+    answers 1199011 and one over ``maximum`` 1199035 naming both; without it (upstream's REST
+    pages) either answers upstream's 1199059, whose text suggests 200."""
     if start < 0:
         raise parameter_invalid(start_name)
     if limit is None:
         limit = default
-    if limit < 1 and limit_name is not None:
-        raise parameter_invalid(limit_name)
-    if limit < 1 or limit > maximum:
+    if limit_name is not None:
+        if limit < 1:
+            raise parameter_invalid(limit_name)
+        if limit > maximum:
+            raise exceeds_limit(limit_name, maximum)
+    elif limit < 1 or limit > maximum:
         raise CmdbError(ErrorCode.PAGE_LIMIT_EXCEEDED)
     return start, limit
