@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import shutil
+import sys
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -26,6 +30,18 @@ from cmdbgraph.services.limits import Limits
 from cmdbgraph.settings import Settings
 
 log = logging.getLogger("cmdbgraph")
+
+
+def command() -> str:
+    """How the operator runs the command line here: ``cmdbgraph`` when it is on the PATH,
+    else its path beside this Python (``.venv/bin/cmdbgraph`` after scripts/demo.sh)."""
+    if shutil.which("cmdbgraph"):
+        return "cmdbgraph"
+    beside = Path(sys.executable).with_name("cmdbgraph")
+    if beside.exists():
+        relative = os.path.relpath(beside)
+        return str(beside) if relative.startswith("..") else relative
+    return "cmdbgraph"
 
 
 def _middleware(settings: Settings) -> list[Middleware]:
@@ -65,7 +81,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         if await migrate.pending(db):
             message = (
                 f"the database schema is at revision {await migrate.current_revision(db)!r}, "
-                f"this code needs {migrate.head_revision()!r}: run `cmdbgraph db upgrade`"
+                f"this code needs {migrate.head_revision()!r}: run `{command()} db upgrade`"
             )
             log.error(message)
             await db.dispose()
@@ -79,7 +95,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             log.warning(
                 "THIS DATABASE HOLDS THE PUBLIC DEMO CREDENTIALS (app esb_test / secret xxx, "
                 "token xxx): anyone can use them. Revoke them before real use: "
-                "`cmdbgraph apps revoke esb_test` and `cmdbgraph tokens revoke xxx`."
+                f"`{command()} apps revoke esb_test` and `{command()} tokens revoke xxx`."
             )
         # Objects alive after start-up never need scanning again: full collections stay short.
         gc.collect()

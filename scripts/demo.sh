@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e .
+# A regular install, as the README's Install and the Dockerfile do (the package's own copy).
+.venv/bin/python -m pip install -q --disable-pip-version-check .
 .venv/bin/cmdbgraph db upgrade
 .venv/bin/cmdbgraph seed --demo
 exec .venv/bin/cmdbgraph serve "$@"

@@ -32,7 +32,8 @@ fi
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+# Editable, so the tests run the working tree; setuptools' editable-install banner is noise.
+PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
 # Types first: a type error fails the run before any test (config in pyproject.toml).
 .venv/bin/python -m mypy
 # Tests that need PostgreSQL or Chromium fail rather than skip when CI is set: this command

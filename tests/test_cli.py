@@ -5,6 +5,7 @@ real command in a subprocess."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -199,3 +200,33 @@ def test_serve_prints_its_address_once_listening(demo_dir, workers):
         _, stderr = server.communicate(timeout=30)
     assert f"cmdbgraph on http://127.0.0.1:{port}/graphql" in stderr
     assert f"{workers} worker" in stderr
+
+
+def test_the_demo_warning_names_the_command_as_it_runs_here(demo_dir):
+    """After scripts/demo.sh, `cmdbgraph` is not on the PATH: the server says where it is."""
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CMDBGRAPH_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cmdbgraph.cli", "serve", "--port", str(port)],
+        cwd=demo_dir,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=30)
+    named = re.search(r"`(\S*cmdbgraph) apps revoke esb_test`", stderr)
+    assert named, stderr
+    # The command as this server's operator can run it: on the PATH, or this path.
+    runnable = named.group(1)
+    assert runnable == "cmdbgraph" or os.access(demo_dir / runnable, os.X_OK)
