@@ -7,6 +7,7 @@ import orjson
 
 from cmdbgraph.services.associations import Detail
 from cmdbgraph.services.errors import MESSAGES, CmdbError, ErrorCode
+from cmdbgraph.services.limits import IMPORT_CHUNK
 from cmdbgraph.services.records import ModelAssociation, field_names
 
 
@@ -16,6 +17,8 @@ class RemoteError(Exception):
 
 class RemoteTarget:
     """Sends batches to ``base_url`` over the native routes, with SDK-style credentials."""
+
+    batch_size = IMPORT_CHUNK  # upstream's maximum per call
 
     def __init__(
         self,

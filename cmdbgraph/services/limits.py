@@ -15,7 +15,10 @@ MAX_DELETE_IDS = 500  # ids per delete_related_inst_asso / deleteInstAssociation
 RELATED_PAGE_SIZE = 500  # search_related_inst_asso's page.limit
 SEARCH_INST_PAGE_SIZE = 200  # search_inst_by_object's page.limit
 MAX_IDEMPOTENCY_KEY = 200  # characters
-IMPORT_CHUNK = 200  # rows per batch when importing: one batch call each
+IMPORT_CHUNK = 200  # rows per call when importing into a running server (upstream's maximum)
+# Rows per transaction when importing into the local database: decided in order, as
+# consecutive batches of IMPORT_CHUNK would be, but committed together.
+IMPORT_TRANSACTION = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +36,6 @@ class Limits:
     search_inst_page_size: int = SEARCH_INST_PAGE_SIZE
     max_idempotency_key: int = MAX_IDEMPOTENCY_KEY
     max_filter_length: int = 1_000
-    import_chunk: int = IMPORT_CHUNK
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:

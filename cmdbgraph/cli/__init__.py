@@ -431,41 +431,72 @@ def import_associations(
     by_name: bool = typer.Option(
         False, "--by-name", help="Columns bk_obj_asst_id, bk_inst_name, bk_asst_inst_name."
     ),
-    fmt: str | None = typer.Option(None, "--format", help="csv or jsonl (default: by suffix)."),
-    errors_file: str | None = typer.Option(None, "--errors", help="Write failed rows here (CSV)."),
+    fmt: str | None = typer.Option(
+        None, "--format", help="csv or jsonl (default: by suffix, else by the first line)."
+    ),
+    errors_file: str | None = typer.Option(
+        None,
+        "--errors",
+        help="Write the failed rows here, in the import's columns plus line, code and message "
+        "(CSV, or JSON lines when named .jsonl): fixed, it imports again.",
+    ),
     url: str | None = typer.Option(None, "--url", help="Import into a running server instead."),
     app_code: str = typer.Option("", "--app-code", envvar="CMDBGRAPH_APP_CODE"),
     app_secret: str = typer.Option("", "--app-secret", envvar="CMDBGRAPH_APP_SECRET"),
     username: str = typer.Option("", "--username", envvar="CMDBGRAPH_USERNAME"),
     token: str = typer.Option("", "--token", envvar="CMDBGRAPH_TOKEN"),
+    progress: str = typer.Option(
+        "auto",
+        "--progress",
+        help="live (an animated line), plain (a line every 5 s, no control codes) or off; "
+        "auto: live on a terminal, plain otherwise.",
+    ),
     database_url: str | None = DatabaseUrl,
 ) -> None:
-    """Create associations from a file of any size, 200 rows a batch, in order.
+    """Create associations from a file of any size, in order, 200 rows a batch.
 
-    Rows already present are counted, not duplicated: re-running is safe. Exit code 0 when
-    no row failed, 1 otherwise (details in --errors).
+    Rows already present are counted, not duplicated: re-running is safe, also after Ctrl-C.
+    Exit code 0 when no row failed, 1 otherwise (details in --errors), 2 when the file or
+    the options cannot be used, 130 when interrupted.
     """
     import io
+    import stat
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
+    from cmdbgraph.cli.progress import ImportProgress
+    from cmdbgraph.remote import RemoteError, RemoteTarget
     from cmdbgraph.services import transfer
     from cmdbgraph.services.caller import Caller
     from cmdbgraph.services.errors import EN, CmdbError
 
-    fmt = transfer.detect_format(file, fmt)
-    if fmt not in ("csv", "jsonl"):
-        console.print("--format must be csv or jsonl")
-        raise typer.Exit(2)
+    def usage(message: str) -> typer.Exit:
+        console.print(f"[red]error[/red]: {escape(message)}", highlight=False)
+        return typer.Exit(2)
+
+    if fmt not in (None, "csv", "jsonl"):
+        raise usage("--format must be csv or jsonl")
+    if progress not in ("auto", "live", "plain", "off"):
+        raise usage("--progress must be auto, live, plain or off")
+    mode = progress if progress != "auto" else "live" if console.is_terminal else "plain"
     try:
         raw = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
     except OSError as error:
-        console.print(f"cannot read {file}: {error}")
-        raise typer.Exit(2) from None
-    total = None if file == "-" else os.path.getsize(file)
+        raise usage(f"cannot read {file}: {error.strerror}") from None
+    if (
+        errors_file
+        and file != "-"
+        and os.path.exists(errors_file)
+        and os.path.samefile(file, errors_file)
+    ):
+        raw.close()
+        raise usage("--errors names the file being imported: name another file for the report")
+    info = os.fstat(raw.fileno())
+    total = info.st_size if stat.S_ISREG(info.st_mode) else None
+    head = raw.peek(64)[:64] if isinstance(raw, io.BufferedReader) else b""
+    fmt = transfer.detect_format("" if file == "-" else file, fmt, head)
+    errors_fmt = transfer.detect_format(errors_file or "", None, b"{" if fmt == "jsonl" else b"")
+    position = raw.tell if total is not None else (lambda: None)
     report = transfer.ImportReport()
-
-    from cmdbgraph.remote import RemoteError, RemoteTarget
+    display = ImportProgress(console, total=total, mode=mode)  # type: ignore[arg-type]
 
     async def work(db):
         target: transfer.Target
@@ -474,6 +505,12 @@ def import_associations(
                 url, app_code=app_code, app_secret=app_secret, username=username, token=token
             )
         else:
+            from cmdbgraph.db import migrate
+
+            if await migrate.pending(db):
+                raise NoDatabase(
+                    "the database schema is behind this version: run `cmdbgraph db upgrade`"
+                )
             target = transfer.LocalTarget(
                 db,
                 Caller(
@@ -482,48 +519,70 @@ def import_associations(
                     enforce_permissions=False,
                 ),
             )
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        rows = transfer.read_rows(text, fmt, by_name=by_name, errors=report.errors)
-        columns = [TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn()]
-        with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task("importing", total=total)
-            try:
-                async for _ in transfer.import_batches(
-                    target, rows, by_name=by_name, report=report
-                ):
-                    progress.update(
-                        task,
-                        completed=raw.tell() if total else None,
-                        description=f"{report.rows} rows, {report.created} created",
-                    )
-            finally:
-                if isinstance(target, RemoteTarget):
-                    await target.close()
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        reader = transfer.RowReader(text, fmt, by_name=by_name, position=position)
+        try:
+            with display:
+                await transfer.import_rows(target, reader, report, progress=display.update)
+                display.finish(report, complete=True)
+        finally:
+            if isinstance(target, RemoteTarget):
+                await target.close()
 
+    stopped: Exception | None = None
+    interrupted = False
     try:
         # A remote import (--url) needs no local database: none is opened then.
         _run(_settings(database_url), work, create=bool(url))
-    except (CmdbError, RemoteError, UnicodeDecodeError) as error:
-        message = error.message(EN) if isinstance(error, CmdbError) else str(error)
-        console.print(f"[red]import stopped[/red]: {escape(message)}")
-        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        interrupted = True
+        display.finish(report, complete=False)
+    except Exception as error:
+        stopped = error
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()
-    if errors_file:
+    if errors_file and (report.rows or stopped is None):
         with open(errors_file, "w", encoding="utf-8", newline="") as handle:
-            transfer.error_report_csv(report.errors, handle)
-    summary = (
-        f"{report.created} created, {report.already_present} already present, "
-        f"{report.failed} failed"
-    )
-    if errors_file and report.failed:
-        summary += f" (see {errors_file})"
-    console.print(summary)
+            transfer.write_error_report(report.errors, handle, errors_fmt, by_name=by_name)
+    if report.rows or stopped is None:
+        _import_summary(report, errors_file, interrupted or stopped is not None)
+    if interrupted:
+        console.print(
+            f"interrupted after line {report.last_line}: run the same command again to finish "
+            "(rows already present are skipped)",
+            highlight=False,
+        )
+        raise typer.Exit(130)
+    if isinstance(stopped, transfer.ImportFileError | RemoteError | CmdbError):
+        message = stopped.message(EN) if isinstance(stopped, CmdbError) else str(stopped)
+        console.print(f"[red]import stopped[/red]: {escape(message)}", highlight=False)
+        raise typer.Exit(2)
+    if stopped is not None:
+        raise stopped
     if report.failed:
-        for failed in sorted(report.errors, key=lambda e: e.line)[:5]:
-            console.print(f"  line {failed.line}: {failed.code} {escape(failed.message)}")
         raise typer.Exit(1)
+
+
+def _import_summary(report, errors_file: str | None, partial: bool) -> None:
+    summary = (
+        f"{report.rows} rows: {report.created} created, {report.already_present} already "
+        f"present, {report.failed} failed"
+    )
+    if partial:
+        summary += " (so far)"
+    if errors_file and report.failed:
+        summary += f"; failed rows in {errors_file}"
+    console.print(summary, highlight=False)
+    for failed in sorted(report.errors, key=lambda e: e.line)[:5]:
+        console.print(
+            f"  line {failed.line}: {failed.code} {escape(failed.message)}", highlight=False
+        )
+    if report.failed > 5 and not errors_file:
+        console.print(
+            f"  … and {report.failed - 5} more: --errors FILE writes every failed row",
+            highlight=False,
+        )
 
 
 @export_app.command("associations")

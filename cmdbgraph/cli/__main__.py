@@ -1,0 +1,5 @@
+"""``python -m cmdbgraph.cli``: the ``cmdbgraph`` command."""
+
+from cmdbgraph.cli import main
+
+main()
