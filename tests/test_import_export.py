@@ -23,6 +23,7 @@ from sqlalchemy import select
 from cmdbgraph.db.tables import inst_associations
 from cmdbgraph.services import associations, catalog
 from cmdbgraph.services.caller import SYSTEM
+from cmdbgraph.services.errors import ErrorCode
 from tests.support import upstream
 from tests.support.databases import new_instances, open_database, row_counts
 from tests.support.servers import uvicorn_server
@@ -876,3 +877,61 @@ async def test_an_import_transaction_lets_postgresql_plan_its_foreign_key_checks
         assert (await conn.exec_driver_sql("SHOW plan_cache_mode")).scalar() == (
             "force_custom_plan"
         )
+
+
+@pytest.mark.parametrize("mapping", ["1:1", "1:n"])
+async def test_thousands_a_transaction_decide_as_batches_of_200_would(
+    db, database_url, fresh_database_url, tmp_path, mapping
+):
+    """The local import writes 5,000 rows a transaction; every row's fate is still the one
+    consecutive batches of 200 give it (each batch seeing what the ones before it wrote),
+    also when conflicts span batches: compared with batch_create called 200 rows at a time."""
+    import random
+
+    kind = "connect" if mapping == "1:n" else "default"
+    pick = random.Random(7)
+
+    async def prepare(database) -> tuple[list[int], list[int]]:
+        await catalog.create_model(database, SYSTEM, catalog.NewModel("tx_a", "A"))
+        await catalog.create_model(database, SYSTEM, catalog.NewModel("tx_b", "B"))
+        await catalog.create_model_association(
+            database, SYSTEM, catalog.NewModelAssociation("tx_a", "tx_b", kind, mapping)
+        )
+        return (
+            await new_instances(database, "tx_a", "a", 150),
+            await new_instances(database, "tx_b", "b", 150),
+        )
+
+    sources, targets = await prepare(db)
+    asst = f"tx_a_{kind}_tx_b"
+    pairs = [(pick.choice(sources), pick.choice(targets)) for _ in range(1_000)]
+    source = tmp_path / "rows.csv"
+    source.write_text("\n".join([HEADER] + [f"{asst},{s},{d}" for s, d in pairs]) + "\n")
+    report = tmp_path / "failed.csv"
+    done = cmdbgraph(
+        "import", "associations", str(source), "--errors", str(report),
+        "--database-url", database_url,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    imported = {(line, code) for line, _, _, _, code, _ in error_report(report)}
+
+    async with open_database(fresh_database_url) as fresh:
+        assert await prepare(fresh) == (sources, targets)
+        by_batches = set()
+        for start in range(0, len(pairs), 200):
+            result = await associations.batch_create(
+                fresh,
+                SYSTEM,
+                associations.BatchCreateRequest(
+                    "tx_a", "tx_b", asst,
+                    [associations.Detail(*p) for p in pairs[start : start + 200]],
+                ),
+            )  # fmt: skip
+            by_batches |= {
+                (start + item.index + 2, item.error.value)
+                for item in result.items
+                if item.error is not None and item.error is not ErrorCode.ASSOCIATION_ALREADY_EXISTS
+            }
+        assert await stored_rows(fresh, asst) == await stored_rows(db, asst)
+    assert imported == by_batches
+    assert len(imported) > 100, "conflicts in plenty, across batches"
