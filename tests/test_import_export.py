@@ -834,7 +834,9 @@ async def test_a_file_or_option_the_import_cannot_use_is_one_line(
         assert not report.exists(), "no report of a file that was not read"
 
 
-async def test_the_report_may_not_overwrite_the_file_being_imported(db, database_url, tmp_path):
+async def test_the_report_must_be_writable_and_not_the_file_being_imported(
+    db, database_url, tmp_path
+):
     source = tmp_path / "rows.csv"
     content = f"{HEADER}\n{BELONG},11,21\n"
     source.write_text(content, "utf-8")
@@ -847,6 +849,17 @@ async def test_the_report_may_not_overwrite_the_file_being_imported(db, database
         "error: --errors names the file being imported: name another file for the report"
     )
     assert source.read_text("utf-8") == content
+
+    elsewhere = tmp_path / "no-such-directory" / "failed.csv"
+    done = cmdbgraph(
+        "import", "associations", str(source), "--errors", str(elsewhere),
+        "--database-url", database_url,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"error: cannot write --errors {elsewhere}: no such directory, or not writable"
+    )
+    assert await stored_rows(db, BELONG) == set(), "nothing was imported"
 
 
 def test_an_unreachable_database_stops_the_import_in_one_line(tmp_path):

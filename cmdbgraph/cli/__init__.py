@@ -489,6 +489,9 @@ def import_associations(
     ):
         raw.close()
         raise usage("--errors names the file being imported: name another file for the report")
+    if errors_file and not os.access(os.path.dirname(os.path.abspath(errors_file)), os.W_OK):
+        raw.close()
+        raise usage(f"cannot write --errors {errors_file}: no such directory, or not writable")
     info = os.fstat(raw.fileno())
     total = info.st_size if stat.S_ISREG(info.st_mode) else None
     head = raw.peek(64)[:64] if isinstance(raw, io.BufferedReader) else b""
@@ -543,8 +546,15 @@ def import_associations(
         if raw is not sys.stdin.buffer:
             raw.close()
     if errors_file and (report.rows or stopped is None):
-        with open(errors_file, "w", encoding="utf-8", newline="") as handle:
-            transfer.write_error_report(report.errors, handle, errors_fmt, by_name=by_name)
+        try:
+            with open(errors_file, "w", encoding="utf-8", newline="") as handle:
+                transfer.write_error_report(report.errors, handle, errors_fmt, by_name=by_name)
+        except OSError as error:
+            console.print(
+                f"[red]error[/red]: cannot write {escape(errors_file)}: {error.strerror}",
+                highlight=False,
+            )
+            errors_file = None
     if report.rows or stopped is None:
         _import_summary(report, errors_file, interrupted or stopped is not None)
     if interrupted:
@@ -565,10 +575,9 @@ def import_associations(
 
 
 def _import_summary(report, errors_file: str | None, partial: bool) -> None:
-    summary = (
-        f"{report.rows} rows: {report.created} created, {report.already_present} already "
-        f"present, {report.failed} failed"
-    )
+    from cmdbgraph.cli.progress import counts
+
+    summary = counts(report)
     if partial:
         summary += " (so far)"
     if errors_file and report.failed:

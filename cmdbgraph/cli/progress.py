@@ -98,10 +98,7 @@ class ImportProgress:
         return " · ".join([*self.pace(report, final=final), self.counts(report)])
 
     def counts(self, report: ImportReport) -> str:
-        return (
-            f"{report.rows} rows: {report.created} created, "
-            f"{report.already_present} already present, {report.failed} failed"
-        )
+        return counts(report)
 
     def pace(self, report: ImportReport, *, final: bool = False) -> list[str]:
         """The percentage (when the size is known), rows per second and the time left (or,
@@ -120,6 +117,14 @@ class ImportProgress:
         elif self.total:
             parts.append("ETA …")
         return parts
+
+
+def counts(report: ImportReport) -> str:
+    """``100 rows: 97 created, 2 already present, 1 failed``."""
+    return (
+        f"{report.rows} row{'' if report.rows == 1 else 's'}: {report.created} created, "
+        f"{report.already_present} already present, {report.failed} failed"
+    )
 
 
 def duration(seconds: float) -> str:
