@@ -60,7 +60,7 @@ def _middleware(settings: Settings) -> list[Middleware]:
                 allow_origins=settings.cors_origins,
                 allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
                 allow_headers=["*"],
-                expose_headers=["X-Request-ID"],
+                expose_headers=["X-Request-ID", "X-Cmdbgraph-Hint"],
             )
         )
     return middleware

@@ -64,12 +64,20 @@ class RemoteTarget:
             try:
                 known = ErrorCode(code)
             except ValueError:
-                raise RemoteError(f"{path}: {code} {envelope.get('bk_error_msg')}") from None
+                # cmdbgraph says what to do about it beside upstream's message.
+                hint = response.headers.get("X-Cmdbgraph-Hint")
+                detail = f" ({hint})" if hint else ""
+                raise RemoteError(
+                    f"{path}: {code} {envelope.get('bk_error_msg')}{detail}"
+                ) from None
             if known in (
                 ErrorCode.CALL_SOURCE_AUTHENTICATION_FAILED,
                 ErrorCode.AUTHORIZATION_QUERY_FAILED,
             ):
-                raise RemoteError(f"{path}: {code} {envelope.get('bk_error_msg')}")
+                # cmdbgraph says what to do about it beside upstream's message.
+                hint = response.headers.get("X-Cmdbgraph-Hint")
+                detail = f" ({hint})" if hint else ""
+                raise RemoteError(f"{path}: {code} {envelope.get('bk_error_msg')}{detail}")
             raise CmdbError(known, permission=envelope.get("permission"))
         return envelope["data"]
 

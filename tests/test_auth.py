@@ -199,7 +199,12 @@ def graphql_outcome(response: httpx.Response, field_name: str) -> Outcome:
             "extensions",
         ]
         number = error["extensions"]["bkErrorCode"]
-        assert error["extensions"] == {"code": CODE_NAMES[number], "bkErrorCode": number}
+        # One extra key, and only on 1100004: the hint when an app code was given.
+        extensions = dict(error["extensions"])
+        if number == 1100004:
+            hint = extensions.pop("hint", None)
+            assert hint is None or "could not be authenticated" in hint
+        assert extensions == {"code": CODE_NAMES[number], "bkErrorCode": number}
         return Outcome(response.status_code, number, error["message"], None, None, body)
     assert "errors" not in body, body
     result = body["data"][field_name]
@@ -1151,6 +1156,71 @@ async def test_rest_reads_need_credentials(client, world, credentials, code):
             assert [m["bk_obj_id"] for m in outcome.data] == ["bk_switch"]
         else:
             assert_failed(outcome, code, ZH, 401)
+
+
+async def _hints(client: httpx.AsyncClient, credentials: dict) -> dict[str, str | None]:
+    """The hint each interface gives a read with ``credentials`` refused with 1100004: GraphQL's
+    ``extensions.hint``, REST's X-Cmdbgraph-Hint header (None: no hint)."""
+    header = {"X-Bkapi-Authorization": json.dumps(credentials)}
+    graphql = await client.post("/graphql", json={"query": MODELS_QUERY}, headers=header)
+    esb = await client.post(
+        f"{ESB_PREFIX}/search_objects/", json={**credentials, "bk_obj_id": "bk_switch"}
+    )
+    native = await client.post(
+        "/api/v3/find/object", json={"bk_obj_id": "bk_switch"}, headers=header
+    )
+    for response in (graphql, esb, native):
+        assert response.status_code == 401, response.text
+    assert_failed(graphql_outcome(graphql, "models"), APP_FAILED, ZH, 401)
+    assert_failed(rest_outcome(esb, esb=True), APP_FAILED, ZH, 401)
+    assert_failed(rest_outcome(native, esb=False), APP_FAILED, ZH, 401)
+    (error,) = graphql.json()["errors"]
+    return {
+        "graphql": error["extensions"].get("hint"),
+        "esb": esb.headers.get("X-Cmdbgraph-Hint"),
+        "native": native.headers.get("X-Cmdbgraph-Hint"),
+    }
+
+
+async def test_a_refused_app_gets_a_hint_that_does_not_say_why(client, world, gone_app):
+    """Upstream's 1100004 stays as it is; beside it, a hint names the app and how to create it.
+    Its words are the same whether the app has a wrong secret, was revoked or never existed: a
+    caller must not learn which apps exist."""
+    cases = {
+        "wrong-secret": app_credentials(bk_app_secret=WRONG_SECRET),
+        "revoked": app_credentials(bk_app_code=GONE_APP_CODE, bk_app_secret=GONE_APP_SECRET),
+        "unknown": app_credentials(bk_app_code="auth_no_such_app"),
+    }
+    for case, credentials in cases.items():
+        app_code = credentials["bk_app_code"]
+        expected = (
+            f"app {app_code} could not be authenticated: check its code and secret; to create "
+            f"it: `cmdbgraph apps create {app_code}`"
+        )
+        hints = await _hints(client, credentials)
+        assert hints == dict.fromkeys(("graphql", "esb", "native"), expected), case
+
+    # The demo app's hint also names the demo data; an app code that would not read safely in
+    # a command or a header is not shown back.
+    demo = await _hints(client, {"bk_app_code": "esb_test", "bk_app_secret": WRONG_SECRET})
+    assert set(demo.values()) == {
+        "app esb_test could not be authenticated: check its code and secret; to create it: "
+        "`cmdbgraph apps create esb_test` (or `cmdbgraph seed --demo` for the demo data)"
+    }
+    odd = await _hints(client, {"bk_app_code": "应用 `x`", "bk_app_secret": "x"})
+    assert set(odd.values()) == {
+        "the app could not be authenticated: check its code and secret; to create an app: "
+        "`cmdbgraph apps create <app code>`"
+    }
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [{}, {"bk_token": "auth-no-such-token"}, {"bk_username": "admin"}],
+    ids=["none", "token-without-app", "user-without-app"],
+)
+async def test_no_hint_without_an_app_code(client, world, credentials):
+    assert await _hints(client, credentials) == dict.fromkeys(("graphql", "esb", "native"))
 
 
 async def test_graphql_reads_refused_from_an_untrusted_address(untrusted_client, world):

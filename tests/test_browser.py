@@ -1,6 +1,6 @@
-"""GraphiQL in a real browser: Debian's Chromium, headless, driven by Playwright, against a demo
-server started as its own process. The browser may reach only that server, so the test also
-proves the page works with no internet access.
+"""GraphiQL in a real browser: Debian's Chromium, headless, driven by Playwright, against servers
+started as their own processes (a demo database, and one without any app). The browser may
+reach only that server, so the tests also prove the pages work with no internet access.
 
 Needs /usr/bin/chromium (scripts/test.sh installs Debian's package); Playwright drives it and
 never downloads a browser of its own. Outside CI the test skips without Chromium; in CI it fails.
@@ -8,13 +8,19 @@ never downloads a browser of its own. Outside CI the test skips without Chromium
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.support.servers import live_server
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -67,6 +73,86 @@ def sync_playwright():
     return sync_playwright
 
 
+@dataclass
+class Session:
+    """A page in a fresh browser profile that may reach only the server under test."""
+
+    page: object
+    elsewhere: list[str] = field(default_factory=list)  # requests for any other host
+    problems: list[str] = field(default_factory=list)  # script errors, CSP, failed loads
+    encodings: dict[str, str] = field(default_factory=dict)  # static asset path -> encoding
+
+
+@contextlib.contextmanager
+def browsing(
+    sync_playwright, chromium: str, base_url: str, tmp_path, name: str, **options
+) -> Iterator[Session]:
+    """A ``Session`` on ``base_url``; on failure, a screenshot (named ``name``) and the
+    browser's problems are added to the error. ``options`` go to the browser context."""
+    origin = urlsplit(base_url).netloc
+    screenshot = tmp_path / f"{name}-failure.png"
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / f"{name}-profile"),
+            executable_path=chromium,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            timeout=TIMEOUT_MS,
+            viewport={"width": 1400, "height": 900},
+            **options,
+        )
+        try:
+            context.set_default_timeout(TIMEOUT_MS)
+            session = Session(context.new_page())
+            page = session.page
+
+            def route(request_route) -> None:
+                if urlsplit(request_route.request.url).netloc == origin:
+                    request_route.continue_()
+                else:
+                    session.elsewhere.append(request_route.request.url)
+                    request_route.abort()
+
+            def answered(response) -> None:
+                if response.status >= 400:
+                    session.problems.append(f"{response.status} {response.url}")
+                path = urlsplit(response.url).path
+                if path.startswith("/static/"):
+                    session.encodings[path] = response.headers.get("content-encoding", "identity")
+
+            context.route("**/*", route)
+            page.on("pageerror", lambda error: session.problems.append(f"page error: {error}"))
+            page.on(
+                "console",
+                lambda message: message.type == "error" and session.problems.append(message.text),
+            )
+            page.on("response", answered)
+            try:
+                yield session
+            except BaseException as error:
+                try:
+                    page.screenshot(path=str(screenshot), full_page=True, timeout=TIMEOUT_MS)
+                except Exception as screenshot_error:  # the browser may be gone: say so
+                    screenshot = f"none ({screenshot_error})"
+                note = f"screenshot: {screenshot}; browser problems: {session.problems}"
+                print(note, file=sys.stderr)
+                error.add_note(note)
+                raise
+        finally:
+            context.close()
+
+
+def _open_graphiql(session: Session, base_url: str) -> None:
+    page = session.page
+    page.goto(f"{base_url}/graphql")
+    page.wait_for_selector(".graphiql-query-editor .CodeMirror")
+
+
+def _sidebar_button(page, title: str):
+    """A plugin's button in GraphiQL's sidebar ("Show <title>", or "Hide <title>" when open)."""
+    return page.locator(f'.graphiql-sidebar button[aria-label$="{title}"]')
+
+
 def _editor_value(page, selector: str) -> str:
     """The text of the CodeMirror editor inside ``selector`` (all lines, not only those drawn)."""
     return page.eval_on_selector(
@@ -109,146 +195,197 @@ def _wait_for_response(page, text: str) -> dict:
 def test_graphiql_runs_a_query_and_the_seed_mutation(
     chromium, sync_playwright, demo_server, tmp_path
 ):
-    origin = urlsplit(demo_server).netloc
-    elsewhere: list[str] = []  # requests for any other host: there must be none
-    problems: list[str] = []  # script errors, CSP violations, failed loads
-    screenshot = tmp_path / "graphiql-failure.png"
+    # Accept-Language picks the messages' language: upstream's Chinese here.
+    with browsing(
+        sync_playwright, chromium, demo_server, tmp_path, "graphiql", locale="zh-CN"
+    ) as session:
+        page = session.page
+        _open_graphiql(session, demo_server)
+        # The demo credentials are there for a newcomer to run a query at once, as a JSON
+        # object (the page sends it as its JSON text).
+        page.get_by_role("button", name="Headers").click()
+        headers_editor = ".graphiql-editor-tool .graphiql-editor:not(.hidden)"
+        headers = json.loads(_editor_value(page, headers_editor))
+        assert headers["X-Bkapi-Authorization"]["bk_app_code"] == "esb_test"
 
-    def route(request_route) -> None:
-        if urlsplit(request_route.request.url).netloc == origin:
-            request_route.continue_()
-        else:
-            elsewhere.append(request_route.request.url)
-            request_route.abort()
+        _run_in_editor(page, MODELS_QUERY, "ListModels")
+        models = _wait_for_response(page, "交换机")["data"]["models"]
+        assert {"bkObjId": "bk_switch", "bkObjName": "交换机"} in models
 
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=chromium,
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            timeout=TIMEOUT_MS,
-            viewport={"width": 1400, "height": 900},
-            # Accept-Language picks the messages' language: upstream's Chinese here.
-            locale="zh-CN",
+        _run_in_editor(page, SEED_MUTATION, "SeedExample")
+        reply = _wait_for_response(page, "关联实例不存在")
+        payload = reply["data"]["batchCreateInstAssociations"]
+        assert payload["__typename"] == "BatchCreateInstAssociationsPayload"
+        assert payload["errorMsg"] == {"1": "关联实例不存在"}
+        assert list(payload["successCreated"]) == ["0"]
+        created_id = payload["successCreated"]["0"]
+        assert isinstance(created_id, int) and created_id > 0
+        # Shown on screen, not only held by the editor.
+        for shown in (f'"0": {created_id}', '"1": "关联实例不存在"'):
+            page.locator(".graphiql-response .CodeMirror-line", has_text=shown).wait_for()
+
+        assert session.elsewhere == [], "the page tried to reach another host"
+        assert session.problems == []
+        # Chromium takes brotli: every asset came compressed so.
+        assert len(session.encodings) == 6, session.encodings
+        assert set(session.encodings.values()) == {"br"}, session.encodings
+
+
+def test_the_ready_made_tabs_run_on_the_demo_data(chromium, sync_playwright, demo_server, tmp_path):
+    with browsing(
+        sync_playwright, chromium, demo_server, tmp_path, "tabs", locale="en-US"
+    ) as session:
+        page = session.page
+        _open_graphiql(session, demo_server)
+        tabs = page.locator(".graphiql-tab .graphiql-tab-button")
+        tabs.nth(2).wait_for()
+        assert tabs.all_inner_texts() == ["Models", "BatchCreate", "Instance"]
+
+        # The batch tab holds the README's mutation, and answers what the README shows.
+        _run_tab(page, tabs.nth(1), "BatchCreate")
+        payload = _wait_for_response(page, "the association inst is not exist")["data"][
+            "batchCreateInstAssociations"
+        ]
+        assert (payload["createdCount"], payload["failedCount"]) == (1, 1)
+        (created_id,) = payload["successCreated"].values()
+
+        # The instance tab, with the headers every tab starts with: switch 13 and the
+        # association just created.
+        _run_tab(page, tabs.nth(2), "Instance")
+        reply = _wait_for_response(page, "sw-02")
+        assert reply["data"]["instance"] == {
+            "bkInstName": "sw-02",
+            "associationsAsSource": [
+                {
+                    "id": created_id,
+                    "bkObjAsstId": "bk_switch_belong_host",
+                    "target": {"bkInstName": "10.0.0.2"},
+                }
+            ],
+        }
+        page.locator(".graphiql-response .CodeMirror-line", has_text='"10.0.0.2"').wait_for()
+        assert session.elsewhere == [], "the page tried to reach another host"
+        assert session.problems == []
+
+
+def _run_tab(page, tab, operation_name: str) -> None:
+    """Open ``tab`` and run it as it stands (with the headers it shows)."""
+    tab.click()
+    page.wait_for_function(
+        """name => document.querySelector(".graphiql-query-editor .CodeMirror")
+            .CodeMirror.operationName === name""",
+        arg=operation_name,
+        timeout=TIMEOUT_MS,
+    )
+    page.get_by_role("button", name="Headers").click()
+    headers_editor = ".graphiql-editor-tool .graphiql-editor:not(.hidden)"
+    headers = json.loads(_editor_value(page, headers_editor))
+    assert headers["X-Bkapi-Authorization"]["bk_app_code"] == "esb_test"
+    page.click(".graphiql-query-editor .CodeMirror")
+    page.keyboard.press("Control+Enter")
+
+
+@pytest.fixture
+def appless_server(tmp_path) -> Iterator[str]:
+    """Base URL of a real ``cmdbgraph serve`` on a migrated database that holds no app at all
+    (no demo data): what an operator has before creating the first app."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'appless.sqlite3'}"
+    env = {**os.environ, "CMDBGRAPH_DATABASE_URL": url, "CMDBGRAPH_LOG_LEVEL": "warning"}
+    for command in (("db", "upgrade"), ("apps", "list")):
+        done = subprocess.run(
+            [sys.executable, "-m", "cmdbgraph.cli", *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
-        try:
-            context.set_default_timeout(TIMEOUT_MS)
-            context.route("**/*", route)
-            page = context.new_page()
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on(
-                "console",
-                lambda message: message.type == "error" and problems.append(message.text),
-            )
-            page.on(
-                "response",
-                lambda response: (
-                    response.status >= 400 and problems.append(f"{response.status} {response.url}")
-                ),
-            )
-            try:
-                page.goto(f"{demo_server}/graphql")
-                page.wait_for_selector(".graphiql-query-editor .CodeMirror")
-                # The demo credentials are there for a newcomer to run a query at once.
-                page.get_by_role("button", name="Headers").click()
-                headers_editor = ".graphiql-editor-tool .graphiql-editor:not(.hidden)"
-                headers = json.loads(_editor_value(page, headers_editor))
-                assert json.loads(headers["X-Bkapi-Authorization"])["bk_app_code"] == "esb_test"
+        assert done.returncode == 0, f"{command}: {done.stdout}\n{done.stderr}"
+    assert done.stdout.strip() == "", f"the database holds apps: {done.stdout}"
+    with live_server(url, tmp_path / "appless-server.log") as server:
+        yield server.url
 
-                _run_in_editor(page, MODELS_QUERY, "ListModels")
-                models = _wait_for_response(page, "交换机")["data"]["models"]
-                assert {"bkObjId": "bk_switch", "bkObjName": "交换机"} in models
 
-                _run_in_editor(page, SEED_MUTATION, "SeedExample")
-                reply = _wait_for_response(page, "关联实例不存在")
-                payload = reply["data"]["batchCreateInstAssociations"]
-                assert payload["__typename"] == "BatchCreateInstAssociationsPayload"
-                assert payload["errorMsg"] == {"1": "关联实例不存在"}
-                assert list(payload["successCreated"]) == ["0"]
-                created_id = payload["successCreated"]["0"]
-                assert isinstance(created_id, int) and created_id > 0
-                # Shown on screen, not only held by the editor.
-                for shown in (f'"0": {created_id}', '"1": "关联实例不存在"'):
-                    page.locator(".graphiql-response .CodeMirror-line", has_text=shown).wait_for()
+def test_the_schema_loads_on_a_database_without_the_demo_app(
+    chromium, sync_playwright, appless_server, tmp_path
+):
+    """The newcomer's first hour: no app yet, the demo headers in the pane. The schema still
+    loads (Docs, the explorer), and running a query says which app is missing and how to
+    create it. This browser asks for gzip only (the other tests get brotli)."""
+    with browsing(
+        sync_playwright,
+        chromium,
+        appless_server,
+        tmp_path,
+        "appless",
+        locale="en-US",
+        extra_http_headers={"Accept-Encoding": "gzip"},
+    ) as session:
+        page = session.page
+        introspections: list[int] = []
+        page.on(
+            "response",
+            lambda response: (
+                response.request.method == "POST"
+                and "IntrospectionQuery" in (response.request.post_data or "")
+                and introspections.append(response.status)
+            ),
+        )
+        _open_graphiql(session, appless_server)
 
-                assert elsewhere == [], "the page tried to reach another host"
-                assert problems == []
-            except BaseException as error:
-                try:
-                    page.screenshot(path=str(screenshot), full_page=True, timeout=TIMEOUT_MS)
-                except Exception as screenshot_error:  # the browser may be gone: say so
-                    screenshot = f"none ({screenshot_error})"
-                note = f"screenshot: {screenshot}; browser problems: {problems}"
-                print(note, file=sys.stderr)
-                error.add_note(note)
-                raise
-        finally:
-            context.close()
+        _sidebar_button(page, "Documentation Explorer").click()
+        docs = page.locator(".graphiql-doc-explorer")
+        docs.get_by_text("Query", exact=True).first.wait_for()
+        docs.get_by_text("Mutation", exact=True).first.wait_for()
+        assert page.locator(".graphiql-doc-explorer-error").count() == 0
+        assert "Error fetching schema" not in page.content()
+        assert introspections and set(introspections) == {200}, introspections
+
+        # The explorer plugin lists the root fields to build a query by clicking.
+        _sidebar_button(page, "GraphiQL Explorer").click()
+        explorer = page.locator(".graphiql-explorer-root")
+        for name in ("models", "instances", "instance", "instAssociations", "auditEntries"):
+            explorer.get_by_text(name, exact=True).first.wait_for()
+
+        # The data needs an app: the answer says which one is missing and what to do.
+        page.click(".graphiql-query-editor .CodeMirror")
+        page.keyboard.press("Control+Enter")
+        reply = _wait_for_response(page, "cmdbgraph apps create esb_test")
+        (error,) = reply["errors"]
+        assert error["message"] == "call source authentication failed."
+        assert error["extensions"]["bkErrorCode"] == 1100004
+        assert "app esb_test could not be authenticated" in error["extensions"]["hint"]
+
+        assert session.elsewhere == [], "the page tried to reach another host"
+        # The refused query is the only failure: a 401 and the browser's note of it.
+        unexpected = [
+            problem
+            for problem in session.problems
+            if not (problem.startswith("401 ") or "status of 401" in problem)
+        ]
+        assert unexpected == []
+        assert len(session.encodings) == 6, session.encodings
+        assert set(session.encodings.values()) == {"gzip"}, session.encodings
 
 
 def test_the_api_docs_page_shows_every_call(chromium, sync_playwright, demo_server, tmp_path):
-    origin = urlsplit(demo_server).netloc
-    elsewhere: list[str] = []
-    problems: list[str] = []
-
-    def route(request_route) -> None:
-        if urlsplit(request_route.request.url).netloc == origin:
-            request_route.continue_()
-        else:
-            elsewhere.append(request_route.request.url)
-            request_route.abort()
-
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=chromium,
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            timeout=TIMEOUT_MS,
-            viewport={"width": 1400, "height": 900},
-        )
-        try:
-            context.set_default_timeout(TIMEOUT_MS)
-            context.route("**/*", route)
-            page = context.new_page()
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on(
-                "console",
-                lambda message: message.type == "error" and problems.append(message.text),
-            )
-            page.on(
-                "response",
-                lambda response: (
-                    response.status >= 400 and problems.append(f"{response.status} {response.url}")
-                ),
-            )
-            try:
-                page.goto(f"{demo_server}/api/docs")
-                page.locator(".swagger-ui .info .title", has_text="cmdbgraph REST shim").wait_for()
-                # The seeds' call, on its native route and on its ESB path, rendered from the
-                # document (not only present in it).
-                for path in (
-                    "/api/v3/createmany/instassociation",
-                    "/api/c/compapi/v2/cc/batch_create_instance_association/",
-                ):
-                    page.locator(".opblock-summary-path", has_text=path).first.wait_for()
-                shown = page.locator(".opblock-summary-path").count()
-                assert shown >= 29, f"only {shown} operations shown"
-                # Opening one shows its documented body and the limit in force.
-                page.locator(
-                    ".opblock-summary-path", has_text="/api/v3/createmany/instassociation"
-                ).first.click()
-                page.locator(".opblock-body", has_text="details").first.wait_for()
-                assert elsewhere == [], "the page tried to reach another host"
-                assert problems == []
-            except BaseException as error:
-                screenshot = tmp_path / "api-docs-failure.png"
-                try:
-                    page.screenshot(path=str(screenshot), full_page=True, timeout=TIMEOUT_MS)
-                except Exception as screenshot_error:
-                    screenshot = f"none ({screenshot_error})"
-                error.add_note(f"screenshot: {screenshot}; browser problems: {problems}")
-                raise
-        finally:
-            context.close()
+    with browsing(sync_playwright, chromium, demo_server, tmp_path, "api-docs") as session:
+        page = session.page
+        page.goto(f"{demo_server}/api/docs")
+        page.locator(".swagger-ui .info .title", has_text="cmdbgraph REST shim").wait_for()
+        # The seeds' call, on its native route and on its ESB path, rendered from the
+        # document (not only present in it).
+        for path in (
+            "/api/v3/createmany/instassociation",
+            "/api/c/compapi/v2/cc/batch_create_instance_association/",
+        ):
+            page.locator(".opblock-summary-path", has_text=path).first.wait_for()
+        shown = page.locator(".opblock-summary-path").count()
+        assert shown >= 29, f"only {shown} operations shown"
+        # Opening one shows its documented body and the limit in force.
+        page.locator(
+            ".opblock-summary-path", has_text="/api/v3/createmany/instassociation"
+        ).first.click()
+        page.locator(".opblock-body", has_text="details").first.wait_for()
+        assert session.elsewhere == [], "the page tried to reach another host"
+        assert session.problems == []
+        assert set(session.encodings.values()) == {"br"}, session.encodings

@@ -484,6 +484,9 @@ async def test_import_into_a_server_that_refuses_the_credentials(live_server, tm
     )  # fmt: skip
     assert refused.returncode == 2, refused.stderr
     assert "import stopped" in refused.stderr and "1100004" in refused.stderr
+    # ... and what to do about it, from the server's X-Cmdbgraph-Hint.
+    assert "check its code and secret" in refused.stderr
+    assert "cmdbgraph apps create esb_test" in refused.stderr
     assert await find(live_server, "bk_switch", BELONG) == set()
 
 

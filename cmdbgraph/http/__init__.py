@@ -6,4 +6,5 @@ Low modules, used by the GraphQL view and the REST shim alike (they import ``ser
 
 High modules, wired by ``app``: ``graphql_view`` (GraphQL over HTTP; imports ``schema``),
 ``middleware`` (request ids, limits, logs, metrics), ``graphiql`` and ``api_docs`` (the pages),
-``operations`` (health, readiness, metrics, unknown paths)."""
+``assets`` (the pages' vendored files: hashed names, precompressed), ``operations`` (health,
+readiness, metrics, unknown paths)."""

@@ -3,23 +3,27 @@ working with no internet access.
 
 Swagger UI is vendored from npm in ``cmdbgraph/static/swagger-ui/`` (refreshed by
 ``scripts/vendor-swagger-ui.sh``, version in its VERSIONS file) and served by the app itself
-under ``/static/swagger-ui/``; a Content-Security-Policy holds the browser to this server.
+under ``/static/swagger-ui/`` with content-hashed names and precompressed (see ``assets``); a
+Content-Security-Policy holds the browser to this server.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Mount
-from starlette.staticfiles import StaticFiles
+
+from cmdbgraph.http.assets import StaticAssets
 
 DOCS_PATH = "/api/docs"
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static" / "swagger-ui"
 STATIC_PATH = "/static/swagger-ui"
+ASSETS = StaticAssets(STATIC_DIR)
 SCRIPTS = ("swagger-ui-bundle.js",)
 STYLESHEETS = ("swagger-ui.css",)
 
@@ -54,13 +58,18 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
+@functools.cache
 def _page() -> str:
+    """The page's HTML (built on first use: the asset names hash the files' contents)."""
     # Relative to /api/docs, "../static/swagger-ui/x" is /static/swagger-ui/x.
     base = "../" + STATIC_PATH.lstrip("/")
     styles = "\n".join(
-        f'    <link rel="stylesheet" href="{base}/{name}" />' for name in STYLESHEETS
+        f'    <link rel="stylesheet" href="{base}/{ASSETS.url_name(name)}" />'
+        for name in STYLESHEETS
     )
-    scripts = "\n".join(f'    <script src="{base}/{name}"></script>' for name in SCRIPTS)
+    scripts = "\n".join(
+        f'    <script src="{base}/{ASSETS.url_name(name)}"></script>' for name in SCRIPTS
+    )
     return f"""<!doctype html>
 <html lang="en">
   <head>
@@ -79,14 +88,11 @@ def _page() -> str:
 """
 
 
-PAGE = _page()
-
-
 async def page(_: Request) -> HTMLResponse:
     """The docs page, with a policy that keeps the browser on this server."""
-    return HTMLResponse(PAGE, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+    return HTMLResponse(_page(), headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
 
 
 def static_mount() -> Mount:
     """Serves the vendored assets at /static/swagger-ui/."""
-    return Mount(STATIC_PATH, app=StaticFiles(directory=STATIC_DIR), name="swagger-ui-static")
+    return Mount(STATIC_PATH, app=ASSETS, name="swagger-ui-static")

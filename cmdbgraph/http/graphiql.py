@@ -2,38 +2,56 @@
 
 Strawberry's own page loads GraphiQL from a CDN; ours loads only the copies vendored in
 ``cmdbgraph/static/graphiql/`` (refreshed by ``scripts/vendor-graphiql.sh``, versions in its
-VERSIONS file), served by the app itself under ``/static/graphiql/``. A Content-Security-Policy
-holds the browser to that: the page can load scripts and styles and send requests only to the
-server it came from.
+VERSIONS file), served by the app itself under ``/static/graphiql/`` with content-hashed names
+and precompressed (see ``assets``). A Content-Security-Policy holds the browser to that: the
+page can load scripts and styles and send requests only to the server it came from.
+
+What a newcomer finds: three tabs (the models, the README's batch mutation, an instance with
+the associations it is the source of), the demo credentials in the Headers pane as a plain
+JSON object, the schema in Docs (introspection needs no credentials, see ``graphql_view``)
+and the explorer plugin to build a query by clicking.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from pathlib import Path
 
 from starlette.responses import HTMLResponse
 from starlette.routing import Mount
-from starlette.staticfiles import StaticFiles
+
+from cmdbgraph.http.assets import StaticAssets
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static" / "graphiql"
 STATIC_PATH = "/static/graphiql"
+ASSETS = StaticAssets(STATIC_DIR)
 
-# Loaded in this order: GraphiQL's UMD build expects the globals React and ReactDOM.
-SCRIPTS = ("react.production.min.js", "react-dom.production.min.js", "graphiql.min.js")
-STYLESHEETS = ("graphiql.min.css",)
+# Loaded in this order: GraphiQL's UMD build expects the globals React and ReactDOM, the
+# explorer plugin's the globals React and GraphiQL.
+SCRIPTS = (
+    "react.production.min.js",
+    "react-dom.production.min.js",
+    "graphiql.min.js",
+    "graphiql-plugin-explorer.umd.js",
+)
+STYLESHEETS = ("graphiql.min.css", "graphiql-plugin-explorer.css")
 
 DEFAULT_QUERY = """\
 # cmdbgraph: GraphQL for CMDB associations.
 #
 # Run: Ctrl-Enter or the pink button.
+# Tabs (above): this query, the README's
+# batch mutation, an instance with its
+# associations.
 # Headers (below): the demo credentials of
 # `cmdbgraph seed --demo`; put your own app
-# code, secret and user name there.
-# Docs (top left): every query and mutation,
-# batchCreateInstAssociations among them.
+# code, secret and user name there (an
+# object is sent as its JSON text).
+# Docs and Explorer (left): every query and
+# mutation; build one by clicking.
 
 query Models {
   models {
@@ -43,8 +61,59 @@ query Models {
 }
 """
 
+# The README's example (section "GraphQL"), word for word; tests/test_graphiql_page.py holds
+# the two together.
+BATCH_MUTATION = """\
+mutation BatchCreate {
+  batchCreateInstAssociations(input: {
+    bkObjId: "bk_switch", bkAsstObjId: "host", bkObjAsstId: "bk_switch_belong_host"
+    details: [{bkInstId: 13, bkAsstInstId: 22}, {bkInstId: 12, bkAsstInstId: 23}]
+  }) {
+    __typename
+    ... on BatchCreateInstAssociationsPayload {
+      createdCount failedCount successCreated errorMsg
+      results { index ok association { id } error { code bkErrorCode message } }
+    }
+    ... on RequestError { code bkErrorCode message }
+    ... on PermissionDenied { code bkErrorCode message permission }
+  }
+}
+"""
+
+BATCH_TAB = f"""\
+# The README's batch call: on the demo data it
+# creates switch 13 -> host 22 and refuses
+# the second item (there is no instance 12).
+# Add `dryRun: true` to the input to check
+# without writing.
+
+{BATCH_MUTATION}"""
+
+INSTANCE_TAB = """\
+# Switch 13 and the associations it is the
+# source of, with their targets (run the
+# BatchCreate tab first to give it one).
+
+query Instance {
+  instance(bkInstId: 13) {
+    bkInstName
+    associationsAsSource {
+      id
+      bkObjAsstId
+      target {
+        bkInstName
+      }
+    }
+  }
+}
+"""
+
+TABS = (DEFAULT_QUERY, BATCH_TAB, INSTANCE_TAB)
+
 DEMO_CREDENTIALS = {"bk_app_code": "esb_test", "bk_app_secret": "xxx", "bk_username": "admin"}
-DEFAULT_HEADERS = json.dumps({"X-Bkapi-Authorization": json.dumps(DEMO_CREDENTIALS)}, indent=2)
+# An object, not JSON escaped inside a string: the page's fetcher sends an object-valued
+# header as its JSON text, which is what X-Bkapi-Authorization carries.
+DEFAULT_HEADERS = json.dumps({"X-Bkapi-Authorization": DEMO_CREDENTIALS}, indent=2)
 
 
 def _script_literal(value: object) -> str:
@@ -57,19 +126,35 @@ def _script_literal(value: object) -> str:
     )
 
 
-# The fetcher posts to the page's own path: /graphql, or the same behind a proxy's prefix.
-# Headers are not persisted in the browser's storage (they carry secrets), so they come back
-# from defaultHeaders on every load.
+# The fetcher posts to the page's own path: /graphql, or the same behind a proxy's prefix, and
+# sends a header whose value is a JSON object or array as that value's JSON text (a string is
+# sent as it is). Headers are not persisted in the browser's storage (they carry secrets), so
+# they come back from defaultHeaders on every load (and in every tab that holds none of its
+# own). GraphiQL names each tab after its operation.
 _BOOT_SCRIPT = f"""
+const postGraphQL = GraphiQL.createFetcher({{ url: window.location.pathname }});
+const asHeaderText = (value) =>
+  value !== null && typeof value === "object" ? JSON.stringify(value) : value;
+const fetcher = (params, options) =>
+  postGraphQL(params, {{
+    ...options,
+    headers: Object.fromEntries(
+      Object.entries((options && options.headers) || {{}}).map(
+        ([name, value]) => [name, asHeaderText(value)],
+      ),
+    ),
+  }});
 const root = ReactDOM.createRoot(document.getElementById("graphiql"));
 root.render(
   React.createElement(GraphiQL, {{
-    fetcher: GraphiQL.createFetcher({{ url: window.location.pathname }}),
+    fetcher,
+    defaultTabs: {_script_literal([{"query": query} for query in TABS])},
     defaultQuery: {_script_literal(DEFAULT_QUERY)},
     defaultHeaders: {_script_literal(DEFAULT_HEADERS)},
     isHeadersEditorEnabled: true,
     shouldPersistHeaders: false,
     defaultEditorToolsVisibility: "headers",
+    plugins: [GraphiQLPluginExplorer.explorerPlugin()],
   }}),
 );
 """
@@ -92,14 +177,19 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
-def _page() -> str:
+@functools.cache
+def page() -> str:
+    """The page's HTML (built on first use: the asset names hash the files' contents)."""
     # Relative to /graphql, "static/graphiql/x" is /static/graphiql/x (or the same under a
     # proxy's prefix).
     base = STATIC_PATH.lstrip("/")
     styles = "\n".join(
-        f'    <link rel="stylesheet" href="{base}/{name}" />' for name in STYLESHEETS
+        f'    <link rel="stylesheet" href="{base}/{ASSETS.url_name(name)}" />'
+        for name in STYLESHEETS
     )
-    scripts = "\n".join(f'    <script src="{base}/{name}"></script>' for name in SCRIPTS)
+    scripts = "\n".join(
+        f'    <script src="{base}/{ASSETS.url_name(name)}"></script>' for name in SCRIPTS
+    )
     return f"""<!doctype html>
 <html lang="en">
   <head>
@@ -122,14 +212,11 @@ def _page() -> str:
 """
 
 
-PAGE = _page()
-
-
 def page_response() -> HTMLResponse:
     """The GraphiQL page, with a policy that keeps the browser on this server."""
-    return HTMLResponse(PAGE, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+    return HTMLResponse(page(), headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
 
 
 def static_mount() -> Mount:
     """Serves the vendored assets at /static/graphiql/."""
-    return Mount(STATIC_PATH, app=StaticFiles(directory=STATIC_DIR), name="graphiql-static")
+    return Mount(STATIC_PATH, app=ASSETS, name="graphiql-static")

@@ -1,5 +1,6 @@
 """GraphQL over HTTP: the view that runs the schema for a request, and the endpoint in front of
-it that authenticates every request but the GraphiQL page. Every refusal is a JSON body with
+it that authenticates every request but the GraphiQL page and, while introspection is on, a
+document asking only for the schema. Every refusal is a JSON body with
 ``errors[].extensions.code``, and errors that fail the whole request carry their HTTP status
 (see ``replies``)."""
 
@@ -8,8 +9,21 @@ from __future__ import annotations
 import logging
 
 from cross_web import HTTPException
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    parse,
+)
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Message, Receive
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -160,9 +174,82 @@ class GraphQLView(GraphQL):
 _ERROR_CODE_VALUES = frozenset(code.value for code in ErrorCode)
 
 
+# The fields every type answers from the schema alone, never from the data.
+INTROSPECTION_FIELDS = frozenset({"__schema", "__type", "__typename"})
+
+
+def introspection_only(query: str, max_tokens: int | None = None) -> bool:
+    """Whether ``query`` is a document of queries that select only ``__schema``, ``__type`` and
+    ``__typename`` at their root, through fragments too: what GraphiQL sends to load the
+    schema, which reads no data. False for anything else, a document that does not parse
+    included (the normal path answers it)."""
+    if "__schema" not in query and "__type" not in query:
+        return False  # the common case, decided without parsing
+    try:
+        document = parse(query, no_location=True, max_tokens=max_tokens)
+    except (GraphQLError, RecursionError):
+        return False
+    return _introspection_only(document)
+
+
+def _introspection_only(document: DocumentNode) -> bool:
+    fragments: dict[str, FragmentDefinitionNode] = {}
+    roots: list[SelectionSetNode] = []
+    for definition in document.definitions:
+        if isinstance(definition, FragmentDefinitionNode):
+            fragments[definition.name.value] = definition
+        elif (
+            isinstance(definition, OperationDefinitionNode)
+            and definition.operation is OperationType.QUERY
+        ):
+            roots.append(definition.selection_set)
+        else:
+            return False  # a mutation, a subscription, a type definition
+    if not roots:
+        return False
+    # Every selection at the root of an operation, inline fragments and named fragments
+    # opened (each once: a cycle is the validation's to refuse).
+    pending = list(roots)
+    opened: set[str] = set()
+    while pending:
+        for selection in pending.pop().selections:
+            if isinstance(selection, FieldNode):
+                if selection.name.value not in INTROSPECTION_FIELDS:
+                    return False
+            elif isinstance(selection, InlineFragmentNode):
+                pending.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name not in fragments:
+                    return False
+                if name not in opened:
+                    opened.add(name)
+                    pending.append(fragments[name].selection_set)
+            else:
+                return False
+    return True
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive channel that gives ``body`` again (it was read already), then the rest."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class GraphQLEndpoint:
-    """Authenticates every GraphQL request (not the GraphiQL page itself), then hands it to
-    the view. A request that fails authentication gets a GraphQL-shaped 401."""
+    """Authenticates every GraphQL request, then hands it to the view. A request that fails
+    authentication gets a GraphQL-shaped 401. Public: the GraphiQL page itself, and while
+    introspection is on a document that only introspects (GraphiQL loads the schema before
+    anyone has credentials): when its credentials are missing or refused, it runs for an
+    anonymous caller."""
 
     def __init__(self, view: GraphQLView) -> None:
         self.view = view
@@ -180,9 +267,36 @@ class GraphQLEndpoint:
         if not wants_ide:
             refusal = await self._identify(request)
             if refusal is not None:
-                await refusal(scope, receive, send)
-                return
+                # Checked only now: a request with good credentials pays nothing for it.
+                public, receive = await self._only_introspects(request, receive)
+                if not public:
+                    await refusal(scope, receive, send)
+                    return
         await self.view(scope, receive, send)
+
+    async def _only_introspects(self, request: Request, receive: Receive) -> tuple[bool, Receive]:
+        """Whether the request's document only introspects (and introspection is on), and
+        the receive channel for the view: the body again, when this read it."""
+        settings = self.view.settings
+        if not settings.introspection:
+            return False, receive
+        if request.method == "GET":
+            query = request.query_params.get("query")
+        elif request.method == "POST" and "json" in request.headers.get("content-type", ""):
+            body = await request.body()
+            receive = _replaying(body, receive)
+            if b"__schema" not in body and b"__type" not in body:
+                return False, receive
+            try:
+                data = jsonbody.decode(body)
+            except jsonbody.BodyError:
+                return False, receive
+            query = data.get("query") if isinstance(data, dict) else None
+        else:
+            return False, receive
+        if not isinstance(query, str):
+            return False, receive
+        return introspection_only(query, settings.max_tokens), receive
 
     @staticmethod
     async def _identify(request: Request) -> Response | None:

@@ -11,6 +11,7 @@ socket's.
 from __future__ import annotations
 
 import ipaddress
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -21,7 +22,8 @@ from starlette.requests import Request
 from cmdbgraph.services import auth
 from cmdbgraph.services.auth import Claims
 from cmdbgraph.services.caller import Caller
-from cmdbgraph.services.errors import ZH, normalize_language
+from cmdbgraph.services.demo import DEMO_APP_CODE
+from cmdbgraph.services.errors import ZH, CmdbError, ErrorCode, normalize_language
 from cmdbgraph.settings import parse_networks
 
 _LANGUAGE_HEADERS = (
@@ -139,15 +141,44 @@ def claims(headers: Mapping[str, str], body: Mapping | None = None, *, trusted: 
     )
 
 
+# An app code shown back in a hint: one that reads safely in a shell command and a header.
+_SHOWN_APP_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def app_hint(app_code: str) -> str:
+    """What to do when the app ``app_code`` could not be authenticated. The same words whether
+    the app is unknown, revoked or was given a wrong secret: a caller must not tell them apart.
+    """
+    if not _SHOWN_APP_CODE.fullmatch(app_code):
+        return (
+            "the app could not be authenticated: check its code and secret; to create an app: "
+            "`cmdbgraph apps create <app code>`"
+        )
+    hint = (
+        f"app {app_code} could not be authenticated: check its code and secret; to create it: "
+        f"`cmdbgraph apps create {app_code}`"
+    )
+    if app_code == DEMO_APP_CODE:
+        hint += " (or `cmdbgraph seed --demo` for the demo data)"
+    return hint
+
+
 async def identify(request: Request, body: Mapping | None = None) -> Caller:
-    """The proven caller of ``request``; raises ``CmdbError`` (1100004 / 1199027) otherwise."""
+    """The proven caller of ``request``; raises ``CmdbError`` (1100004 / 1199027) otherwise,
+    with a hint when an app code was given but could not be authenticated."""
     settings = request.app.state.settings
     trusted_proxies: TrustedProxies = request.app.state.trusted_proxies
     headers = request.headers
-    return await auth.authenticate(
-        request.app.state.db,
-        claims(headers, body, trusted=peer_address(request.scope) in trusted_proxies),
-        language=language(headers),
-        request_id=request_id(headers, request.state),
-        enforce=settings.auth,
-    )
+    claimed = claims(headers, body, trusted=peer_address(request.scope) in trusted_proxies)
+    try:
+        return await auth.authenticate(
+            request.app.state.db,
+            claimed,
+            language=language(headers),
+            request_id=request_id(headers, request.state),
+            enforce=settings.auth,
+        )
+    except CmdbError as error:
+        if error.code is ErrorCode.CALL_SOURCE_AUTHENTICATION_FAILED and claimed.app_code:
+            error.hint = app_hint(claimed.app_code)
+        raise

@@ -58,6 +58,10 @@ class JSONResponse(Response):
         return encode_json(content)
 
 
+# The REST reply header carrying an error's hint (see ``CmdbError.hint``).
+HINT_HEADER = "X-Cmdbgraph-Hint"
+
+
 class Envelope:
     """How one family of REST routes wraps its answers.
 
@@ -115,7 +119,10 @@ class Envelope:
         status: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> JSONResponse:
-        """``error`` in this envelope; the status is the code's unless ``status`` is given."""
+        """``error`` in this envelope; the status is the code's unless ``status`` is given. Its
+        hint, if any, goes in the X-Cmdbgraph-Hint header (the body is upstream's)."""
+        if error.hint:
+            headers = {**(headers or {}), HINT_HEADER: error.hint}
         return self._response(
             self.body(
                 code=error.code.value,
@@ -142,11 +149,15 @@ ESB = Envelope(esb=True)
 NATIVE = Envelope(esb=False)
 
 
-def graphql_errors(message: str, code: str, bk_error_code: int | None = None) -> dict:
+def graphql_errors(
+    message: str, code: str, bk_error_code: int | None = None, hint: str = ""
+) -> dict:
     """A GraphQL response body holding one request-level error."""
     extensions: dict[str, object] = {"code": code}
     if bk_error_code is not None:
         extensions["bkErrorCode"] = bk_error_code
+    if hint:
+        extensions["hint"] = hint
     return {"data": None, "errors": [{"message": message, "extensions": extensions}]}
 
 
@@ -172,7 +183,9 @@ def error_response(
     envelope or the native envelope."""
     status = status_for(error.code) if status is None else status
     if interface(path) == "graphql":
-        body = graphql_errors(error.message(language), error.code.name, error.code.value)
+        body = graphql_errors(
+            error.message(language), error.code.name, error.code.value, hint=error.hint
+        )
         return JSONResponse(
             body, status_code=status, headers={"X-Request-ID": request_id, **(headers or {})}
         )

@@ -396,16 +396,29 @@ def _request_body(body: Schema, required: tuple[str, ...], path_params: list[str
     return {"required": bool(needed), "content": {JSON: {"schema": schema}}}
 
 
-def _response(description: str, schema: Schema) -> Schema:
+_HINT_HEADER: Schema = {
+    "description": "When an app code was given but could not be authenticated (1100004): "
+    'what to do, e.g. "app esb_test could not be authenticated: check its code and secret; to '
+    'create it: `cmdbgraph apps create esb_test`" (the same words for an unknown app, a '
+    "revoked one and a wrong secret). The body stays upstream's.",
+    "required": False,
+    "schema": {"type": "string"},
+}
+
+
+def _response(description: str, schema: Schema, *, hint: bool = False) -> Schema:
+    headers: Schema = {
+        "X-Request-ID": {
+            "description": "The request id.",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    }
+    if hint:
+        headers["X-Cmdbgraph-Hint"] = _HINT_HEADER
     return {
         "description": description,
-        "headers": {
-            "X-Request-ID": {
-                "description": "The request id.",
-                "required": True,
-                "schema": {"type": "string"},
-            }
-        },
+        "headers": headers,
         "content": {JSON: {"schema": schema}},
     }
 
@@ -448,7 +461,7 @@ def _operation(call: RestCall, name: str, esb: bool, path: str, body: Schema) ->
         )
     }
     for status, description in sorted(_STATUSES.items()):
-        responses[status] = _response(description, failure)
+        responses[status] = _response(description, failure, hint=status == "401")
     description = call.description
     if name != call.name:
         description = _ALIAS_NOTE.format(name=call.name) + "\n\n" + description

@@ -155,6 +155,9 @@ class CmdbError(Exception):
     # Upstream's texts keep their odd spacing (" details 超过限制 200"); a check of our own
     # that reuses one of its codes need not.
     trim: bool = False
+    # What the caller can do about it, beside upstream's message (which stays as it is): a
+    # GraphQL error's ``extensions.hint``, a REST reply's X-Cmdbgraph-Hint header.
+    hint: str = ""
 
     def message(self, language: str = ZH) -> str:
         text = render(self.code, self.args_, language)
