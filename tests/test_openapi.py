@@ -263,14 +263,15 @@ def _credentials(kind: str) -> dict[str, str]:
     }[kind]
 
 
-def common_cases(valid: dict, other: dict | None = None) -> list[Case]:
+def common_cases(valid: dict, other: dict | None = None, *, bad_body: int = 1199000) -> list[Case]:
     """Failures every call shares (bad JSON, not an object, bad credentials, a big body), and
-    ``other`` (by default ``valid``) with the credentials in the X-Bkapi-Authorization header."""
+    ``other`` (by default ``valid``) with the credentials in the X-Bkapi-Authorization header.
+    ``bad_body`` is what the call answers a body that is not its JSON object."""
     return [
-        Case("not JSON", None, 1199000, raw=b'{"bk_obj_id": ', conforms=None),
-        Case("not JSON, en", None, 1199000, raw=b"\xff\xfe", headers=EN, conforms=None),
-        Case("an array", [valid], 1199000, conforms=False),
-        Case("a number", 7, 1199000, conforms=False),
+        Case("not JSON", None, bad_body, raw=b'{"bk_obj_id": ', conforms=None),
+        Case("not JSON, en", None, bad_body, raw=b"\xff\xfe", headers=EN, conforms=None),
+        Case("an array", [valid], bad_body, conforms=False),
+        Case("a number", 7, bad_body, conforms=False),
         Case("no credentials", valid, 1100004, status=401, credentials="none"),
         Case("wrong secret", valid, 1100004, status=401, credentials="wrong_secret"),
         Case("unknown user, en", valid, 1199027, 401, headers=EN, credentials="unknown_user"),
@@ -467,7 +468,7 @@ def delete_many_cases(w: World) -> list[Case]:
 def find_cases(w: World) -> list[Case]:
     valid = {"condition": {"bk_obj_asst_id": BELONG[2]}, "bk_obj_id": "bk_switch"}
     return [
-        *common_cases(valid),
+        *common_cases(valid, bad_body=1199006),
         Case("found", valid),
         Case(
             "filtered",
@@ -481,22 +482,19 @@ def find_cases(w: World) -> list[Case]:
             },
         ),
         Case("nothing", {**valid, "bk_obj_id": "bk_router"}),
-        Case("no bk_obj_asst_id", {**valid, "condition": {}}, 1199011, conforms=False),
-        Case("no condition", {"bk_obj_id": "bk_switch"}, 1199011, conforms=False),
+        Case("every association of the model", {**valid, "condition": {}}),
+        Case("no condition", {"bk_obj_id": "bk_switch"}),
+        Case("operators", {**valid, "condition": {"bk_inst_id": {"$in": [11, 13]}}}),
         Case(
             "no bk_obj_id, en",
             {"condition": valid["condition"]},
-            1199011,
+            1199010,
             headers=EN,
             conforms=False,
         ),
-        Case("condition not an object", {**valid, "condition": "x"}, 1199000, conforms=False),
-        Case(
-            "bk_asst_id a number",
-            {**valid, "condition": {**valid["condition"], "bk_asst_id": 1}},
-            1199000,
-            conforms=False,
-        ),
+        Case("condition not an object", {**valid, "condition": "x"}, 1199006, conforms=False),
+        Case("bk_asst_id a number", {**valid, "condition": {"bk_asst_id": 1}}),
+        Case("unknown operator", {**valid, "condition": {"id": {"$foo": 1}}}, 1199998),
     ]
 
 
@@ -529,8 +527,8 @@ def related_cases(w: World) -> list[Case]:
 
 def object_association_cases(w: World) -> list[Case]:
     return [
-        *common_cases({}),
-        Case("all", {}),
+        *common_cases({"condition": {"bk_obj_id": "bk_switch"}}),
+        Case("no condition", {}, 1199011, conforms=False),
         Case("by source", {"condition": {"bk_obj_id": "bk_switch"}}),
         Case(
             "by everything",
@@ -543,9 +541,11 @@ def object_association_cases(w: World) -> list[Case]:
                 }
             },
         ),
+        Case("operators", {"condition": {"$or": [{"mapping": "1:1"}, {"ispre": False}]}}),
         Case("nothing", {"condition": {"bk_asst_id": "nope"}}),
-        Case("condition not an object", {"condition": []}, 1199000, conforms=False),
-        Case("filter a number", {"condition": {"bk_obj_id": 5}}, 1199000, conforms=False),
+        Case("condition not an object", {"condition": []}, 1199011, conforms=False),
+        Case("filter a number", {"condition": {"bk_obj_id": 5}}),
+        Case("unknown operator", {"condition": {"id": {"$foo": 1}}}, 1199998),
     ]
 
 
@@ -556,8 +556,10 @@ def search_objects_cases(w: World) -> list[Case]:
         Case("one", {"bk_obj_id": "host"}),
         Case("preset", {"ispre": True, "bk_ispaused": False, "bk_classification_id": "bk_network"}),
         Case("by name", {"bk_obj_name": "nope"}),
-        Case("ispre not a bool", {"ispre": "yes"}, 1199000, conforms=False),
-        Case("bk_obj_id a list", {"bk_obj_id": ["host"]}, 1199000, conforms=False),
+        Case("operators", {"bk_obj_id": {"$in": ["host", "bk_switch"]}}),
+        Case("ispre not a bool", {"ispre": "yes"}),
+        Case("bk_obj_id a list", {"bk_obj_id": ["host"]}),
+        Case("unknown operator", {"bk_obj_id": {"$foo": 1}}, 1102020),
     ]
 
 

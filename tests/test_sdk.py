@@ -70,3 +70,39 @@ def test_sdk_with_a_wrong_secret_is_refused(demo_server):
     response = refused.value.response
     assert response.status_code == 401
     assert response.json()["code"] == 1100004
+
+
+def test_sdk_lookups_with_upstreams_conditions(demo_server):
+    """The lookups as the SDK sends them: an empty dict is no body at all, and conditions use
+    MongoDB's operators."""
+    client = _client(demo_server, language="en")
+    models = client.cc.search_objects({})
+    assert models["result"] is True
+    assert {"host", "bk_switch"} <= {m["bk_obj_id"] for m in models["data"]}
+    switch = next(m for m in models["data"] if m["bk_obj_id"] == "bk_switch")
+    assert type(switch["id"]) is int and len(switch["create_time"]) == len("2006-01-02 15:04:05")
+
+    some = client.cc.search_objects({"bk_obj_id": {"$in": ["host", "bk_switch"]}})
+    assert sorted(m["bk_obj_id"] for m in some["data"]) == ["bk_switch", "host"]
+
+    kinds = client.cc.find_object_association(
+        {"condition": {"$or": [{"bk_obj_id": "host"}, {"bk_asst_obj_id": "host"}]}}
+    )
+    assert kinds["data"] and all(
+        "host" in (m["bk_obj_id"], m["bk_asst_obj_id"]) for m in kinds["data"]
+    )
+
+    created = client.cc.add_instance_association(
+        {"bk_obj_asst_id": "bk_switch_belong_host", "bk_inst_id": 14, "bk_asst_inst_id": 22}
+    )["data"]["id"]
+    # What upstream's UI sends, and the association read from its target's side.
+    as_ui = client.cc.find_instance_association(
+        {"bk_obj_id": "bk_switch", "condition": {"bk_obj_id": "bk_switch", "bk_inst_id": 14}}
+    )
+    from_target = client.cc.find_instance_association(
+        {"bk_obj_id": "host", "condition": {"bk_asst_inst_id": {"$in": [22]}}}
+    )
+    assert created in [a["id"] for a in as_ui["data"]]
+    assert created in [a["id"] for a in from_target["data"]]
+    refused = client.cc.find_instance_association({"condition": {}})
+    assert (refused["code"], refused["message"]) == (1199010, "'bk_obj_id' unassigned")

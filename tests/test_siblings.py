@@ -9,6 +9,7 @@ SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -23,6 +24,7 @@ from tests.support.calls import demo_headers
 from tests.support.databases import new_instances, row_counts
 from tests.support.upstream import (
     BAD_JSON,
+    BAD_JSON_CHECK,
     DENIED,
     MAINLINE_REFUSED,
     ONE_TO_MANY,
@@ -32,9 +34,12 @@ from tests.support.upstream import (
     SUCCESS,
     TARGET_MISSING,
     UNKNOWN_ASSOCIATION,
+    Upstream,
     empty,
     invalid,
+    mongodb,
     too_many,
+    unassigned,
 )
 
 ESB_PREFIX = "/api/c/compapi/v2/cc"
@@ -180,18 +185,18 @@ async def stored_ids(db) -> set[int]:
 
 
 def association_json(association_id: int, bk_obj_asst_id: str, src: int, dest: int) -> dict:
-    """An association as upstream's calls return it."""
+    """An association as upstream's calls return it: its ``InstAsst`` keys in Go's order,
+    ``bk_biz_id`` left out when 0."""
     kind, src_obj, dest_obj = MODEL_ASSOCIATIONS[bk_obj_asst_id]
     return {
         "id": association_id,
+        "bk_inst_id": src,
+        "bk_obj_id": src_obj,
+        "bk_asst_inst_id": dest,
+        "bk_asst_obj_id": dest_obj,
+        "bk_supplier_account": "0",
         "bk_obj_asst_id": bk_obj_asst_id,
         "bk_asst_id": kind,
-        "bk_obj_id": src_obj,
-        "bk_inst_id": src,
-        "bk_asst_obj_id": dest_obj,
-        "bk_asst_inst_id": dest,
-        "bk_supplier_account": "0",
-        "bk_biz_id": 0,
     }
 
 
@@ -619,13 +624,25 @@ async def test_deletes_need_a_grant(client, db, stored, route, name, language):
 # find_instance_association
 
 
+# (stored index, model association): 0-2 belong 11->21, 11->22, 13->21; 3 connect 14->23.
+BELONGS = [(0, BELONG), (1, BELONG), (2, BELONG)]
+CONNECTS = [(0, CONNECT)]
+PAIRS = {BELONG: [(11, 21), (11, 22), (13, 21)], CONNECT: [(14, 23)], DEFAULT: [(31, 41)]}
+
 FIND_CASES = [
-    pytest.param({"bk_obj_asst_id": BELONG}, "bk_switch", [0, 1, 2], id="by-model-association"),
+    pytest.param({"bk_obj_asst_id": BELONG}, "bk_switch", BELONGS, id="by-model-association"),
     pytest.param(
         {"bk_obj_asst_id": BELONG, "bk_asst_id": "belong", "bk_asst_obj_id": "host"},
         "bk_switch",
-        [0, 1, 2],
+        BELONGS,
         id="every-condition",
+    ),
+    # Upstream's documented example: the filters it does not use are "".
+    pytest.param(
+        {"bk_obj_asst_id": BELONG, "bk_asst_id": "", "bk_asst_obj_id": ""},
+        "bk_switch",
+        BELONGS,
+        id="documented-example",
     ),
     pytest.param({"bk_obj_asst_id": BELONG, "bk_asst_id": "run"}, "bk_switch", [], id="other-kind"),
     pytest.param(
@@ -634,8 +651,29 @@ FIND_CASES = [
         [],
         id="other-target-model",
     ),
-    pytest.param({"bk_obj_asst_id": BELONG}, "bk_router", [], id="other-source-model"),
+    pytest.param({"bk_obj_asst_id": BELONG}, "bk_router", [], id="model-on-neither-side"),
     pytest.param({"bk_obj_asst_id": "bk_switch_run_host"}, "bk_switch", [], id="unknown"),
+    # Upstream keeps each association under its source and its target model.
+    pytest.param({"bk_obj_asst_id": BELONG}, "host", BELONGS, id="target-model"),
+    # What upstream's UI sends: every association of one instance.
+    pytest.param({"bk_obj_id": "bk_switch", "bk_inst_id": 11}, "bk_switch", BELONGS[:2], id="ui"),
+    pytest.param({}, "bk_switch", [*BELONGS, (0, CONNECT)], id="no-condition"),
+    pytest.param({"bk_asst_inst_id": 21}, "host", [BELONGS[0], BELONGS[2]], id="target-instance"),
+    pytest.param(
+        {"bk_inst_id": {"$in": [13, 14]}}, "bk_switch", [BELONGS[2], (0, CONNECT)], id="in"
+    ),
+    pytest.param(
+        {"$or": [{"bk_asst_inst_id": 22}, {"bk_obj_asst_id": CONNECT}]},
+        "host",
+        [BELONGS[1], (0, CONNECT)],
+        id="or",
+    ),
+    pytest.param(
+        {"bk_obj_asst_id": {"$regex": "^bk_switch_c"}}, "bk_switch", [(0, CONNECT)], id="regex"
+    ),
+    pytest.param({"bk_inst_id": {"$ne": 11}}, "bk_switch", [BELONGS[2], (0, CONNECT)], id="ne"),
+    pytest.param({"bk_inst_id": "11"}, "bk_switch", [], id="string-is-not-a-number"),
+    pytest.param({"no_such_field": {"$exists": False}}, "bk_router", [(0, DEFAULT)], id="missing"),
 ]
 
 
@@ -649,19 +687,52 @@ async def test_find_instance_association(client, stored, route, condition, bk_ob
         {"condition": condition, "bk_obj_id": bk_obj_id},
     )
     assert_answer(reply, SUCCESS, "zh")
-    pairs = [(11, 21), (11, 22), (13, 21)]
-    assert reply.data == [association_json(stored[BELONG][i], BELONG, *pairs[i]) for i in expected]
+    wanted = [association_json(stored[name][i], name, *PAIRS[name][i]) for i, name in expected]
+    assert reply.data == sorted(wanted, key=lambda item: item["id"])
+    # Upstream's InstAsst: Go's field order, no bk_biz_id when it is 0.
+    for item in reply.data:
+        assert list(item) == list(association_json(0, BELONG, 0, 0))
+
+
+async def test_find_instance_association_by_id_and_by_the_condition_id(client, stored):
+    first = stored[BELONG][1]
+    for condition in (
+        {"id": first},
+        {"id": {"$in": [first, 10**18]}},
+        {"id": {"$gte": first, "$lte": first}},
+    ):
+        reply = await call(
+            client,
+            "find_instance_association",
+            "native",
+            {"condition": condition, "bk_obj_id": "host"},
+        )
+        assert [item["id"] for item in reply.data] == [first], condition
 
 
 FIND_FAILURES = [
-    pytest.param({"bk_obj_id": "bk_switch"}, invalid("bk_obj_asst_id"), id="no-condition"),
+    pytest.param({"condition": {"bk_obj_asst_id": BELONG}}, unassigned("bk_obj_id"), id="no-obj"),
+    pytest.param({}, unassigned("bk_obj_id"), id="empty-object"),
     pytest.param(
-        {"condition": {"bk_asst_id": "belong"}, "bk_obj_id": "bk_switch"},
-        invalid("bk_obj_asst_id"),
-        id="no-asst-id",
+        {"condition": [BELONG], "bk_obj_id": "bk_switch"}, BAD_JSON_CHECK, id="list-condition"
     ),
-    pytest.param({"condition": {"bk_obj_asst_id": BELONG}}, invalid("bk_obj_id"), id="no-obj"),
-    pytest.param({"condition": [BELONG], "bk_obj_id": "bk_switch"}, BAD_JSON, id="list-condition"),
+    pytest.param({"condition": {}, "bk_obj_id": 5}, BAD_JSON_CHECK, id="number-model"),
+    pytest.param(
+        {"condition": {"bk_inst_id": {"$foo": 1}}, "bk_obj_id": "bk_switch"},
+        mongodb("(BadValue) unknown operator: $foo"),
+        id="unknown-operator",
+    ),
+    pytest.param(
+        {"condition": {"$where": "sleep(10000)"}, "bk_obj_id": "bk_switch"},
+        mongodb('operator "$where" is forbidden'),
+        id="where",
+    ),
+    pytest.param(
+        {"condition": {"bk_inst_id": {"$in": 11}}, "bk_obj_id": "bk_switch"},
+        mongodb("(BadValue) $in needs an array"),
+        id="in-not-an-array",
+    ),
+    pytest.param({"condition": {}, "bk_obj_id": "nomodel"}, invalid("bk_obj_id"), id="no-model"),
 ]
 
 
@@ -671,6 +742,12 @@ FIND_FAILURES = [
 async def test_find_instance_association_refusals(client, route, language, body, expected):
     reply = await call(client, "find_instance_association", route, body, language=language)
     assert_answer(reply, expected, language)
+
+
+async def test_find_instance_association_with_no_body_is_unassigned(client):
+    """No body at all reads as an empty object, as upstream's decoder leaves it."""
+    reply = await call(client, "find_instance_association", "native", None)
+    assert_answer(reply, unassigned("bk_obj_id"), "zh")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -814,20 +891,219 @@ async def test_search_objects(client, route):
     assert (await call(client, "search_objects", route, {"bk_obj_id": "nothing"})).data == []
 
 
-@pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize(
     ("name", "body"),
     [
+        # MongoDB compares within a type: a string never equals a boolean, nor a number a
+        # string, nor a list a string field.
         ("search_objects", {"ispre": "true"}),
         ("search_objects", {"bk_obj_id": 7}),
         ("find_object_association", {"condition": {"bk_obj_id": ["bk_switch"]}}),
-        ("find_object_association", {"condition": "bk_switch"}),
     ],
 )
-async def test_catalog_lookups_refuse_ill_typed_bodies(client, route, language, name, body):
-    reply = await call(client, name, route, body, language=language)
+async def test_catalog_lookups_compare_within_a_type(client, route, name, body):
+    reply = await call(client, name, route, body)
+    assert_answer(reply, SUCCESS, "zh")
+    assert reply.data == []
+
+
+OBJECT_ASSOCIATION_CONDITIONS = [
+    pytest.param({"mapping": "1:1"}, lambda m: m["mapping"] == "1:1", id="mapping"),
+    pytest.param({"ispre": False}, lambda m: not m["ispre"], id="ispre"),
+    pytest.param(
+        {"$or": [{"bk_obj_id": "host"}, {"bk_asst_obj_id": "host"}]},
+        lambda m: "host" in (m["bk_obj_id"], m["bk_asst_obj_id"]),
+        id="or",
+    ),
+    pytest.param(
+        {"bk_obj_asst_id": {"$regex": "^bk_switch"}},
+        lambda m: m["bk_obj_asst_id"].startswith("bk_switch"),
+        id="regex",
+    ),
+    pytest.param(
+        {"bk_asst_id": {"$in": ["belong", "connect"]}, "mapping": {"$ne": "n:n"}},
+        lambda m: m["bk_asst_id"] in ("belong", "connect") and m["mapping"] != "n:n",
+        id="in-and-ne",
+    ),
+    pytest.param({"id": {"$gt": 0}}, lambda m: True, id="id"),
+    pytest.param({"bk_supplier_account": "42"}, lambda m: True, id="owner-is-the-callers"),
+]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(("condition", "wanted"), OBJECT_ASSOCIATION_CONDITIONS)
+async def test_find_object_association_applies_every_filter(client, db, route, condition, wanted):
+    """Every key and operator of the condition applies (none is silently ignored)."""
+    from cmdbgraph.services import catalog
+
+    every = [serialize_model_association(m) for m in await catalog.list_model_associations(db)]
+    reply = await call(client, "find_object_association", route, {"condition": condition})
+    assert_answer(reply, SUCCESS, "zh")
+    assert reply.data == [m for m in every if wanted(m)]
+    assert reply.data, "the case selects something"
+    # Upstream's metadata.Association: Go's field order.
+    for item in reply.data:
+        assert list(item) == [
+            "id",
+            "bk_supplier_account",
+            "bk_obj_asst_id",
+            "bk_obj_asst_name",
+            "bk_obj_id",
+            "bk_asst_obj_id",
+            "bk_asst_id",
+            "mapping",
+            "on_delete",
+            "ispre",
+        ]
+
+
+def serialize_model_association(m) -> dict:
+    from cmdbgraph.rest import serialize
+
+    return dict(serialize.model_association(m))
+
+
+EMPTY_CONDITION = Upstream(
+    1199011,
+    "'%s' 参数无效或不存在",
+    "'%s' the parameter is invalid or does not exist",
+)
+
+OBJECT_ASSOCIATION_FAILURES = [
+    pytest.param({}, EMPTY_CONDITION, id="no-condition"),
+    pytest.param({"condition": {}}, EMPTY_CONDITION, id="empty-condition"),
+    pytest.param({"condition": None}, EMPTY_CONDITION, id="null-condition"),
+    pytest.param(
+        {"condition": "bk_switch"},
+        Upstream(
+            1199011,
+            "the value of the key(condition) is not a map[string]interface{} type",
+            "the value of the key(condition) is not a map[string]interface{} type",
+        ),
+        id="string-condition",
+    ),
+    pytest.param(
+        {"bk_obj_id": "bk_switch"}, mongodb("(BadValue) $in needs an array"), id="older-form"
+    ),
+    pytest.param(
+        {"condition": {"mapping": {"$foo": 1}}},
+        mongodb("(BadValue) unknown operator: $foo"),
+        id="unknown-operator",
+    ),
+    pytest.param(
+        {"condition": {"$or": {"mapping": "1:1"}}},
+        Upstream(
+            1199030,
+            "(BadValue) $and/$or/$nor must be a nonempty array",
+            "(BadValue) $and/$or/$nor must be a nonempty array",
+        ),
+        id="or-not-a-list",
+    ),
+    pytest.param(
+        {"condition": {"$expr": {"$eq": [1, 1]}}},
+        mongodb('operator "$expr" is forbidden'),
+        id="expr",
+    ),
+]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(("body", "expected"), OBJECT_ASSOCIATION_FAILURES)
+async def test_find_object_association_refusals(client, route, language, body, expected):
+    reply = await call(client, "find_object_association", route, body, language=language)
+    assert_answer(reply, expected, language)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_find_object_association_refuses_a_body_that_is_not_an_object(client, language):
+    reply = await call(client, "find_object_association", "native", [1], language=language)
     assert_answer(reply, BAD_JSON, language)
+
+
+SEARCH_OBJECTS_FAILURES = [
+    pytest.param(
+        {"bk_obj_id": {"$foo": 1}},
+        Upstream(
+            1102020,
+            "模型DB操作失败%!(EXTRA string=(BadValue) unknown operator: $foo)",
+            "object DB operation failed%!(EXTRA string=(BadValue) unknown operator: $foo)",
+        ),
+        id="unknown-operator",
+    ),
+    pytest.param(
+        {"$and": "x"},
+        Upstream(1199998, "未知或未能识别的异常", "Unknown or unrecognized error"),
+        id="and-not-a-list",
+    ),
+]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(("body", "expected"), SEARCH_OBJECTS_FAILURES)
+async def test_search_objects_refusals(client, route, language, body, expected):
+    reply = await call(client, "search_objects", route, body, language=language)
+    assert_answer(reply, expected, language)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_search_objects_items_are_upstreams_objects(client, route):
+    reply = await call(
+        client, "search_objects", route, {"bk_obj_id": {"$in": ["host", "bk_switch"]}}
+    )
+    assert_answer(reply, SUCCESS, "zh")
+    assert sorted(m["bk_obj_id"] for m in reply.data) == ["bk_switch", "host"]
+    for model in reply.data:
+        assert list(model) == [
+            "id",
+            "bk_classification_id",
+            "bk_obj_icon",
+            "bk_obj_id",
+            "bk_obj_name",
+            "bk_ishidden",
+            "ispre",
+            "bk_ispaused",
+            "position",
+            "bk_supplier_account",
+            "description",
+            "creator",
+            "modifier",
+            "create_time",
+            "last_time",
+            "obj_sort_number",
+        ]
+        assert type(model["id"]) is int and model["id"] > 0
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", model["create_time"])
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", model["last_time"])
+        assert (model["bk_ishidden"], model["position"], model["description"]) == (False, "", "")
+        assert model["obj_sort_number"] == 0
+
+
+SEARCH_OBJECTS_CONDITIONS = [
+    pytest.param({"creator": {"$ne": "cc_system"}}, lambda m: m["creator"] != "cc_system", id="ne"),
+    pytest.param({"obj_sort_number": 0}, lambda m: True, id="sort-number"),
+    pytest.param(
+        {"bk_obj_name": {"$regex": "^bk", "$options": "i"}},
+        lambda m: m["bk_obj_name"].lower().startswith("bk"),
+        id="regex",
+    ),
+    pytest.param(
+        {"$or": [{"bk_obj_id": "host"}, {"bk_classification_id": "bk_network"}]},
+        lambda m: m["bk_obj_id"] == "host" or m["bk_classification_id"] == "bk_network",
+        id="or",
+    ),
+    pytest.param({"ispre": True, "bk_ispaused": False}, lambda m: m["ispre"], id="two-fields"),
+]
+
+
+@pytest.mark.parametrize(("condition", "wanted"), SEARCH_OBJECTS_CONDITIONS)
+async def test_search_objects_applies_every_filter(client, condition, wanted):
+    every = (await call(client, "search_objects", "native", {})).data
+    reply = await call(client, "search_objects", "native", condition)
+    assert_answer(reply, SUCCESS, "zh")
+    assert reply.data == [m for m in every if wanted(m)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -936,3 +1212,13 @@ async def test_search_inst_by_object_refusals(client, name, route, language, bod
 async def test_search_inst_needs_a_model_on_esb(client, name, language):
     reply = await call(client, name, "esb", {"condition": {}}, language=language)
     assert_answer(reply, invalid("bk_obj_id"), language)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_no_body_reads_as_every_field_zero(client, language):
+    """Upstream's decoder leaves an empty body's fields at their zero values: the batch then
+    answers as for empty fields, not as for bad JSON."""
+    headers = {**demo_headers(), **({"Blueking-Language": "en"} if language == "en" else {})}
+    response = await client.post("/api/v3/createmany/instassociation", headers=headers)
+    reply = response.json()
+    assert (response.status_code, reply["bk_error_code"]) == (200, 1199011), reply

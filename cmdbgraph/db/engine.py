@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from cmdbgraph.db.regex import sqlite_regexp
 from cmdbgraph.settings import Settings
 
 log = logging.getLogger("cmdbgraph.db")
@@ -300,6 +301,8 @@ def _sqlite_engine(settings: Settings, *, writer: bool, on_poisoned) -> AsyncEng
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
+        # Conditions' $regex (services/conditions.py), by RE2.
+        dbapi_connection.create_function("regexp", 2, sqlite_regexp, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn) -> None:  # pragma: no cover - driver hook

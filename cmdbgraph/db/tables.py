@@ -86,6 +86,11 @@ models = Table(
     Column("modifier", String(64), nullable=False, server_default="cc_system"),
     Column("create_time", UTCDateTime(), nullable=False),
     Column("last_time", UTCDateTime(), nullable=False),
+    # Upstream's fields of a model that this service keeps but does not use.
+    Column("bk_ishidden", Boolean, nullable=False, server_default=text("false")),
+    Column("position", String(2048), nullable=False, server_default=""),
+    Column("description", String(256), nullable=False, server_default=""),
+    Column("obj_sort_number", BigInteger, nullable=False, server_default="0"),
     sqlite_autoincrement=True,
 )
 

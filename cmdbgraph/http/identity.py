@@ -95,6 +95,17 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) and "\x00" not in value else ""
 
 
+# What a caller may say about itself in the body, as BlueKing's ESB reads it; the ESB removes
+# them before the call reads its arguments, and so does the shim.
+BODY_CREDENTIALS = (
+    "bk_app_code",
+    "bk_app_secret",
+    "bk_username",
+    "bk_token",
+    "bk_supplier_account",
+)
+
+
 def claims(headers: Mapping[str, str], body: Mapping | None = None, *, trusted: bool) -> Claims:
     """What the request claims: the ESB body fields win over the ``X-Bkapi-Authorization``
     header; native ``X-Bkcmdb-*`` identity headers count only when ``trusted`` (the peer is
@@ -109,13 +120,7 @@ def claims(headers: Mapping[str, str], body: Mapping | None = None, *, trusted: 
         if isinstance(parsed, dict):
             fields.update(parsed)
     if body:
-        for name in (
-            "bk_app_code",
-            "bk_app_secret",
-            "bk_username",
-            "bk_token",
-            "bk_supplier_account",
-        ):
+        for name in BODY_CREDENTIALS:
             if name in body and body[name] not in (None, ""):
                 fields[name] = body[name]
     supplier = (

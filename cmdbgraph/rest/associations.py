@@ -12,6 +12,7 @@ from cmdbgraph.db.tables import is_int64
 from cmdbgraph.rest import serialize
 from cmdbgraph.rest.declarations import (
     GoBool,
+    GoObject,
     GoStr,
     GoStrList,
     Int64,
@@ -23,8 +24,15 @@ from cmdbgraph.rest.declarations import (
     rest_call,
 )
 from cmdbgraph.rest.endpoint import Call
-from cmdbgraph.services import associations, limits
-from cmdbgraph.services.errors import parameter_invalid
+from cmdbgraph.services import associations, conditions, limits
+from cmdbgraph.services.errors import (
+    CmdbError,
+    ErrorCode,
+    parameter_invalid,
+    parameter_unassigned,
+    under_code,
+    verbatim,
+)
 from cmdbgraph.services.records import build_all
 
 NAME = {"minLength": 1}
@@ -259,15 +267,32 @@ async def delete_related_inst_asso(call: Call, body: DeleteManyBody) -> int:
 # --- find_instance_association ------------------------------------------------------------
 
 
-class FindCondition(RequestModel):
-    bk_obj_asst_id: GoStr = ""
-    bk_asst_id: GoStr = ""
-    bk_asst_obj_id: GoStr = ""
-
-
 class FindBody(RequestModel):
-    condition: Annotated[FindCondition, NullIsEmpty] = FindCondition()
-    bk_obj_id: GoStr = ""
+    condition: GoObject = Field(
+        {},
+        description="Upstream's condition (MongoDB's operators: see the README's *Conditions*) "
+        "on the associations' fields (`id`, `bk_obj_asst_id`, `bk_asst_id`, `bk_inst_id`, "
+        '`bk_asst_inst_id`, `bk_obj_id`, `bk_asst_obj_id`, ...). A field given as `""` '
+        "filters nothing, as upstream's documented example expects.",
+        examples=[{"bk_obj_asst_id": "bk_switch_belong_host", "bk_inst_id": {"$in": [1, 2]}}],
+    )
+    bk_obj_id: GoStr = Field(
+        "", description="The model: its associations as source or as target (1199010 if empty)."
+    )
+
+
+def _find_bad_body() -> CmdbError:
+    # Upstream answers its decoder's words under 1199006.
+    return under_code(ErrorCode.PARAMETER_CHECK_FAILED, ErrorCode.JSON_INVALID)
+
+
+def _condition(condition: dict, *, failure: ErrorCode = ErrorCode.UNKNOWN) -> conditions.Node:
+    """``condition`` parsed; what cannot run answers ``failure`` with MongoDB's words for it
+    (upstream passes them on)."""
+    try:
+        return conditions.parse(condition, associations.CONDITION_FIELDS)
+    except conditions.ConditionError as error:
+        raise verbatim(failure, error.text) from None
 
 
 @rest_call(
@@ -275,30 +300,24 @@ class FindBody(RequestModel):
     "POST",
     "/api/v3/find/instassociation",
     data=list[serialize.InstAssociation],
-    summary="Find the instance associations of a model association",
-    description="Every association of `condition.bk_obj_asst_id` (and the optional "
-    "filters) whose source model is `bk_obj_id`.",
-    required=("condition", "bk_obj_id"),
-    documented={
-        "condition": {"required": ["bk_obj_asst_id"]},
-        "condition.bk_obj_asst_id": NAME,
-        "bk_obj_id": NAME,
-    },
+    summary="Find the instance associations of a model",
+    description="Every association whose source or target model is `bk_obj_id` (upstream "
+    "keeps each association under both its models) and that matches `condition`, in id "
+    "order. A condition that cannot run answers 1199998 with MongoDB's words (`unknown "
+    'operator: $foo`, `operator "$where" is forbidden`); a body of the wrong types '
+    "1199006.",
+    required=("bk_obj_id",),
+    documented={"bk_obj_id": NAME},
+    bad_body=_find_bad_body,
 )
 async def find_instance_association(call: Call, body: FindBody) -> list[serialize.InstAssociation]:
-    condition = body.condition
-    if not condition.bk_obj_asst_id:
-        raise parameter_invalid("bk_obj_asst_id")
     if not body.bk_obj_id:
-        raise parameter_invalid("bk_obj_id")
+        raise parameter_unassigned("bk_obj_id")
+    # The documented example sends "" for the filters it does not use.
+    condition = _condition({k: v for k, v in body.condition.items() if v != ""})
     page = await associations.list_associations(
         call.db,
-        associations.AssociationFilter(
-            bk_obj_asst_id=condition.bk_obj_asst_id,
-            bk_obj_id=body.bk_obj_id,
-            bk_asst_id=condition.bk_asst_id or None,
-            bk_asst_obj_id=condition.bk_asst_obj_id or None,
-        ),
+        associations.AssociationFilter(either_obj_id=body.bk_obj_id, condition=condition),
         limit=None,
     )
     # All of them, as upstream: built in turns, a large answer never holds the event loop.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 from typing_extensions import TypedDict
@@ -20,22 +20,45 @@ from cmdbgraph.rest.declarations import (
     rest_call,
 )
 from cmdbgraph.rest.endpoint import Call
-from cmdbgraph.services import catalog, instances, limits
-from cmdbgraph.services.errors import parameter_invalid
+from cmdbgraph.services import catalog, conditions, instances, limits
+from cmdbgraph.services.errors import EN, CmdbError, ErrorCode, parameter_invalid, render, verbatim
 from cmdbgraph.services.instances import SORTABLE_FIELDS
 
 # --- find_object_association --------------------------------------------------------------
 
 
-class ModelAssociationCondition(RequestModel):
-    bk_obj_asst_id: GoStr = ""
-    bk_obj_id: GoStr = ""
-    bk_asst_obj_id: GoStr = ""
-    bk_asst_id: GoStr = ""
+def _owner_free(condition: dict) -> dict:
+    """Upstream overwrites the condition's ``bk_supplier_account`` with the caller's own."""
+    return {k: v for k, v in condition.items() if k != "bk_supplier_account"}
+
+
+def _mongodb_failure(error: conditions.ConditionError) -> CmdbError:
+    return verbatim(ErrorCode.BODY_PARSE_FAILED if error.parse else ErrorCode.UNKNOWN, error.text)
 
 
 class FindModelAssociationsBody(RequestModel):
-    condition: Annotated[ModelAssociationCondition, NullIsEmpty] = ModelAssociationCondition()
+    condition: Any = Field(
+        None,
+        description="Upstream's condition (MongoDB's operators: see the README's "
+        "*Conditions*) on the model associations' fields (`bk_obj_id`, `bk_asst_obj_id`, "
+        "`bk_asst_id`, `bk_obj_asst_id`, `mapping`, `on_delete`, `ispre`, `id`, ...); it must "
+        "hold at least one field.",
+        examples=[
+            {"bk_asst_id": "belong", "$or": [{"bk_obj_id": "host"}, {"bk_asst_obj_id": "host"}]}
+        ],
+    )
+    bk_obj_id: Any = Field(
+        None,
+        description="Upstream's older form, without `condition`: upstream itself cannot run it "
+        "(1199998) and neither does this service.",
+    )
+
+
+# Upstream answers an empty condition with its template, unfilled.
+_EMPTY_CONDITION = CmdbError(
+    ErrorCode.PARAMETER_INVALID,
+    texts=("'%s' 参数无效或不存在", "'%s' the parameter is invalid or does not exist"),
+)
 
 
 @rest_call(
@@ -44,21 +67,35 @@ class FindModelAssociationsBody(RequestModel):
     "/api/v3/find/objectassociation",
     data=list[serialize.ModelAssociation],
     summary="Find model associations",
-    description="The model associations matching every given filter.",
+    description="The model associations matching `condition`, in id order. An empty or missing "
+    "condition answers 1199011 (upstream's text, its `%s` unfilled); one that is not an object "
+    "1199011 with upstream's words; one that cannot run 1199030 or 1199998 with MongoDB's words.",
     tag="models",
+    required=("condition",),
+    documented={"condition": {"type": "object", "minProperties": 1}},
 )
 async def find_object_association(
     call: Call, body: FindModelAssociationsBody
 ) -> list[serialize.ModelAssociation]:
-    condition = body.condition
+    if "condition" not in call.raw:
+        # Upstream's older form reads {"bk_obj_id": {"$in": <a string>}}, which MongoDB refuses.
+        if not isinstance(body.bk_obj_id, str) or not body.bk_obj_id:
+            raise _EMPTY_CONDITION
+        raise verbatim(ErrorCode.UNKNOWN, "(BadValue) $in needs an array")
+    condition = body.condition if body.condition is not None else {}
+    if not isinstance(condition, dict):
+        raise verbatim(
+            ErrorCode.PARAMETER_INVALID,
+            "the value of the key(condition) is not a map[string]interface{} type",
+        )
+    if not condition:
+        raise _EMPTY_CONDITION
+    try:
+        tree = conditions.parse(_owner_free(condition), catalog.MODEL_ASSOCIATION_CONDITION_FIELDS)
+    except conditions.ConditionError as error:
+        raise _mongodb_failure(error) from None
     found = await catalog.list_model_associations(
-        call.db,
-        catalog.ModelAssociationFilter(
-            bk_obj_id=condition.bk_obj_id or None,
-            bk_asst_obj_id=condition.bk_asst_obj_id or None,
-            bk_asst_id=condition.bk_asst_id or None,
-            bk_obj_asst_id=condition.bk_obj_asst_id or None,
-        ),
+        call.db, catalog.ModelAssociationFilter(condition=tree)
     )
     return [serialize.model_association(m) for m in found]
 
@@ -66,12 +103,19 @@ async def find_object_association(
 # --- search_objects -----------------------------------------------------------------------
 
 
+_FIELD = 'A value it must equal, or MongoDB\'s operators on it (`{"$in": [...]}`, ...).'
+
+
 class SearchObjectsBody(RequestModel):
-    bk_obj_id: GoStr = ""
-    bk_obj_name: GoStr = ""
-    bk_classification_id: GoStr = ""
-    ispre: bool | None = None
-    bk_ispaused: bool | None = None
+    """The whole body is the condition (the handler reads it whole): upstream documents
+    these fields; any other field of a model, and `$and`, `$or`, `$nor`, apply as well."""
+
+    bk_obj_id: Any = Field(None, description=_FIELD, examples=["bk_switch"])
+    bk_obj_name: Any = Field(None, description=_FIELD)
+    bk_classification_id: Any = Field(None, description=_FIELD, examples=["bk_network"])
+    creator: Any = Field(None, description=_FIELD)
+    modifier: Any = Field(None, description=_FIELD)
+    obj_sort_number: Any = Field(None, description=_FIELD)
 
 
 @rest_call(
@@ -80,14 +124,32 @@ class SearchObjectsBody(RequestModel):
     "/api/v3/find/object",
     data=list[serialize.Model],
     summary="Find models",
-    description="The models matching every given filter.",
+    description="The models matching the body, which is upstream's condition (MongoDB's "
+    "operators: see the README's *Conditions*) on the models' fields (`bk_obj_id`, "
+    "`bk_obj_name`, `bk_classification_id`, `creator`, `modifier`, `obj_sort_number`, "
+    "`ispre`, `bk_ispaused`, `id`, ...); an empty body, every model. A condition that cannot "
+    "run answers upstream's 1199998 or 1102020, the reason in the X-Cmdbgraph-Hint header.",
     tag="models",
 )
 async def search_objects(call: Call, body: SearchObjectsBody) -> list[serialize.Model]:
-    filters: dict[str, object] = {
-        name: value for name, value in body.model_dump().items() if value not in ("", None)
-    }
-    found = await catalog.list_models(call.db, equals=filters)
+    try:
+        tree = conditions.parse(_owner_free(call.raw), catalog.MODEL_CONDITION_FIELDS)
+    except conditions.ConditionError as error:
+        if error.parse:
+            raise CmdbError(ErrorCode.UNKNOWN, hint=error.text) from None
+        # Upstream fills a template without a placeholder: Go's %!(EXTRA ...) is its text.
+        raise CmdbError(
+            ErrorCode.OBJECT_DB_FAILED,
+            texts=tuple(  # type: ignore[arg-type]
+                f"{text}%!(EXTRA string={error.text})"
+                for text in (
+                    render(ErrorCode.OBJECT_DB_FAILED),
+                    render(ErrorCode.OBJECT_DB_FAILED, language=EN),
+                )
+            ),
+            hint=error.text,
+        ) from None
+    found = await catalog.list_models(call.db, condition=tree)
     return [serialize.model(m) for m in found]
 
 

@@ -91,6 +91,8 @@ class RestCall(Generic[Body]):
     # Request schema keywords the types cannot carry: property -> keywords (LimitRef allowed).
     documented: dict[str, dict[str, Any]] = field(default_factory=dict)
     required: tuple[str, ...] = ()  # what the document calls required (Go requires nothing)
+    # What a body of the wrong types answers, when not upstream's usual 1199000.
+    bad_body: Callable[[], Any] | None = None
 
 
 CALLS: list[RestCall] = []

@@ -29,6 +29,7 @@ class Call:
 
     request: Request
     caller: Caller
+    raw: dict  # the body as decoded JSON, before the call's typed reading of it
 
     @property
     def db(self) -> Database:
@@ -50,14 +51,12 @@ class Call:
 async def read_json_object(request: Request) -> dict:
     """The body as a JSON object; raises ``BadBody`` otherwise.
 
-    An empty body is refused too (Go's decoder refuses it), except on routes that carry
-    their arguments in the path, where it stands for no further arguments.
+    An empty body is an empty object, as upstream reads it (every field its zero value): the
+    official SDK sends no body for an empty dict.
     """
     raw = await request.body()
     if not raw.strip():
-        if request.path_params:
-            return {}
-        raise BadBody
+        return {}
     try:
         body = decode(raw)
     except BodyError:
@@ -92,10 +91,11 @@ def endpoint(
             log_fields["user"] = caller.username
             language = caller.language
             body = parse(call.request, raw)
-            data = await call.handler(Call(request=request, caller=caller), body)
+            arguments = {k: v for k, v in raw.items() if k not in identity.BODY_CREDENTIALS}
+            data = await call.handler(Call(request=request, caller=caller, raw=arguments), body)
             return envelope.success(data, request_id=caller.request_id, language=language)
         except BadBody:
-            return fail(CmdbError(ErrorCode.JSON_INVALID))
+            return fail(call.bad_body() if call.bad_body else CmdbError(ErrorCode.JSON_INVALID))
         except CmdbError as error:
             return fail(error)
         except DatabaseUnavailable:

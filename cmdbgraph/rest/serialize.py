@@ -3,7 +3,8 @@ also describe them in the OpenAPI document) and the functions that build them.""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, NotRequired
 
 from pydantic import ConfigDict, Field, with_config
 from typing_extensions import TypedDict
@@ -15,23 +16,35 @@ Id = Annotated[int, Field(ge=1, le=INT64_MAX, json_schema_extra={"format": "int6
 Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX, json_schema_extra={"format": "int64"})]
 Count = Annotated[int, Field(ge=0, le=INT64_MAX, json_schema_extra={"format": "int64"})]
 Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+# Upstream's metadata.Time: "2006-01-02 15:04:05" (here in UTC).
+GoTime = Annotated[
+    str,
+    Field(
+        pattern=r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$",
+        examples=["2026-11-29 08:30:00"],
+        description="UTC, as upstream's `2006-01-02 15:04:05`.",
+    ),
+]
+GO_TIME = "%Y-%m-%d %H:%M:%S"
 Mapping = Annotated[str, Field(json_schema_extra={"enum": ["1:1", "1:n", "n:n"]})]
 OnDelete = Annotated[str, Field(json_schema_extra={"enum": ["none", "delete_src", "delete_dest"]})]
 
 
 @with_config(ConfigDict(extra="forbid"))
 class InstAssociation(TypedDict):
-    """A stored instance association."""
+    """A stored instance association, with upstream's keys in upstream's order."""
 
     id: Id
+    bk_inst_id: Id
+    bk_obj_id: Annotated[str, Field(examples=["bk_switch"])]
+    bk_asst_inst_id: Id
+    bk_asst_obj_id: Annotated[str, Field(examples=["host"])]
+    bk_supplier_account: str
     bk_obj_asst_id: Annotated[str, Field(examples=["bk_switch_belong_host"])]
     bk_asst_id: Annotated[str, Field(examples=["belong"])]
-    bk_obj_id: Annotated[str, Field(examples=["bk_switch"])]
-    bk_inst_id: Id
-    bk_asst_obj_id: Annotated[str, Field(examples=["host"])]
-    bk_asst_inst_id: Id
-    bk_supplier_account: str
-    bk_biz_id: Int64
+    bk_biz_id: NotRequired[
+        Annotated[Int64, Field(description="Absent when 0 (upstream leaves it out).")]
+    ]
 
 
 InstAssociationFields = with_config(ConfigDict(extra="forbid"))(
@@ -45,9 +58,10 @@ InstAssociationFields.__doc__ = "A stored instance association, limited to the f
 @with_config(ConfigDict(extra="forbid"))
 class ModelAssociation(TypedDict):
     """A model association (`bk_obj_asst_id` by convention
-    `{bk_obj_id}_{bk_asst_id}_{bk_asst_obj_id}`)."""
+    `{bk_obj_id}_{bk_asst_id}_{bk_asst_obj_id}`), upstream's keys in upstream's order."""
 
     id: Id
+    bk_supplier_account: str
     bk_obj_asst_id: str
     bk_obj_asst_name: str
     bk_obj_id: str
@@ -56,24 +70,31 @@ class ModelAssociation(TypedDict):
     mapping: Mapping
     on_delete: OnDelete
     ispre: bool
-    bk_supplier_account: str
 
 
 @with_config(ConfigDict(extra="forbid"))
 class Model(TypedDict):
-    """A model (`bk_obj_id` such as host or bk_switch)."""
+    """A model (`bk_obj_id` such as host or bk_switch), upstream's keys in upstream's order;
+    callers name its permission `comobj_{id}`."""
 
-    bk_obj_id: str
-    bk_obj_name: str
+    id: Id
     bk_classification_id: str
     bk_obj_icon: str
+    bk_obj_id: str
+    bk_obj_name: str
+    bk_ishidden: bool
     ispre: bool
     bk_ispaused: bool
+    position: Annotated[
+        str, Field(description="Where the model sits in upstream's topology view (JSON text).")
+    ]
     bk_supplier_account: str
+    description: str
     creator: str
     modifier: str
-    create_time: Time
-    last_time: Time
+    create_time: GoTime
+    last_time: GoTime
+    obj_sort_number: Int64
 
 
 @with_config(ConfigDict(extra="allow"))
@@ -90,22 +111,26 @@ class Instance(TypedDict, total=False):
 
 
 def association(a: records.InstAssociation) -> InstAssociation:
-    return {
+    """Upstream's ``InstAsst``: its Go field order, ``bk_biz_id`` omitted when 0."""
+    built: InstAssociation = {
         "id": a.id,
+        "bk_inst_id": a.bk_inst_id,
+        "bk_obj_id": a.bk_obj_id,
+        "bk_asst_inst_id": a.bk_asst_inst_id,
+        "bk_asst_obj_id": a.bk_asst_obj_id,
+        "bk_supplier_account": a.bk_supplier_account,
         "bk_obj_asst_id": a.bk_obj_asst_id,
         "bk_asst_id": a.bk_asst_id,
-        "bk_obj_id": a.bk_obj_id,
-        "bk_inst_id": a.bk_inst_id,
-        "bk_asst_obj_id": a.bk_asst_obj_id,
-        "bk_asst_inst_id": a.bk_asst_inst_id,
-        "bk_supplier_account": a.bk_supplier_account,
-        "bk_biz_id": a.bk_biz_id,
     }
+    if a.bk_biz_id:
+        built["bk_biz_id"] = a.bk_biz_id
+    return built
 
 
 def model_association(m: records.ModelAssociation) -> ModelAssociation:
     return {
         "id": m.id,
+        "bk_supplier_account": m.bk_supplier_account,
         "bk_obj_asst_id": m.bk_obj_asst_id,
         "bk_obj_asst_name": m.bk_obj_asst_name,
         "bk_obj_id": m.bk_obj_id,
@@ -114,23 +139,33 @@ def model_association(m: records.ModelAssociation) -> ModelAssociation:
         "mapping": m.mapping,
         "on_delete": m.on_delete,
         "ispre": m.ispre,
-        "bk_supplier_account": m.bk_supplier_account,
     }
 
 
+def go_time(moment: datetime) -> str:
+    """Upstream's metadata.Time, in UTC."""
+    return moment.astimezone(UTC).strftime(GO_TIME)
+
+
 def model(m: records.Model) -> Model:
+    """Upstream's metadata.Object."""
     return {
-        "bk_obj_id": m.bk_obj_id,
-        "bk_obj_name": m.bk_obj_name,
+        "id": m.id,
         "bk_classification_id": m.bk_classification_id,
         "bk_obj_icon": m.bk_obj_icon,
+        "bk_obj_id": m.bk_obj_id,
+        "bk_obj_name": m.bk_obj_name,
+        "bk_ishidden": m.bk_ishidden,
         "ispre": m.ispre,
         "bk_ispaused": m.bk_ispaused,
+        "position": m.position,
         "bk_supplier_account": m.bk_supplier_account,
+        "description": m.description,
         "creator": m.creator,
         "modifier": m.modifier,
-        "create_time": m.create_time.isoformat(),
-        "last_time": m.last_time.isoformat(),
+        "create_time": go_time(m.create_time),
+        "last_time": go_time(m.last_time),
+        "obj_sort_number": m.obj_sort_number,
     }
 
 

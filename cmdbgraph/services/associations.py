@@ -32,7 +32,7 @@ from cmdbgraph.db.tables import (
     inst_associations,
     model_associations,
 )
-from cmdbgraph.services import audit, auth, catalog, idempotency, permissions
+from cmdbgraph.services import audit, auth, catalog, conditions, idempotency, permissions
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import (
     ZH,
@@ -58,6 +58,24 @@ DEFAULT_LIMITS = Limits()
 # A transaction that lost a race against a concurrent writer is decided again from scratch.
 _WRITE_ATTEMPTS = 3
 _INST_ASSOCIATION_COLUMNS = [inst_associations.c[name] for name in field_names(InstAssociation)]
+
+# Where a condition's names point (services/conditions.py): upstream's fields of a stored
+# association; any other name is a field no association has.
+_ia = inst_associations.c
+CONDITION_FIELDS = conditions.Fields(
+    columns={
+        "id": (_ia.id, conditions.Kind.INT),
+        "bk_obj_asst_id": (_ia.bk_obj_asst_id, conditions.Kind.STR),
+        "bk_asst_id": (_ia.bk_asst_id, conditions.Kind.STR),
+        "bk_obj_id": (_ia.bk_obj_id, conditions.Kind.STR),
+        "bk_inst_id": (_ia.bk_inst_id, conditions.Kind.INT),
+        "bk_asst_obj_id": (_ia.bk_asst_obj_id, conditions.Kind.STR),
+        "bk_asst_inst_id": (_ia.bk_asst_inst_id, conditions.Kind.INT),
+        "bk_supplier_account": (_ia.bk_supplier_account, conditions.Kind.STR),
+        "bk_biz_id": (_ia.bk_biz_id, conditions.Kind.INT),
+        "create_time": (_ia.create_time, conditions.Kind.TIME),
+    }
+)
 
 
 class Detail(NamedTuple):
@@ -481,53 +499,59 @@ class AssociationFilter:
     # An instance on either side (of model ``involving_obj_id`` when given).
     involving_inst_id: int | None = None
     involving_obj_id: str | None = None
+    # A model on either side: upstream keeps each association under both its models.
+    either_obj_id: str | None = None
+    # Upstream's condition (services/conditions.py), on top of the fields above.
+    condition: conditions.Node | None = None
 
 
-def _conditions(flt: AssociationFilter) -> list[ColumnElement[bool]]:
+def _conditions(flt: AssociationFilter, dialect: str) -> list[ColumnElement[bool]]:
     ia = inst_associations.c
-    conditions: list[ColumnElement[bool]] = []
+    where: list[ColumnElement[bool]] = []
     if flt.ids is not None:
-        conditions.append(ia.id.in_(list(flt.ids)))
+        where.append(ia.id.in_(list(flt.ids)))
     for name in ("bk_obj_asst_id", "bk_asst_id", "bk_obj_id", "bk_asst_obj_id"):
         value = getattr(flt, name)
         if value is not None:
-            conditions.append(ia[name] == value)
+            where.append(ia[name] == value)
     if flt.bk_inst_id is not None:
-        conditions.append(ia.bk_inst_id == flt.bk_inst_id)
+        where.append(ia.bk_inst_id == flt.bk_inst_id)
     if flt.bk_asst_inst_id is not None:
-        conditions.append(ia.bk_asst_inst_id == flt.bk_asst_inst_id)
+        where.append(ia.bk_asst_inst_id == flt.bk_asst_inst_id)
     if flt.involving_inst_id is not None:
         as_source = ia.bk_inst_id == flt.involving_inst_id
         as_target = ia.bk_asst_inst_id == flt.involving_inst_id
         if flt.involving_obj_id is not None:
             as_source = and_(as_source, ia.bk_obj_id == flt.involving_obj_id)
             as_target = and_(as_target, ia.bk_asst_obj_id == flt.involving_obj_id)
-        conditions.append(or_(as_source, as_target))
-    return conditions
+        where.append(or_(as_source, as_target))
+    if flt.either_obj_id is not None:
+        where.append(or_(ia.bk_obj_id == flt.either_obj_id, ia.bk_asst_obj_id == flt.either_obj_id))
+    if flt.condition is not None:
+        where.append(conditions.compile_condition(flt.condition, CONDITION_FIELDS, dialect))
+    return where
 
 
 async def list_associations(
     db: Database, flt: AssociationFilter, *, offset: int = 0, limit: int | None = 50
 ) -> Page[InstAssociation]:
     """A page of associations matching ``flt``, ordered by id (``limit=None``: all of them)."""
-    conditions = _conditions(flt)
+    where = _conditions(flt, db.dialect)
     async with db.read() as conn:
         total = (
-            await conn.execute(
-                select(func.count()).select_from(inst_associations).where(*conditions)
-            )
+            await conn.execute(select(func.count()).select_from(inst_associations).where(*where))
         ).scalar_one()
         if total == 0:
             await catalog.require_models(
                 conn,
                 {
-                    "bk_obj_id": flt.bk_obj_id or flt.involving_obj_id,
+                    "bk_obj_id": flt.bk_obj_id or flt.involving_obj_id or flt.either_obj_id,
                     "bk_asst_obj_id": flt.bk_asst_obj_id,
                 },
             )
         rows = await conn.execute(
             select(*_INST_ASSOCIATION_COLUMNS)
-            .where(*conditions)
+            .where(*where)
             .order_by(inst_associations.c.id)
             .offset(offset)
             .limit(limit)

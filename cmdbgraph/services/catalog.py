@@ -20,7 +20,7 @@ from cmdbgraph.db.tables import (
     models,
     text_length,
 )
-from cmdbgraph.services import permissions
+from cmdbgraph.services import conditions, permissions
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
 from cmdbgraph.services.records import AssociationKind, Model, ModelAssociation, field_names
@@ -55,23 +55,72 @@ def check_text(name: str, value: str, most: int) -> str:
     return check_length(name, value, most)
 
 
-_MODEL_FILTERS = ("bk_obj_id", "bk_obj_name", "bk_classification_id", "ispre", "bk_ispaused")
+def _condition_fields(table, kinds: Mapping[str, conditions.Kind]) -> conditions.Fields:
+    return conditions.Fields(columns={name: (table.c[name], kind) for name, kind in kinds.items()})
+
+
+_STR, _INT, _BOOL, _TIME = (
+    conditions.Kind.STR,
+    conditions.Kind.INT,
+    conditions.Kind.BOOL,
+    conditions.Kind.TIME,
+)
+# Where a condition's names point (services/conditions.py): upstream's fields of a model.
+MODEL_CONDITION_FIELDS = _condition_fields(
+    models,
+    {
+        "id": _INT,
+        "bk_obj_id": _STR,
+        "bk_obj_name": _STR,
+        "bk_classification_id": _STR,
+        "bk_obj_icon": _STR,
+        "ispre": _BOOL,
+        "bk_ispaused": _BOOL,
+        "bk_ishidden": _BOOL,
+        "position": _STR,
+        "description": _STR,
+        "obj_sort_number": _INT,
+        "bk_supplier_account": _STR,
+        "creator": _STR,
+        "modifier": _STR,
+        "create_time": _TIME,
+        "last_time": _TIME,
+    },
+)
+# ... and of a model association.
+MODEL_ASSOCIATION_CONDITION_FIELDS = _condition_fields(
+    model_associations,
+    {
+        "id": _INT,
+        "bk_obj_asst_id": _STR,
+        "bk_obj_asst_name": _STR,
+        "bk_obj_id": _STR,
+        "bk_asst_obj_id": _STR,
+        "bk_asst_id": _STR,
+        "mapping": _STR,
+        "on_delete": _STR,
+        "ispre": _BOOL,
+        "bk_supplier_account": _STR,
+        "create_time": _TIME,
+    },
+)
 
 
 async def list_models(
     db: Database,
     bk_obj_ids: Sequence[str] | None = None,
     *,
-    equals: Mapping[str, object] | None = None,
+    condition: conditions.Node | None = None,
 ) -> list[Model]:
-    """Models, optionally restricted to ``bk_obj_ids`` and to equal column values."""
+    """Models, optionally restricted to ``bk_obj_ids`` and to those matching ``condition``
+    (upstream's language), in id order."""
     query = select(*_MODEL_COLUMNS).order_by(models.c.id)
     if bk_obj_ids is not None:
         query = query.where(models.c.bk_obj_id.in_(list(bk_obj_ids)))
-    for name, value in (equals or {}).items():
-        if name not in _MODEL_FILTERS:
-            raise parameter_invalid(name)
-        query = query.where(models.c[name] == value)
+    if condition is not None:
+        query = query.where(
+            conditions.compile_condition(condition, MODEL_CONDITION_FIELDS, db.dialect)
+        )
     async with db.read() as conn:
         return [Model.from_row(row) for row in await conn.execute(query)]
 
@@ -155,19 +204,27 @@ class ModelAssociationFilter:
     bk_asst_id: str | None = None
     bk_obj_asst_id: str | None = None
     mapping: str | None = None
+    # Upstream's condition (services/conditions.py), on top of the fields above.
+    condition: conditions.Node | None = None
 
 
 async def list_model_associations(
     db: Database, flt: ModelAssociationFilter = ModelAssociationFilter()
 ) -> list[ModelAssociation]:
-    conditions = [
+    where = [
         model_associations.c[name] == getattr(flt, name)
         for name in ("bk_obj_id", "bk_asst_obj_id", "bk_asst_id", "bk_obj_asst_id", "mapping")
         if getattr(flt, name) is not None
     ]
+    if flt.condition is not None:
+        where.append(
+            conditions.compile_condition(
+                flt.condition, MODEL_ASSOCIATION_CONDITION_FIELDS, db.dialect
+            )
+        )
     async with db.read() as conn:
         rows = await conn.execute(
-            select(*_MODEL_ASSOCIATION_COLUMNS).where(*conditions).order_by(model_associations.c.id)
+            select(*_MODEL_ASSOCIATION_COLUMNS).where(*where).order_by(model_associations.c.id)
         )
         return [ModelAssociation.from_row(row) for row in rows]
 

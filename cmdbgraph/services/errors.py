@@ -20,16 +20,19 @@ class ErrorCode(enum.Enum):
     JSON_INVALID = 1199000
     INPUT_INVALID = 1199003
     PARAMETER_CHECK_FAILED = 1199006
+    PARAMETER_NOT_INTEGER = 1199009
     PARAMETER_UNASSIGNED = 1199010
     PARAMETER_INVALID = 1199011
     DUPLICATED = 1199014
     DATABASE_UNAVAILABLE = 1199022
     AUTHORIZATION_QUERY_FAILED = 1199027
+    BODY_PARSE_FAILED = 1199030
     EXCEEDS_LIMIT = 1199035
     EMPTY = 1199038
     NO_PERMISSION_LEGACY = 1199047
     PAGE_LIMIT_EXCEEDED = 1199059
     TOO_MANY_REQUESTS = 1199997
+    UNKNOWN = 1199998
     INTERNAL_SERVER_ERROR = 1199999
     CALL_SOURCE_AUTHENTICATION_FAILED = 1100004
     ASSOCIATION_ALREADY_EXISTS = 1101038
@@ -40,6 +43,7 @@ class ErrorCode(enum.Enum):
     SOURCE_INSTANCE_NOT_FOUND = 1101073
     TARGET_INSTANCE_NOT_FOUND = 1101074
     MAINLINE_NOT_ALLOWED = 1101082
+    OBJECT_DB_FAILED = 1102020
     AUDIT_SAVE_FAILED = 1109001
     PERMISSION_DENIED = 9900403
     API_NOT_FOUND = 1640401
@@ -55,6 +59,7 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "'%s' 数据参数校验不通过",
         "'%s' data parameter verification does not pass",
     ),
+    ErrorCode.PARAMETER_NOT_INTEGER: ("'%s' 参数必须是整型", "'%s' parameters must be integral"),
     ErrorCode.PARAMETER_UNASSIGNED: ("'%s' 未赋值", "'%s' unassigned"),
     ErrorCode.PARAMETER_INVALID: (
         "'%s' 参数无效或不存在",
@@ -70,6 +75,10 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "[%s]授权信息查询失败",
         "'%s' authorization information query failed",
     ),
+    ErrorCode.BODY_PARSE_FAILED: (
+        "请求参数格式错误，解析 HTTP body 数据失败",
+        "request parameter invalid, parse HTTP body failed",
+    ),
     ErrorCode.EXCEEDS_LIMIT: (" %s 超过限制 %d", " %s exceed the limit %d"),
     ErrorCode.EMPTY: ("数据 %s 不能为空", "need data %s is null"),
     ErrorCode.NO_PERMISSION_LEGACY: ("没有操作的权限", "Do not have access permission."),
@@ -78,6 +87,7 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "page limit is exceeded. suggestion 200",
     ),
     ErrorCode.TOO_MANY_REQUESTS: ("too many requests", "too many requests"),
+    ErrorCode.UNKNOWN: ("未知或未能识别的异常", "Unknown or unrecognized error"),
     ErrorCode.INTERNAL_SERVER_ERROR: ("'%s' 服务器内部错误", "'%s' Internal Server Error"),
     ErrorCode.CALL_SOURCE_AUTHENTICATION_FAILED: (
         "调用来源认证失败",
@@ -107,6 +117,7 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "bk_mainline 为内置关联类型，不能用于当前场景",
         "bk_mainline association type can't use in this scene",
     ),
+    ErrorCode.OBJECT_DB_FAILED: ("模型DB操作失败", "object DB operation failed"),
     ErrorCode.AUDIT_SAVE_FAILED: ("保存操作审计日志失败", "save audit log failed"),
     ErrorCode.PERMISSION_DENIED: ("没有操作的权限", "Do not have access permission."),
     # The BlueKing API gateway's answer for a method and path it does not serve (English only).
@@ -158,8 +169,13 @@ class CmdbError(Exception):
     # What the caller can do about it, beside upstream's message (which stays as it is): a
     # GraphQL error's ``extensions.hint``, a REST reply's X-Cmdbgraph-Hint header.
     hint: str = ""
+    # Upstream's words where they are not its code's own text (zh, en): a MongoDB error it
+    # passes on verbatim, or another code's text it answers under this code.
+    texts: tuple[str, str] | None = None
 
     def message(self, language: str = ZH) -> str:
+        if self.texts is not None:
+            return self.texts[1] if language == EN else self.texts[0]
         text = render(self.code, self.args_, language)
         return text.strip() if self.trim else text
 
@@ -171,6 +187,21 @@ class CmdbError(Exception):
 
     def __str__(self) -> str:
         return f"{self.code.value} {self.message(EN)}"
+
+
+def verbatim(code: ErrorCode, text: str) -> CmdbError:
+    """``code`` with ``text`` as its message in every language (upstream passes some errors'
+    own words on, such as MongoDB's)."""
+    return CmdbError(code, texts=(text, text))
+
+
+def under_code(code: ErrorCode, words: ErrorCode) -> CmdbError:
+    """``code`` with the message of ``words`` (upstream answers a few of its errors so)."""
+    return CmdbError(code, texts=MESSAGES[words])
+
+
+def parameter_unassigned(name: str) -> CmdbError:
+    return CmdbError(ErrorCode.PARAMETER_UNASSIGNED, (name,))
 
 
 def parameter_invalid(name: str) -> CmdbError:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import instances, models, text_length
-from cmdbgraph.services import catalog, permissions
+from cmdbgraph.services import catalog, conditions, permissions
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import CmdbError, ErrorCode, exceeds_limit, parameter_invalid
 from cmdbgraph.services.limits import Limits
@@ -114,6 +114,20 @@ _COLUMN_FIELDS = {
     "bk_obj_id": str,
     "bk_supplier_account": str,
 }
+# Where a condition's names point (services/conditions.py): these columns, and every other
+# name into the attributes (as upstream keeps them all in one document).
+CONDITION_FIELDS = conditions.Fields(
+    columns={
+        "bk_inst_id": (instances.c.bk_inst_id, conditions.Kind.INT),
+        "bk_obj_id": (instances.c.bk_obj_id, conditions.Kind.STR),
+        "bk_inst_name": (instances.c.bk_inst_name, conditions.Kind.STR),
+        "bk_supplier_account": (instances.c.bk_supplier_account, conditions.Kind.STR),
+        "creator": (instances.c.creator, conditions.Kind.STR),
+        "create_time": (instances.c.create_time, conditions.Kind.TIME),
+        "last_time": (instances.c.last_time, conditions.Kind.TIME),
+    },
+    attributes=instances.c.attributes,
+)
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # JSON type names SQLite's json_type() reports for a Python value.
 _SQLITE_JSON_TYPES = {str: "text", int: "integer", float: "real"}

@@ -43,6 +43,7 @@ def field_names(record_type: type) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Model(_FromRow):
+    id: int
     bk_obj_id: str
     bk_obj_name: str
     bk_classification_id: str
@@ -54,6 +55,10 @@ class Model(_FromRow):
     modifier: str
     create_time: datetime
     last_time: datetime
+    bk_ishidden: bool
+    position: str
+    description: str
+    obj_sort_number: int
 
 
 @dataclass(frozen=True, slots=True)

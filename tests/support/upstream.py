@@ -95,6 +95,21 @@ def invalid(name: str) -> Upstream:
     )
 
 
+def unassigned(name: str) -> Upstream:
+    """The parameter ``name`` is missing or empty where upstream requires it."""
+    return Upstream(1199010, f"'{name}' 未赋值", f"'{name}' unassigned")
+
+
+def mongodb(text: str) -> Upstream:
+    """1199998 with words upstream passes on verbatim (MongoDB's, its storage layer's)."""
+    return Upstream(1199998, text, text)
+
+
+# Upstream's decoder's words under 1199006 (find_instance_association, add_instance_association,
+# delete_related_inst_asso).
+BAD_JSON_CHECK = Upstream(1199006, "反序列化JSON数据失败", "Deserializing JSON data failed")
+
+
 def check_failed(name: str) -> Upstream:
     """The parameter ``name`` is present but refused."""
     return Upstream(

@@ -1,0 +1,305 @@
+"""Upstream's condition language (MongoDB's operators) compiled to SQL: on both databases the
+rows a condition selects are the documents MongoDB would match, as a plain-Python reading of the
+same condition says (``tests/support/mongo.py``); and what cannot run is refused clearly."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from cmdbgraph.db.tables import instances
+from cmdbgraph.services import conditions
+from cmdbgraph.services.caller import SYSTEM
+from cmdbgraph.services.conditions import ConditionError, compile_condition, parse
+from cmdbgraph.services.errors import CmdbError
+from cmdbgraph.services.instances import CONDITION_FIELDS, NewInstance, create_instances
+from tests.support import mongo
+
+MODEL = "bk_switch"
+STRINGS = ["", "x", "X", "xy", "yx", "a\nb", "é", "x.y", "10", "abc", "ABC", "x y"]
+NUMBERS = [0, 1, -1, 2, 3, 1.5, -0.5, 2.0, 10, 2**53, 2**63 - 1, -(2**63)]
+SCALARS = [*STRINGS, *NUMBERS, True, False, None]
+
+
+def _documents() -> list[dict]:
+    """Attributes of every shape: each type, arrays (mixed, nested, empty), objects, missing."""
+    rng = random.Random(20261129)
+
+    def value(depth: int = 0):
+        roll = rng.random()
+        if depth < 2 and roll < 0.15:
+            return [value(depth + 1) for _ in range(rng.randint(0, 3))]
+        if depth < 2 and roll < 0.25:
+            return {key: value(depth + 1) for key in rng.sample(["a", "b", "x"], rng.randint(0, 2))}
+        return rng.choice(SCALARS)
+
+    documents = []
+    for _ in range(60):
+        keys = rng.sample(["a", "b", "c", "o", "tags"], rng.randint(0, 5))
+        documents.append({key: value() for key in keys})
+    return documents
+
+
+@pytest.fixture
+async def stored(db) -> list[dict]:
+    """The documents, stored as instances, read back as upstream's documents (columns and
+    attributes in one object)."""
+    created = await create_instances(
+        db,
+        SYSTEM,
+        MODEL,
+        [NewInstance(f"doc-{i}", attrs) for i, attrs in enumerate(_documents())],
+        limits=conditions_limits(),
+    )
+    ids = [i.bk_inst_id for i in created]
+    async with db.read() as conn:
+        rows = await conn.execute(select(instances).where(instances.c.bk_inst_id.in_(ids)))
+        return [
+            {
+                **row.attributes,
+                "bk_inst_id": row.bk_inst_id,
+                "bk_obj_id": row.bk_obj_id,
+                "bk_inst_name": row.bk_inst_name,
+                "bk_supplier_account": row.bk_supplier_account,
+                "creator": row.creator,
+                "create_time": row.create_time,
+                "last_time": row.last_time,
+            }
+            for row in rows
+        ]
+
+
+def conditions_limits():
+    from cmdbgraph.services.limits import Limits
+
+    return Limits(max_create=1000)
+
+
+async def selected(db, condition: dict, among: list[dict]) -> set[int]:
+    where = compile_condition(parse(condition, CONDITION_FIELDS), CONDITION_FIELDS, db.dialect)
+    ids = [d["bk_inst_id"] for d in among]
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(instances.c.bk_inst_id).where(instances.c.bk_inst_id.in_(ids), where)
+        )
+        return set(rows.scalars())
+
+
+def expected(documents: list[dict], condition: dict) -> set[int]:
+    tree = parse(condition, CONDITION_FIELDS)
+    return {d["bk_inst_id"] for d in documents if mongo.matches(d, tree)}
+
+
+# --- Generated conditions -----------------------------------------------------------------
+
+FIELDS = [
+    "a",
+    "b",
+    "c",
+    "o",
+    "o.a",
+    "o.b",
+    "o.x",
+    "tags",
+    "zz",
+    "a.a",
+    "bk_inst_id",
+    "bk_inst_name",
+    "creator",
+    "create_time",
+]
+PATTERNS = ["x", "^x", "y$", "X", ".", "x.*y", "^$", "[a-z]+", r"\d", "a.b", "^b", "a$", r"\bx"]
+values = st.sampled_from([*SCALARS, 1.25, 4, "doc-1", "cc_system", "z", 2**64, -(2**64)])
+
+
+def leaf(field: str) -> st.SearchStrategy[dict]:
+    operator = st.one_of(
+        values.map(lambda v: v),
+        st.builds(
+            lambda op, v: {op: v},
+            st.sampled_from(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte"]),
+            values,
+        ),
+        st.builds(
+            lambda op, vs: {op: vs}, st.sampled_from(["$in", "$nin"]), st.lists(values, max_size=4)
+        ),
+        st.builds(lambda v: {"$exists": v}, st.sampled_from([True, False, 1, 0, None])),
+        st.builds(
+            lambda p, o: {"$regex": p, "$options": o} if o else {"$regex": p},
+            st.sampled_from(PATTERNS),
+            st.sampled_from(["", "i", "m", "s", "ms"]),
+        ),
+        st.builds(lambda op, v: {"$not": {op: v}}, st.sampled_from(["$eq", "$gt", "$lte"]), values),
+        st.builds(lambda a, b: {"$gte": a, "$lt": b}, values, values),
+    )
+    return operator.map(lambda op: {field: op})
+
+
+documents_strategy = st.recursive(
+    st.sampled_from(FIELDS).flatmap(leaf),
+    lambda inner: st.one_of(
+        st.builds(
+            lambda op, parts: {op: parts},
+            st.sampled_from(["$and", "$or", "$nor"]),
+            st.lists(inner, min_size=1, max_size=3),
+        ),
+        st.lists(inner, min_size=2, max_size=3).map(
+            lambda parts: {k: v for p in parts for k, v in p.items()}
+        ),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(condition=documents_strategy)
+async def test_sql_selects_what_mongodb_matches(db, stored, condition):
+    assert await selected(db, condition, stored) == expected(stored, condition), condition
+
+
+# --- Chosen cases --------------------------------------------------------------------------
+
+CASES = [
+    {"a": 1},
+    {"a": None},
+    {"a": {"$ne": None}},
+    {"a": {"$exists": False}},
+    {"tags": "x"},
+    {"tags": {"$in": [1, "x"]}},
+    {"tags": {"$nin": [None]}},
+    {"a": {"$gt": "x"}},
+    {"a": {"$gte": 1, "$lt": 3}},
+    {"a": True},
+    {"a": {"$lt": True}},
+    {"o.a": {"$exists": True}},
+    {"bk_inst_id": {"$gt": 1.5}},
+    {"bk_inst_id": {"$lte": 2**64}},
+    {"bk_inst_name": {"$regex": "^DOC-1", "$options": "i"}},
+    {"a": {"$regex": "^b", "$options": "m"}},
+    {"a": {"$regex": "a.b", "$options": "s"}},
+    {"$or": [{"a": 1}, {"b": "x"}], "c": {"$exists": True}},
+    {"$nor": [{"a": {"$type": "string"}}]} if False else {"$nor": [{"a": 1}]},
+    {"create_time": {"$exists": True}},
+    {"create_time": {"$gt": "2000-01-01"}},
+    {"$comment": "ignored", "a": {"$not": {"$in": [1, 2]}}},
+]
+
+
+@pytest.mark.parametrize("condition", CASES, ids=[str(c) for c in CASES])
+async def test_chosen_conditions(db, stored, condition):
+    assert await selected(db, condition, stored) == expected(stored, condition)
+
+
+async def test_an_empty_condition_selects_everything(db, stored):
+    assert await selected(db, {}, stored) == {d["bk_inst_id"] for d in stored}
+
+
+# --- What cannot run -----------------------------------------------------------------------
+
+REFUSED = [
+    ({"$where": "sleep(1000)"}, 'operator "$where" is forbidden'),
+    ({"a": {"$expr": 1}}, 'operator "$expr" is forbidden'),
+    ({"$foo": 1}, "(BadValue) unknown top level operator: $foo"),
+    ({"a": {"$foo": 1}}, "(BadValue) unknown operator: $foo"),
+    ({"a": {"$in": 1}}, "(BadValue) $in needs an array"),
+    ({"a": {"$nin": "x"}}, "(BadValue) $nin needs an array"),
+    ({"$or": []}, "(BadValue) $and/$or/$nor must be a nonempty array"),
+    ({"$and": {"a": 1}}, "(BadValue) $and/$or/$nor must be a nonempty array"),
+    ({"$or": [1]}, "(BadValue) $or/$and/$nor entries need to be full objects"),
+    ({"a": {"$regex": 1}}, "(BadValue) $regex has to be a string"),
+    ({"a": {"$options": "i"}}, "(BadValue) $options needs a $regex"),
+    ({"a": {"$regex": "x", "$options": "q"}}, "(BadValue) invalid flag in regex options: q"),
+    ({"a": {"$regex": "(a"}}, "(BadValue) Regular expression is invalid: missing ): (a"),
+    ({"a": {"$regex": r"(a)\1"}}, r"regular expression escape \1 is not supported"),
+    (
+        {"a": {"$regex": "(?=a)"}},
+        "regular expression groups (?...) other than (?:...) are not supported",
+    ),
+    ({"a": {"$not": 1}}, "(BadValue) $not needs a regex or a document"),
+    ({"a": {"$size": 1}}, 'operator "$size" is not supported'),
+    ({"a": {"$elemMatch": {"b": 1}}}, 'operator "$elemMatch" is not supported'),
+    (
+        {"a": [1, 2]},
+        "equality with a whole array or object is not supported: use $in or a field of the object",
+    ),
+    (
+        {"a": {"b": 1}},
+        "equality with a whole array or object is not supported: use $in or a field of the object",
+    ),
+    ({"a": {"$eq": [1]}}, "comparing with an array or an object is not supported"),
+]
+
+
+@pytest.mark.parametrize(("condition", "text"), REFUSED, ids=[t for _, t in REFUSED])
+def test_refused_conditions_say_why(condition, text):
+    with pytest.raises(ConditionError) as raised:
+        parse(condition)
+    assert raised.value.text == text
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"bk_inst_name": ["doc-1"]},
+        {"bk_inst_name": {"a": 1}},
+        {"bk_inst_id": {"$in": [[1], {"a": 1}]}},
+        {"bk_inst_id": {"$gt": [1]}},
+        {"bk_inst_name.x": [1]},
+    ],
+    ids=str,
+)
+async def test_whole_arrays_and_objects_never_equal_a_column(db, stored, condition):
+    """Where only scalars live (columns), MongoDB's answer is known: no match."""
+    assert await selected(db, condition, stored) == set()
+    ((name, value),) = condition.items()
+    negated = {name: {"$not": value}} if isinstance(value, dict) and "$in" in value else None
+    if negated:
+        assert await selected(db, negated, stored) == {d["bk_inst_id"] for d in stored}
+
+
+def nested(depth: int) -> dict:
+    condition: dict = {"a": 1}
+    for _ in range(depth):
+        condition = {"$and": [condition]}
+    return condition
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        (nested(conditions.MAX_DEPTH), "condition depth exceed the limit 16"),
+        (
+            {"a": {"$in": list(range(conditions.MAX_VALUES + 1))}},
+            "$in values exceed the limit 5000",
+        ),
+        ({f"f{i}": i for i in range(conditions.MAX_NODES + 1)}, "condition exceed the limit 1000"),
+        ({"a": {"$regex": "x" * (conditions.MAX_PATTERN + 1)}}, "$regex exceed the limit 1000"),
+    ],
+    ids=["depth", "values", "nodes", "pattern"],
+)
+def test_conditions_beyond_the_limits_are_refused(condition, message):
+    with pytest.raises(CmdbError) as raised:
+        parse(condition)
+    assert raised.value.code.value == 1199035
+    assert raised.value.message("en") == message
+
+
+def test_a_condition_just_within_the_limits_parses():
+    parse(nested(conditions.MAX_DEPTH - 1))
+    parse({"a": {"$in": list(range(conditions.MAX_VALUES))}})
+
+
+async def test_a_catastrophic_regex_runs_in_linear_time(db, stored):
+    long = await create_instances(db, SYSTEM, MODEL, [NewInstance("long", {"a": "a" * 100_000})])
+    started = time.monotonic()
+    among = [{"bk_inst_id": long[0].bk_inst_id}]
+    assert await selected(db, {"a": {"$regex": "(a*)*b"}}, among) == set()
+    assert await selected(db, {"a": {"$regex": "(a*)*$"}}, among) == {long[0].bk_inst_id}
+    assert time.monotonic() - started < 5
