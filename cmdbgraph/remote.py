@@ -94,16 +94,32 @@ class RemoteTarget:
         return self._model_associations[bk_obj_asst_id]
 
     async def resolve_names(self, bk_obj_id: str, names: list[str]) -> dict[str, int]:
-        data = await self._call(
-            f"/api/v3/find/instassociation/object/{bk_obj_id}",
-            {
-                "bk_obj_id": bk_obj_id,
-                "condition": {"bk_inst_name": {"$in": names}},
-                "fields": ["bk_inst_id", "bk_inst_name"],
-                "page": {"start": 0, "limit": 200},
-            },
+        # By GraphQL: upstream's instance searches refuse its built-in models (hosts...).
+        if not names:
+            return {}
+        data = await self._graphql(
+            "query Names($obj: String!, $where: JSON!, $limit: Int!) { instances(bkObjId: $obj,"
+            " where: $where, limit: $limit) { items { bkInstId bkInstName } } }",
+            {"obj": bk_obj_id, "where": {"bk_inst_name": {"$in": names}}, "limit": len(names)},
         )
-        return {item["bk_inst_name"]: item["bk_inst_id"] for item in data["info"]}
+        return {i["bkInstName"]: i["bkInstId"] for i in data["instances"]["items"]}
+
+    async def _graphql(self, query: str, variables: dict) -> dict:
+        try:
+            response = await self.client.post(
+                "/graphql", json={"query": query, "variables": variables}
+            )
+        except httpx.HTTPError as error:
+            raise RemoteError(f"{self.client.base_url}/graphql: {error}") from None
+        try:
+            reply = response.json()
+        except ValueError:
+            raise RemoteError(f"/graphql: HTTP {response.status_code}, not JSON") from None
+        errors = reply.get("errors") if isinstance(reply, dict) else None
+        if errors or not isinstance(reply, dict) or not reply.get("data"):
+            message = errors[0].get("message") if errors else f"HTTP {response.status_code}"
+            raise RemoteError(f"/graphql: {message}")
+        return reply["data"]
 
     async def create(self, model_association: ModelAssociation, details: list[Detail]):
         data = await self._call(

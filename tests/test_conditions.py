@@ -19,6 +19,7 @@ from cmdbgraph.services.conditions import ConditionError, compile_condition, par
 from cmdbgraph.services.errors import CmdbError
 from cmdbgraph.services.instances import CONDITION_FIELDS, NewInstance, create_instances
 from tests.support import mongo
+from tests.support.calls import graphql
 
 MODEL = "bk_switch"
 STRINGS = ["", "x", "X", "xy", "yx", "a\nb", "é", "x.y", "10", "abc", "ABC", "x y"]
@@ -303,3 +304,60 @@ async def test_a_catastrophic_regex_runs_in_linear_time(db, stored):
     assert await selected(db, {"a": {"$regex": "(a*)*b"}}, among) == set()
     assert await selected(db, {"a": {"$regex": "(a*)*$"}}, among) == {long[0].bk_inst_id}
     assert time.monotonic() - started < 5
+
+
+# --- The same language in GraphQL ----------------------------------------------------------
+
+INSTANCES_WHERE = """
+query Where($where: JSON) {
+  instances(bkObjId: "bk_switch", where: $where, limit: 500) { totalCount items { bkInstId } }
+}
+"""
+ASSOCIATIONS_WHERE = """
+query Where($where: JSON) {
+  instAssociations(filter: {where: $where}, limit: 500) { totalCount items { id bkInstId } }
+}
+"""
+
+
+async def test_graphql_where_takes_the_same_language(client, db, stored):
+    """``instances(where:)`` selects what the REST calls' conditions select."""
+    condition = {"$or": [{"tags": "x"}, {"a": {"$gte": 1, "$lt": 3}}], "o.x": {"$exists": False}}
+    reply = await graphql(client, INSTANCES_WHERE, {"where": condition})
+    found = {item["bkInstId"] for item in reply["data"]["instances"]["items"]}
+    assert found == expected(stored, condition)
+    assert reply["data"]["instances"]["totalCount"] == len(found)
+
+
+async def test_graphql_where_on_associations(client, db):
+    from cmdbgraph.services import associations
+
+    result = await associations.batch_create(
+        db,
+        SYSTEM,
+        associations.BatchCreateRequest(
+            "bk_switch",
+            "host",
+            "bk_switch_belong_host",
+            [associations.Detail(11, 21), associations.Detail(13, 22)],
+        ),
+    )
+    ids = [item.association.id for item in result.items]
+    reply = await graphql(client, ASSOCIATIONS_WHERE, {"where": {"bk_asst_inst_id": {"$in": [22]}}})
+    assert [i["id"] for i in reply["data"]["instAssociations"]["items"]] == [ids[1]]
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ({"a": {"$foo": 1}}, "(BadValue) unknown operator: $foo"),
+        ({"$where": "1"}, 'operator "$where" is forbidden'),
+        ([1], "where must be a JSON object"),
+    ],
+    ids=["unknown-operator", "where", "not-an-object"],
+)
+async def test_graphql_where_refusals_say_why(client, where, message):
+    reply = await graphql(client, INSTANCES_WHERE, {"where": where})
+    (error,) = reply["errors"]
+    assert error["message"] == message
+    assert error["extensions"]["bkErrorCode"] == 1199006

@@ -578,6 +578,7 @@ REST_BASES: dict[str, dict] = {
     "search_objects": {"bk_obj_id": "host", "bk_obj_name": "host", "bk_classification_id": "x"},
     "search_inst_by_object": {
         "bk_obj_id": "bk_switch",
+        "bk_supplier_account": "0",
         "condition": {"bk_inst_name": "sw-01"},
         "fields": ["bk_inst_id", "bk_inst_name"],
         "page": {"start": 0, "limit": 10, "sort": "bk_inst_id"},
@@ -588,7 +589,12 @@ REST_BASES: dict[str, dict] = {
         "page": {"start": 0, "limit": 10},
     },
 }
-REST_BASES["search_inst"] = REST_BASES["search_inst_by_object"]
+REST_BASES["search_inst"] = {
+    "bk_obj_id": "bk_switch",
+    "condition": {"bk_switch": [{"field": "bk_inst_name", "operator": "$eq", "value": "sw-01"}]},
+    "fields": {"bk_switch": ["bk_inst_id", "bk_inst_name"]},
+    "page": {"start": 0, "limit": 10, "sort": "bk_inst_id"},
+}
 CONDITION_SHAPES = (
     lambda n: {"bk_inst_id": n},
     lambda n: {"bk_inst_id": {"$in": [n]}},
@@ -625,7 +631,7 @@ def rest_operations(document: dict) -> list[RestOperation]:
         for method, operation in item.items():
             operation_id = operation["operationId"]
             name, family = re.fullmatch(
-                r"(.+?)_(esb_unversioned|esb|native)", operation_id
+                r"(.+?)_(esb_unversioned|esb|native)(?:_[a-z]+)?", operation_id
             ).groups()
             assert name in REST_BASES, f"no base request for {operation_id} ({template})"
             body = copy.deepcopy(REST_BASES[name])

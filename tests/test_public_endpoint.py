@@ -243,8 +243,8 @@ HUGE_CONDITIONS = [
     [
         f"{ESB}/search_inst_by_object/",
         f"{ESB_UNVERSIONED}/search_inst_by_object/",
-        f"{ESB}/search_inst/",
-        "/api/v3/find/instassociation/object/bk_switch",
+        "/api/v3/find/instance/object/bk_switch",
+        "/api/v3/inst/search/0/bk_switch",
     ],
 )
 async def test_integers_beyond_int64_in_conditions_match_nothing(client, path, condition):
@@ -262,6 +262,7 @@ UNKNOWN_MODEL_CALLS = [
     ("POST", f"{ESB}/search_inst_by_object/", {"bk_obj_id": "nosuch"}),
     ("POST", f"{ESB}/search_inst/", {"bk_obj_id": "nosuch"}),
     ("POST", "/api/v3/find/instassociation/object/nosuch", {}),
+    ("POST", "/api/v3/find/instance/object/nosuch", {}),
     (
         "POST",
         f"{ESB}/find_instance_association/",
@@ -270,7 +271,7 @@ UNKNOWN_MODEL_CALLS = [
     (
         "POST",
         f"{ESB}/search_related_inst_asso/",
-        {"condition": {"bk_obj_id": "nosuch", "bk_inst_id": 11}},
+        {"condition": {"bk_obj_id": "nosuch", "bk_inst_id": 11}, "fields": ["id"]},
     ),
     ("POST", f"{ESB}/delete_instance_association/", {"bk_obj_id": "nosuch", "id": 1}),
     ("DELETE", "/api/v3/delete/instassociation/nosuch/1", {}),

@@ -49,7 +49,7 @@ def test_the_readme_examples_answer_what_the_readme_shows(demo_server):
     ).json()
     assert reply["data"]["batchCreateInstAssociations"] == shown(expected)
 
-    curl, expected = after(found, "sh", "curl -s http://127.0.0.1:8000/api/c/compapi")
+    curl, expected = after(found, "sh", f"curl -s http://127.0.0.1:8000{DOCUMENTED}")
     words = shlex.split(curl)
     url = words[words.index("-s") + 1].replace("http://127.0.0.1:8000", demo_server)
     body = words[words.index("-d") + 1]
@@ -60,3 +60,33 @@ def test_the_readme_examples_answer_what_the_readme_shows(demo_server):
     scope: dict = {}
     exec(sdk.replace("http://127.0.0.1:8000", demo_server), scope)  # noqa: S102 - the README's
     assert without_request_id(scope["reply"]) == shown(expected)
+
+    # Then every other curl example, in the README's order, against what the ones before
+    # left behind.
+    for curl, expected in other_curls(found):
+        words = shlex.split(curl)
+        url = words[words.index("-s") + 1].replace("http://127.0.0.1:8000", demo_server)
+        headers = dict(
+            word.split(": ", 1)
+            for flag, word in zip(words, words[1:], strict=False)
+            if flag == "-H"
+        )
+        body = words[words.index("-d") + 1]
+        reply = httpx.post(url, content=body.encode(), headers=headers, timeout=30).json()
+        if "request_id" in reply:
+            reply = without_request_id(reply)
+        assert reply == shown(expected), json.dumps(reply, ensure_ascii=False)
+
+
+DOCUMENTED = "/api/c/compapi/v2/cc/batch_create_instance_association/"
+
+
+def other_curls(found: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The curl examples besides upstream's documented one, each with the json block after it."""
+    pairs = []
+    for index, (kind, body) in enumerate(found):
+        if kind == "sh" and body.startswith("curl ") and DOCUMENTED not in body:
+            following = found[index + 1]
+            assert following[0] == "json", f"no reply shown after {body!r}"
+            pairs.append((body, following[1]))
+    return pairs

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -35,10 +36,8 @@ from tests.support.upstream import (
     TARGET_MISSING,
     UNKNOWN_ASSOCIATION,
     Upstream,
-    empty,
     invalid,
     mongodb,
-    too_many,
     unassigned,
 )
 
@@ -55,9 +54,12 @@ NATIVE = {
     "search_related_inst_asso": ("POST", "/api/v3/find/instassociation/related"),
     "find_object_association": ("POST", "/api/v3/find/objectassociation"),
     "search_objects": ("POST", "/api/v3/find/object"),
-    "search_inst_by_object": ("POST", "/api/v3/find/instassociation/object/{bk_obj_id}"),
+    "search_inst_by_object": ("POST", "/api/v3/find/instance/object/{bk_obj_id}"),
+    "search_inst_by_object@owner": ("POST", "/api/v3/inst/search/0/{bk_obj_id}"),
+    "search_inst_by_object@gateway": ("POST", "/api/v3/inst/search/owner/0/object/{bk_obj_id}"),
+    "search_inst": ("POST", "/api/v3/find/instassociation/object/{bk_obj_id}"),
 }
-ESB_ALIASES = {"search_inst": "search_inst_by_object"}
+ESB_ALIASES: dict[str, str] = {}
 ROUTES = ["esb", "native"]
 LANGUAGES = ["zh", "en"]
 ESB_CREDENTIALS = {"bk_app_code": "esb_test", "bk_app_secret": "xxx", "bk_username": "admin"}
@@ -78,8 +80,6 @@ MODEL_ASSOCIATIONS = {
 # Upstream's codes and messages (tests/support/upstream.py); DUPLICATE names the models of
 # BELONG and CONNECT.
 DUPLICATE = upstream.DUPLICATE.fill(src="bk_switch", dest="host")
-TOO_MANY_IDS = too_many("id", 500)
-NO_IDS = empty("id")
 
 FIRST = "<the first stored association's id>"
 
@@ -142,18 +142,20 @@ async def call(
         response = await client.request(method, url, content=json.dumps(content), headers=headers)
     envelope = response.json()
     if route == "native":
-        assert list(envelope) == ["result", "bk_error_code", "bk_error_msg", "permission", "data"]
         code, message = envelope["bk_error_code"], envelope["bk_error_msg"]
+        keys = ["result", "bk_error_code", "bk_error_msg", "permission", "data"]
+        # Upstream writes a permission denial as the bare BaseResp: no data key.
+        assert list(envelope) == (keys[:-1] if code == DENIED.code else keys)
     else:
         assert list(envelope) == ["result", "code", "message", "permission", "request_id", "data"]
         code, message = envelope["code"], envelope["message"]
         assert envelope["request_id"] == response.headers["X-Request-ID"]
     assert envelope["result"] is (code == 0)
     if code != 0:
-        assert envelope["data"] is None
+        assert envelope.get("data") is None
     if code != DENIED.code:
         assert envelope["permission"] is None
-    return Reply(response.status_code, code, message, envelope["data"], envelope["permission"])
+    return Reply(response.status_code, code, message, envelope.get("data"), envelope["permission"])
 
 
 def assert_answer(reply: Reply, expected: tuple[int, str, str], language: str) -> None:
@@ -248,11 +250,34 @@ async def test_add_instance_association_creates_one_and_answers_its_id(client, d
     assert tuple(entry) == ("create", "instance_association", 13, "admin")
 
 
+# Upstream's add_instance_association: an n:n pair that exists is its generic duplicate.
+DUPLICATE_PAIR = Upstream(
+    1199014,
+    "数据唯一性校验失败， association 重复",
+    "duplicated instances exist, fields [association] duplicated",
+)
+
 ADD_FAILURES = [
     pytest.param(
         {"bk_obj_asst_id": BELONG, "bk_inst_id": 11, "bk_asst_inst_id": 21},
-        DUPLICATE,
+        DUPLICATE_PAIR,
         id="duplicate",
+    ),
+    # The mapping is checked first: before the pair and before the instances.
+    pytest.param(
+        {"bk_obj_asst_id": DEFAULT, "bk_inst_id": 31, "bk_asst_inst_id": 41},
+        ONE_TO_ONE,
+        id="one-to-one-duplicate",
+    ),
+    pytest.param(
+        {"bk_obj_asst_id": DEFAULT, "bk_inst_id": 31, "bk_asst_inst_id": 99},
+        ONE_TO_ONE,
+        id="one-to-one-before-missing-target",
+    ),
+    pytest.param(
+        {"bk_obj_asst_id": CONNECT, "bk_inst_id": 99, "bk_asst_inst_id": 23},
+        ONE_TO_MANY,
+        id="one-to-many-before-missing-source",
     ),
     pytest.param(
         {"bk_obj_asst_id": BELONG, "bk_inst_id": 12, "bk_asst_inst_id": 23},
@@ -279,12 +304,11 @@ ADD_FAILURES = [
         ONE_TO_MANY,
         id="one-to-many-target-has-a-source",
     ),
-    pytest.param(
-        {"bk_inst_id": 14, "bk_asst_inst_id": 23}, invalid("bk_obj_asst_id"), id="no-asst"
-    ),
+    # Upstream looks the empty id up, and finds no model association.
+    pytest.param({"bk_inst_id": 14, "bk_asst_inst_id": 23}, UNKNOWN_ASSOCIATION, id="no-asst"),
     pytest.param(
         {"bk_obj_asst_id": "", "bk_inst_id": 14, "bk_asst_inst_id": 23},
-        invalid("bk_obj_asst_id"),
+        UNKNOWN_ASSOCIATION,
         id="empty-asst",
     ),
     pytest.param(
@@ -299,7 +323,7 @@ ADD_FAILURES = [
     ),
     pytest.param(
         {"bk_obj_asst_id": BELONG, "bk_inst_id": "14", "bk_asst_inst_id": 23},
-        BAD_JSON,
+        BAD_JSON_CHECK,
         id="string-for-int",
     ),
 ]
@@ -376,12 +400,15 @@ ESB_DELETE_ONE_FAILURES = [
     pytest.param({"id": FIRST}, invalid("bk_obj_id"), id="no-bk-obj-id"),
     pytest.param({"id": 1.5, "bk_obj_id": "bk_switch"}, BAD_JSON, id="float-id"),
 ]
+NOT_AN_INTEGER = Upstream(
+    1199009, "'association_id' 参数必须是整型", "'association_id' parameters must be integral"
+)
 NATIVE_DELETE_ONE_FAILURES = [
-    pytest.param({"bk_obj_id": "bk_switch", "id": "abc"}, invalid("id"), id="non-numeric-id"),
+    pytest.param({"bk_obj_id": "bk_switch", "id": "abc"}, NOT_AN_INTEGER, id="non-numeric-id"),
     pytest.param({"bk_obj_id": "bk_switch", "id": "0"}, invalid("id"), id="zero-id"),
     pytest.param({"bk_obj_id": "bk_switch", "id": "-3"}, invalid("id"), id="negative-id"),
-    pytest.param({"bk_obj_id": "bk_switch", "id": "1.5"}, invalid("id"), id="fraction-id"),
-    pytest.param({"bk_obj_id": "bk_switch", "id": str(2**63)}, invalid("id"), id="above-int64"),
+    pytest.param({"bk_obj_id": "bk_switch", "id": "1.5"}, NOT_AN_INTEGER, id="fraction-id"),
+    pytest.param({"bk_obj_id": "bk_switch", "id": str(2**63)}, NOT_AN_INTEGER, id="above-int64"),
 ]
 
 
@@ -452,13 +479,18 @@ async def test_delete_related_inst_asso_takes_500_ids(client, db, route):
     assert await row_counts(db) == (before[0] - 500, before[1] + 500)
 
 
+NO_IDS_UPSTREAM = Upstream(1199003, "输入参数无效", "invalid input parameter")
+
+# Upstream's order: the body, the ids (none, more than 500), then bk_obj_id.
 DELETE_MANY_FAILURES = [
-    pytest.param({"id": list(range(1, 502)), "bk_obj_id": "bk_switch"}, TOO_MANY_IDS, id="501"),
-    pytest.param({"id": [], "bk_obj_id": "bk_switch"}, NO_IDS, id="empty"),
-    pytest.param({"bk_obj_id": "bk_switch"}, NO_IDS, id="missing"),
-    pytest.param({"id": [FIRST]}, invalid("bk_obj_id"), id="no-bk-obj-id"),
-    pytest.param({"id": [FIRST, "7"], "bk_obj_id": "bk_switch"}, BAD_JSON, id="string-id"),
-    pytest.param({"id": FIRST, "bk_obj_id": "bk_switch"}, BAD_JSON, id="id-not-a-list"),
+    pytest.param({"id": list(range(1, 502)), "bk_obj_id": "bk_switch"}, PAGE_LIMIT, id="501"),
+    pytest.param({"id": list(range(1, 502))}, PAGE_LIMIT, id="501-before-bk-obj-id"),
+    pytest.param({"id": [], "bk_obj_id": "bk_switch"}, NO_IDS_UPSTREAM, id="empty"),
+    pytest.param({"bk_obj_id": "bk_switch"}, NO_IDS_UPSTREAM, id="missing"),
+    pytest.param({}, NO_IDS_UPSTREAM, id="nothing"),
+    pytest.param({"id": [FIRST]}, unassigned("bk_obj_id"), id="no-bk-obj-id"),
+    pytest.param({"id": [FIRST, "7"], "bk_obj_id": "bk_switch"}, BAD_JSON_CHECK, id="string-id"),
+    pytest.param({"id": FIRST, "bk_obj_id": "bk_switch"}, BAD_JSON_CHECK, id="id-not-a-list"),
 ]
 
 
@@ -759,7 +791,11 @@ async def test_search_related_inst_asso_finds_both_directions(client, stored, ro
     belong, connect = stored[BELONG], stored[CONNECT]
 
     async def related(bk_inst_id: int, bk_obj_id: str, **extra) -> Reply:
-        body = {"condition": {"bk_inst_id": bk_inst_id, "bk_obj_id": bk_obj_id}, **extra}
+        body = {
+            "condition": {"bk_inst_id": bk_inst_id, "bk_obj_id": bk_obj_id},
+            "fields": EVERY_FIELD,
+            **extra,
+        }
         reply = await call(client, "search_related_inst_asso", route, body)
         assert_answer(reply, SUCCESS, "zh")
         return reply
@@ -774,36 +810,81 @@ async def test_search_related_inst_asso_finds_both_directions(client, stored, ro
     assert (await related(21, "bk_switch")).data == []  # 21 is a host, never a switch
     assert (await related(42, "bk_firewall")).data == []
 
-    only = await related(11, "bk_switch", fields=["id", "bk_asst_inst_id"])
+    # Only the fields asked for, in InstAsst's order whatever the order asked in.
+    only = await related(11, "bk_switch", fields=["bk_asst_inst_id", "id", "no_such_field"])
     assert only.data == [
         {"id": belong[0], "bk_asst_inst_id": 21},
         {"id": belong[1], "bk_asst_inst_id": 22},
     ]
+    assert [list(item) for item in only.data] == [["id", "bk_asst_inst_id"]] * 2
+    # No page, or a page of 0: every one of them (upstream has no default limit here).
+    assert len((await related(21, "host", page={"limit": 0})).data) == 2
+    assert len((await related(21, "host", page={"start": 1})).data) == 1
     second_page = await related(21, "host", fields=["id"], page={"start": 1, "limit": 1})
     assert second_page.data == [{"id": belong[2]}]
     at_the_limit = await related(21, "host", fields=["id"], page={"start": 0, "limit": 500})
     assert len(at_the_limit.data) == 2
 
 
+EVERY_FIELD = [
+    "id",
+    "bk_inst_id",
+    "bk_obj_id",
+    "bk_asst_inst_id",
+    "bk_asst_obj_id",
+    "bk_supplier_account",
+    "bk_obj_asst_id",
+    "bk_asst_id",
+    "bk_biz_id",
+]
+RELATED_UNASSIGNED = unassigned("'bk_inst_id' & 'bk_obj_id'")
+# Upstream formats its decoder's words into 1199006's template here.
+RELATED_BAD_JSON = Upstream(
+    1199006,
+    "'反序列化JSON数据失败' 数据参数校验不通过",
+    "'Deserializing JSON data failed' data parameter verification does not pass",
+)
+
 RELATED_FAILURES = [
     pytest.param(
-        {"condition": {"bk_inst_id": 21, "bk_obj_id": "host"}, "page": {"limit": 501}},
+        {
+            "condition": {"bk_inst_id": 21, "bk_obj_id": "host"},
+            "fields": ["id"],
+            "page": {"limit": 501},
+        },
         PAGE_LIMIT,
         id="limit-501",
     ),
     pytest.param(
-        {"condition": {"bk_inst_id": 21, "bk_obj_id": "host"}, "page": {"start": -1}},
+        {
+            "condition": {"bk_inst_id": 21, "bk_obj_id": "host"},
+            "fields": ["id"],
+            "page": {"start": -1},
+        },
         invalid("page.start"),
         id="negative-start",
     ),
-    pytest.param({"condition": {"bk_obj_id": "host"}}, invalid("bk_inst_id"), id="no-inst"),
-    pytest.param({"condition": {"bk_inst_id": 21}}, invalid("bk_obj_id"), id="no-obj"),
     pytest.param(
-        {"condition": {"bk_inst_id": "21", "bk_obj_id": "host"}}, BAD_JSON, id="string-inst"
+        {"condition": {"bk_obj_id": "host"}, "fields": ["id"]}, RELATED_UNASSIGNED, id="no-inst"
+    ),
+    pytest.param(
+        {"condition": {"bk_inst_id": 21}, "fields": ["id"]}, RELATED_UNASSIGNED, id="no-obj"
+    ),
+    pytest.param({}, RELATED_UNASSIGNED, id="nothing"),
+    pytest.param(
+        {"condition": {"bk_inst_id": 21, "bk_obj_id": "host"}}, unassigned("fields"), id="no-fields"
+    ),
+    pytest.param(
+        {"condition": {"bk_inst_id": 21, "bk_obj_id": "host"}, "fields": []},
+        unassigned("fields"),
+        id="empty-fields",
+    ),
+    pytest.param(
+        {"condition": {"bk_inst_id": "21", "bk_obj_id": "host"}}, RELATED_BAD_JSON, id="string-inst"
     ),
     pytest.param(
         {"condition": {"bk_inst_id": 21, "bk_obj_id": "host"}, "fields": [1]},
-        BAD_JSON,
+        RELATED_BAD_JSON,
         id="number-field",
     ),
 ]
@@ -1107,12 +1188,13 @@ async def test_search_objects_applies_every_filter(client, condition, wanted):
 
 
 # ---------------------------------------------------------------------------------------------
-# search_inst_by_object and its older ESB name search_inst
+# search_inst_by_object and search_inst
 
 SEARCH_ROUTES = [
     pytest.param("search_inst_by_object", "esb", id="esb"),
-    pytest.param("search_inst", "esb-alias", id="esb-search_inst"),
     pytest.param("search_inst_by_object", "native", id="native"),
+    pytest.param("search_inst_by_object@owner", "native", id="native-owner"),
+    pytest.param("search_inst_by_object@gateway", "native", id="gateway"),
 ]
 
 
@@ -1142,6 +1224,10 @@ async def test_search_inst_by_object(client, db, name, route):
         names[ids[0]],
         "acme",
     )
+    # One map per row, keys sorted as upstream's encoder writes maps; times as MongoDB's.
+    assert list(first) == sorted(first)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?Z", first["create_time"])
+    assert first["bk_created_at"] == first["create_time"]
 
     picked = await search(
         client,
@@ -1171,6 +1257,20 @@ async def test_search_inst_by_object(client, db, name, route):
     )
     assert by_attribute.data == {"count": 2, "info": [{"bk_inst_id": i} for i in ids[:2]]}
 
+    operators = await search(
+        client,
+        name,
+        route,
+        "bk_router",
+        condition={
+            "bk_inst_name": {"$regex": "^rt-search-00[0-2]$"},
+            "bk_inst_id": {"$ne": ids[1]},
+            "$or": [{"bk_vendor": "acme"}, {"bk_vendor": {"$exists": False}}],
+        },
+        fields=["bk_inst_id"],
+    )
+    assert operators.data == {"count": 2, "info": [{"bk_inst_id": ids[0]}, {"bk_inst_id": ids[2]}]}
+
     paged = await search(
         client,
         name,
@@ -1185,17 +1285,79 @@ async def test_search_inst_by_object(client, db, name, route):
     assert (await search(client, name, route, "bk_load_balance")).data == {"count": 0, "info": []}
 
 
+@pytest.mark.parametrize(("name", "route"), SEARCH_ROUTES)
+async def test_search_inst_by_object_time_condition(client, db, name, route):
+    ids = await new_instances(db, "bk_router", "rt-time", 2)
+    now = datetime.now(UTC)
+    past = (now - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+    future = (now + timedelta(days=1)).isoformat()
+
+    async def found(time_condition) -> list[int]:
+        reply = await search(
+            client,
+            name,
+            route,
+            "bk_router",
+            condition={"bk_inst_name": {"$regex": "^rt-time"}},
+            time_condition=time_condition,
+            fields=["bk_inst_id"],
+        )
+        assert_answer(reply, SUCCESS, "zh")
+        return [i["bk_inst_id"] for i in reply.data["info"]]
+
+    rule = {"field": "bk_created_at", "start": past, "end": future}
+    assert await found({"oper": "and", "rules": [rule]}) == ids
+    assert await found({"oper": "and", "rules": [{"field": "create_time", "end": past}]}) == []
+    assert await found({"oper": "and", "rules": [{"field": "last_time", "start": future}]}) == []
+
+
+TIME_FAILURES = [
+    pytest.param({"oper": "or", "rules": []}, "time condition oper is invalid", 1199006, id="or"),
+    pytest.param({"oper": "and", "rules": []}, "time condition rules not set", 1199010, id="none"),
+    pytest.param(
+        {"oper": "and", "rules": [{"field": "", "start": "2026-01-01 00:00:00"}]},
+        "time condition field not set",
+        1199010,
+        id="no-field",
+    ),
+    pytest.param(
+        {"oper": "and", "rules": [{"field": "create_time"}]},
+        "time condition start and end both not set",
+        1199006,
+        id="no-bounds",
+    ),
+]
+
+
+@pytest.mark.parametrize(("time_condition", "text", "code"), TIME_FAILURES)
+async def test_search_inst_by_object_time_condition_refusals(client, time_condition, text, code):
+    reply = await search(
+        client, "search_inst_by_object", "native", "bk_router", time_condition=time_condition
+    )
+    assert (reply.code, reply.message) == (code, text)
+
+
 SEARCH_FAILURES = [
     pytest.param({"page": {"limit": 201}}, PAGE_LIMIT, id="limit-201"),
     pytest.param({"page": {"start": -1, "limit": 10}}, invalid("page.start"), id="negative-start"),
     pytest.param({"page": {"sort": "bk_vendor"}}, invalid("sort"), id="unsortable"),
     pytest.param(
-        {"condition": {"bk_inst_name": {"$regex": "rt"}}}, invalid("bk_inst_name"), id="regex"
-    ),
-    pytest.param(
-        {"condition": {"bk_inst_name": {"$in": []}}}, invalid("bk_inst_name"), id="empty-in"
+        {"condition": {"bk_inst_name": {"$foo": "rt"}}},
+        Upstream(1199998, "未知或未能识别的异常", "Unknown or unrecognized error"),
+        id="unknown-operator",
     ),
     pytest.param({"page": {"limit": "10"}}, BAD_JSON, id="string-limit"),
+    pytest.param({"condition": []}, BAD_JSON, id="list-condition"),
+    pytest.param(
+        {
+            "time_condition": {
+                "oper": "and",
+                "rules": [{"field": "create_time", "start": "yesterday"}],
+            }
+        },
+        BAD_JSON,
+        id="unreadable-time",
+    ),
 ]
 
 
@@ -1207,11 +1369,128 @@ async def test_search_inst_by_object_refusals(client, name, route, language, bod
     assert_answer(reply, expected, language)
 
 
+async def test_a_refused_condition_says_why_in_the_hint(client):
+    response = await client.post(
+        "/api/v3/find/instance/object/bk_router",
+        json={"condition": {"bk_inst_name": {"$foo": "rt"}}},
+        headers=demo_headers(),
+    )
+    assert response.json()["bk_error_code"] == 1199998
+    assert response.headers["X-Cmdbgraph-Hint"] == "(BadValue) unknown operator: $foo"
+
+
+INNER = Upstream(
+    1199084,
+    "禁止使用通用实例接口操作内置模型实例",
+    "forbidden operate inner model instance with common instance API",
+)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize(
+    ("name", "route"), [*SEARCH_ROUTES, ("search_inst", "esb"), ("search_inst", "native")]
+)
+@pytest.mark.parametrize("model", ["host", "biz", "set", "module"])
+async def test_instance_searches_refuse_built_in_models(client, name, route, language, model):
+    reply = await search(client, name, route, model, language=language)
+    assert_answer(reply, INNER, language)
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("name", ["search_inst_by_object", "search_inst"])
 async def test_search_inst_needs_a_model_on_esb(client, name, language):
     reply = await call(client, name, "esb", {"condition": {}}, language=language)
     assert_answer(reply, invalid("bk_obj_id"), language)
+
+
+@pytest.fixture
+async def linked(db) -> dict[str, int]:
+    """Three new switches: the first belongs to host 10.0.0.1 (21), the second to 10.0.0.2
+    (22), the third to nothing."""
+    ids = await new_instances(db, "bk_switch", "sw-link", 3, rack="r1")
+    await store(db, BELONG, (ids[0], 21), (ids[1], 22))
+    return {"a": ids[0], "b": ids[1], "c": ids[2]}
+
+
+@pytest.mark.parametrize("route", ["esb", "native"])
+async def test_search_inst_finds_instances_through_their_associations(client, linked, route):
+    a, b, c = linked["a"], linked["b"], linked["c"]
+
+    async def found(condition, **body) -> Reply:
+        reply = await search(
+            client,
+            "search_inst",
+            route,
+            "bk_switch",
+            condition=condition,
+            fields={"bk_switch": ["bk_inst_id"]},
+            **body,
+        )
+        assert_answer(reply, SUCCESS, "zh")
+        return reply
+
+    own = {"bk_switch": [{"field": "bk_inst_name", "operator": "$regex", "value": "sw-link"}]}
+    every = await found(own)
+    assert every.data == {"count": 3, "info": [{"bk_inst_id": i} for i in (a, b, c)]}
+    # The switches whose associations point at host 10.0.0.1 (21).
+    via_host = {
+        **own,
+        "host": [{"field": "bk_inst_name", "operator": "$eq", "value": "10.0.0.1"}],
+    }
+    assert (await found(via_host)).data == {"count": 1, "info": [{"bk_inst_id": a}]}
+    # Two hosts: the union.
+    via_hosts = {
+        **own,
+        "host": [{"field": "bk_inst_name", "operator": "$in", "value": ["10.0.0.1", "10.0.0.2"]}],
+    }
+    assert (await found(via_hosts)).data["count"] == 2
+    # A host that matches nothing restricts nothing (upstream's rule).
+    nowhere = {**own, "host": [{"field": "bk_inst_name", "operator": "$eq", "value": "none"}]}
+    assert (await found(nowhere)).data["count"] == 3
+    # Only other models, and no association leads here: upstream answers info null.
+    only_other = {"bk_firewall": [{"field": "bk_inst_name", "operator": "$eq", "value": "none"}]}
+    assert (await found(only_other)).data == {"count": 0, "info": None}
+    # $regex on the model's own fields is a plain substring: "." is not any character.
+    dotted = {"bk_switch": [{"field": "bk_inst_name", "operator": "$regex", "value": "sw.link"}]}
+    assert (await found(dotted)).data == {"count": 0, "info": []}
+    ranged = {
+        "bk_switch": [
+            {"field": "bk_inst_id", "operator": "$gte", "value": b},
+            {"field": "bk_inst_id", "operator": "$lte", "value": c},
+        ]
+    }
+    assert (await found(ranged)).data == {
+        "count": 2,
+        "info": [{"bk_inst_id": b}, {"bk_inst_id": c}],
+    }
+
+
+async def test_search_inst_answers_upstreams_documented_example(client, linked):
+    """The documented request, on the demo's models."""
+    reply = await search(
+        client,
+        "search_inst",
+        "esb",
+        "bk_switch",
+        page={"start": 0, "limit": 10, "sort": "bk_inst_id"},
+        fields={"bk_switch": ["bk_asset_id", "bk_inst_id", "bk_inst_name", "bk_obj_id"]},
+        condition={
+            "bk_switch": [{"field": "bk_inst_name", "operator": "$regex", "value": "sw-link"}]
+        },
+        time_condition={
+            "oper": "and",
+            "rules": [
+                {
+                    "field": "create_time",
+                    "start": "2021-05-13 01:00:00",
+                    "end": "2999-05-14 01:00:00",
+                }
+            ],
+        },
+    )
+    assert_answer(reply, SUCCESS, "zh")
+    assert reply.data["count"] == 3
+    assert list(reply.data["info"][0]) == ["bk_inst_id", "bk_inst_name", "bk_obj_id"]
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

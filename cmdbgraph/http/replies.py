@@ -91,13 +91,17 @@ class Envelope:
                 "request_id": request_id,
                 "data": data,
             }
-        return {
+        body = {
             "result": code == 0,
             "bk_error_code": code,
             "bk_error_msg": message,
             "permission": permission,
             "data": data,
         }
+        if code == ErrorCode.PERMISSION_DENIED.value:
+            # Upstream writes its denial as the bare BaseResp: no data key at all.
+            del body["data"]
+        return body
 
     def success(self, data: Any, *, request_id: str, language: str) -> JSONResponse:
         return self._response(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from cmdbgraph.schema.context import Info
 from cmdbgraph.schema.inputs import AuditEntryFilter, InstAssociationFilter
-from cmdbgraph.schema.scalars import BigInt
+from cmdbgraph.schema.scalars import JSON, BigInt
 from cmdbgraph.schema.types import (
     AssociationKind,
     AssociationMapping,
@@ -19,9 +21,22 @@ from cmdbgraph.schema.types import (
     Model,
     ModelAssociation,
 )
-from cmdbgraph.services import associations, audit, catalog, instances
-from cmdbgraph.services.errors import exceeds_limit
+from cmdbgraph.services import associations, audit, catalog, conditions, instances
+from cmdbgraph.services.errors import ErrorCode, exceeds_limit, verbatim
 from cmdbgraph.services.limits import page_bounds
+
+
+def _where(value: object, fields: conditions.Fields) -> conditions.Node | None:
+    """A ``where`` argument: upstream's condition language; what cannot run is refused with
+    1199006 and the reason as its message."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise verbatim(ErrorCode.PARAMETER_CHECK_FAILED, "where must be a JSON object")
+    try:
+        return conditions.parse(value, fields)
+    except conditions.ConditionError as error:
+        raise verbatim(ErrorCode.PARAMETER_CHECK_FAILED, error.text) from None
 
 
 def _page(info: Info, offset: int, limit: int | None) -> tuple[int, int]:
@@ -78,6 +93,14 @@ class InstanceQueries:
         name_contains: str | None = None,
         offset: int = 0,
         limit: int | None = None,
+        where: Annotated[
+            JSON | None,
+            strawberry.argument(
+                description="Upstream's condition language (MongoDB's operators, as in "
+                "search_inst_by_object: see the README's *Conditions*) on the instances' "
+                'fields and attributes, e.g. `{"bk_inst_name": {"$in": ["sw-01", "sw-02"]}}`.'
+            ),
+        ] = None,
     ) -> InstancePage:
         offset, limit = _page(info, offset, limit)
         most = info.context.limits.max_filter_length
@@ -85,7 +108,11 @@ class InstanceQueries:
             raise exceeds_limit("nameContains", most)
         page = await instances.list_instances(
             info.context.db,
-            instances.InstanceFilter(bk_obj_id=bk_obj_id, name_contains=name_contains),
+            instances.InstanceFilter(
+                bk_obj_id=bk_obj_id,
+                name_contains=name_contains,
+                condition=_where(where, instances.CONDITION_FIELDS),
+            ),
             offset=offset,
             limit=limit,
         )
@@ -122,6 +149,7 @@ class AssociationQueries:
                 bk_inst_id=flt.bk_inst_id,
                 bk_asst_inst_id=flt.bk_asst_inst_id,
                 involving_inst_id=flt.involving_inst_id,
+                condition=_where(flt.where, associations.CONDITION_FIELDS),
             ),
             offset=offset,
             limit=limit,

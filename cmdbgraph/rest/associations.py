@@ -40,6 +40,23 @@ ID = {"minimum": 1}
 INDEX_KEYS = {"propertyNames": {"pattern": "^(0|[1-9][0-9]*)$"}}
 
 
+def _decoder_words() -> CmdbError:
+    """What several siblings answer a body upstream cannot decode: 1199006 with the
+    decoder's words."""
+    return under_code(ErrorCode.PARAMETER_CHECK_FAILED, ErrorCode.JSON_INVALID)
+
+
+def _decoder_words_formatted() -> CmdbError:
+    """search_related_inst_asso's: the decoder's words inside 1199006's template."""
+    return CmdbError(
+        ErrorCode.PARAMETER_CHECK_FAILED,
+        texts=(
+            "'反序列化JSON数据失败' 数据参数校验不通过",
+            "'Deserializing JSON data failed' data parameter verification does not pass",
+        ),
+    )
+
+
 # --- batch_create_instance_association ----------------------------------------------------
 
 
@@ -173,9 +190,12 @@ class AddData(TypedDict):
     "/api/v3/create/instassociation",
     data=AddData,
     summary="Create one instance association",
-    description="The checks of a batch of one; an item failure is the call's error.",
+    description="Upstream's checks in upstream's order: the model association (1101046), "
+    "its mapping (1101052, 1101061), the pair (1199014 for one that exists), the instances "
+    "(1101073, 1101074); a body of the wrong types answers 1199006.",
     required=("bk_obj_asst_id", "bk_inst_id", "bk_asst_inst_id"),
     documented={"bk_obj_asst_id": NAME},
+    bad_body=_decoder_words,
 )
 async def add_instance_association(call: Call, body: AddBody) -> AddData:
     created = await associations.create_one(
@@ -192,16 +212,18 @@ class DeleteOneBody(RequestModel):
     bk_obj_id: GoStr = Field("", description="The source or target model.")
 
 
-def _path_or_body_int(call: Call, name: str, from_body: int) -> int:
+def _path_or_body_int(call: Call, name: str, from_body: int, *, upstream_name: str) -> int:
+    """``name`` from the path (upstream's ParseInt: 1199009 naming ``upstream_name`` unless
+    it is an int64), else from the body."""
     raw = call.request.path_params.get(name)
     if raw is None:
         return from_body
     try:
-        value = int(raw)
+        value = int(raw) if raw.lstrip("-").isdigit() else None
     except ValueError:
-        raise parameter_invalid(name) from None
-    if not is_int64(value):
-        raise parameter_invalid(name)
+        value = None
+    if value is None or not is_int64(value):
+        raise CmdbError(ErrorCode.PARAMETER_NOT_INTEGER, (upstream_name,))
     return value
 
 
@@ -217,7 +239,7 @@ def _path_or_body_int(call: Call, name: str, from_body: int) -> int:
     documented={"id": ID, "bk_obj_id": NAME},
 )
 async def delete_instance_association(call: Call, body: DeleteOneBody) -> None:
-    association_id = _path_or_body_int(call, "id", body.id)
+    association_id = _path_or_body_int(call, "id", body.id, upstream_name="association_id")
     bk_obj_id = call.request.path_params.get("bk_obj_id") or body.bk_obj_id
     if association_id <= 0:
         raise parameter_invalid("id")
@@ -235,10 +257,10 @@ async def delete_instance_association(call: Call, body: DeleteOneBody) -> None:
 class DeleteManyBody(RequestModel):
     id: Int64List = Field(
         [],
-        description=f"1 to {limits.MAX_DELETE_IDS} ids: empty answers 1199038, more answers "
-        "1199035.",
+        description=f"1 to {limits.MAX_DELETE_IDS} ids: empty answers 1199003, more answers "
+        "1199059.",
     )
-    bk_obj_id: GoStr = ""
+    bk_obj_id: GoStr = Field("", description="The source or target model (1199010 if empty).")
 
 
 @rest_call(
@@ -248,16 +270,23 @@ class DeleteManyBody(RequestModel):
     data=Annotated[serialize.Count, Field(description="How many associations were deleted.")],
     summary="Delete instance associations by id",
     description="Deletes, in one transaction, the associations among `id` whose source or "
-    "target model is `bk_obj_id`; `data` is how many were deleted.",
+    "target model is `bk_obj_id`; `data` is how many were deleted. Upstream's checks in its "
+    "order: the body (1199006), no ids (1199003), more than 500 (1199059), no `bk_obj_id` "
+    "(1199010).",
     required=("id", "bk_obj_id"),
+    bad_body=_decoder_words,
     documented={
         "id": {"minItems": 1, "maxItems": LimitRef("max_delete_ids")},
         "bk_obj_id": NAME,
     },
 )
 async def delete_related_inst_asso(call: Call, body: DeleteManyBody) -> int:
+    if not body.id:
+        raise CmdbError(ErrorCode.INPUT_INVALID)
+    if len(body.id) > call.limits.max_delete_ids:
+        raise CmdbError(ErrorCode.PAGE_LIMIT_EXCEEDED)
     if not body.bk_obj_id:
-        raise parameter_invalid("bk_obj_id")
+        raise parameter_unassigned("bk_obj_id")
     deleted = await associations.delete_associations(
         call.db, call.caller, body.id, bk_obj_id=body.bk_obj_id, limits=call.limits
     )
@@ -279,11 +308,6 @@ class FindBody(RequestModel):
     bk_obj_id: GoStr = Field(
         "", description="The model: its associations as source or as target (1199010 if empty)."
     )
-
-
-def _find_bad_body() -> CmdbError:
-    # Upstream answers its decoder's words under 1199006.
-    return under_code(ErrorCode.PARAMETER_CHECK_FAILED, ErrorCode.JSON_INVALID)
 
 
 def _condition(condition: dict, *, failure: ErrorCode = ErrorCode.UNKNOWN) -> conditions.Node:
@@ -308,7 +332,7 @@ def _condition(condition: dict, *, failure: ErrorCode = ErrorCode.UNKNOWN) -> co
     "1199006.",
     required=("bk_obj_id",),
     documented={"bk_obj_id": NAME},
-    bad_body=_find_bad_body,
+    bad_body=_decoder_words,
 )
 async def find_instance_association(call: Call, body: FindBody) -> list[serialize.InstAssociation]:
     if not body.bk_obj_id:
@@ -335,13 +359,20 @@ class RelatedCondition(RequestModel):
 class Page(RequestModel):
     start: Int64 = Field(0, description="Offset of the first item.")
     limit: Int64 | None = Field(
-        None, description="Page size; 0, negative or too large answers 1199059."
+        None,
+        description="Page size; absent or 0: every one (as upstream); negative or over 500 "
+        "answers 1199059.",
     )
 
 
 class RelatedBody(RequestModel):
     condition: Annotated[RelatedCondition, NullIsEmpty] = RelatedCondition()
-    fields: GoStrList = Field([], description="Only these fields of each item (all if empty).")
+    fields: GoStrList = Field(
+        [],
+        description="The fields of each item to return (1199010 if none): they come in "
+        "upstream's order, fields it does not have are left out.",
+        examples=[["id", "bk_inst_id", "bk_asst_inst_id", "bk_obj_asst_id"]],
+    )
     page: Annotated[Page, NullIsEmpty] = Page()
 
 
@@ -355,39 +386,49 @@ PAGE_START = {"minimum": 0, "default": 0}
     data=list[serialize.InstAssociationFields],
     summary="Find the associations of one instance, in both directions",
     description="The associations whose source or target is the instance "
-    "`condition.bk_inst_id` of model `condition.bk_obj_id`, ordered by id.",
-    required=("condition",),
+    "`condition.bk_inst_id` of model `condition.bk_obj_id`, ordered by id, limited to "
+    "`fields`. Upstream's checks in its order: the body (1199006), the instance and model "
+    "(1199010), `fields` (1199010), the page (1199059).",
+    required=("condition", "fields"),
     documented={
         "condition": {"required": ["bk_inst_id", "bk_obj_id"]},
-        "condition.bk_inst_id": ID,
+        "condition.bk_inst_id": {"not": {"const": 0}},
         "condition.bk_obj_id": NAME,
+        "fields": {"minItems": 1},
         "page.start": PAGE_START,
         "page.limit": {
             "type": "integer",
-            "minimum": 1,
+            "minimum": 0,
             "maximum": LimitRef("related_page_size"),
-            "default": LimitRef("related_page_size"),
+            "default": 0,
         },
     },
+    bad_body=_decoder_words_formatted,
 )
 async def search_related_inst_asso(
     call: Call, body: RelatedBody
 ) -> list[serialize.InstAssociationFields]:
     condition = body.condition
-    if condition.bk_inst_id <= 0:
-        raise parameter_invalid("bk_inst_id")
-    if not condition.bk_obj_id:
-        raise parameter_invalid("bk_obj_id")
-    size = call.limits.related_page_size
-    start, limit = limits.page_bounds(
-        body.page.start, body.page.limit, default=size, maximum=size, start_name="page.start"
-    )
+    if condition.bk_inst_id == 0 or not condition.bk_obj_id:
+        raise parameter_unassigned("'bk_inst_id' & 'bk_obj_id'")
+    if not body.fields:
+        raise parameter_unassigned("fields")
+    page = body.page
+    if page.limit is not None and (page.limit < 0 or page.limit > call.limits.related_page_size):
+        raise CmdbError(ErrorCode.PAGE_LIMIT_EXCEEDED)
+    if page.start < 0:
+        raise parameter_invalid("page.start")
     found = await associations.list_associations(
         call.db,
         associations.AssociationFilter(
             involving_inst_id=condition.bk_inst_id, involving_obj_id=condition.bk_obj_id
         ),
-        offset=start,
-        limit=limit,
+        offset=page.start,
+        # Upstream: no limit unless one is given; built in turns (see build_all).
+        limit=page.limit or None,
     )
-    return [serialize.only(body.fields, serialize.association(a)) for a in found.items]
+    wanted = set(body.fields)
+    return await build_all(
+        found.items,
+        lambda a: {k: v for k, v in serialize.association(a).items() if k in wanted},
+    )

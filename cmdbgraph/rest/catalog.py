@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from typing_extensions import TypedDict
 
-from cmdbgraph.db.tables import is_int64
 from cmdbgraph.rest import serialize
 from cmdbgraph.rest.declarations import (
     GoObject,
@@ -16,6 +16,7 @@ from cmdbgraph.rest.declarations import (
     Int64,
     LimitRef,
     NullIsEmpty,
+    NullIsEmptyList,
     RequestModel,
     rest_call,
 )
@@ -153,7 +154,7 @@ async def search_objects(call: Call, body: SearchObjectsBody) -> list[serialize.
     return [serialize.model(m) for m in found]
 
 
-# --- search_inst_by_object (alias search_inst) ----------------------------------------------
+# --- search_inst_by_object and search_inst --------------------------------------------------
 
 
 class InstancePage(RequestModel):
@@ -169,80 +170,136 @@ class InstancePage(RequestModel):
     )
 
 
-class SearchInstancesBody(RequestModel):
-    bk_obj_id: GoStr = Field("", examples=["bk_switch"])
+def _moment(value: object) -> datetime | None:
+    """Upstream's cctime.Time: ``"2006-01-02 15:04:05"`` (here UTC) or RFC 3339 with a zone;
+    anything else is a body upstream cannot decode."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            if len(value) == len("2006-01-02 15:04:05") and value[10] == " ":
+                return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if moment.tzinfo is not None and "T" in value:
+                return moment
+        except ValueError:
+            pass
+    raise ValueError("not a time")
+
+
+Moment = Annotated[datetime | None, BeforeValidator(_moment)]
+
+
+class TimeRuleBody(RequestModel):
+    field: GoStr = Field("", examples=["bk_created_at"])
+    start: Moment = Field(None, examples=["2026-11-01 00:00:00"])
+    end: Moment = Field(None, examples=["2026-11-30 23:59:59"])
+
+
+class TimeConditionBody(RequestModel):
+    oper: GoStr = Field("", description='Only "and" (1199006 otherwise).')
+    rules: Annotated[list[TimeRuleBody], NullIsEmptyList] = []
+
+
+def _time(body: TimeConditionBody | None) -> conditions.Node | None:
+    if body is None:
+        return None
+    return conditions.time_condition(
+        body.oper, [conditions.TimeRule(r.field, r.start, r.end) for r in body.rules]
+    )
+
+
+def _generic_failure(error: conditions.ConditionError) -> CmdbError:
+    """What upstream's instance searches answer a condition MongoDB refuses: its generic
+    1199998 text; the reason goes in the hint."""
+    return CmdbError(ErrorCode.UNKNOWN, hint=error.text)
+
+
+def _refuse_inner_model(path: dict, raw: dict) -> None:
+    bk_obj_id = path.get("bk_obj_id") or raw.get("bk_obj_id")
+    if isinstance(bk_obj_id, str):
+        instances.refuse_inner_model(bk_obj_id)
+
+
+class InstancesData(TypedDict):
+    count: Annotated[serialize.Count, Field(description="How many instances match.")]
+    info: list[serialize.Instance]
+
+
+_PAGE_DOCUMENTED = {
+    "page.start": {"minimum": 0, "default": 0},
+    "page.limit": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": LimitRef("search_inst_page_size"),
+        "default": LimitRef("search_inst_page_size"),
+    },
+}
+_SORT_PART = rf"(?:-+\s*|\s*)(?:{'|'.join(SORTABLE_FIELDS)})\s*"
+_PAGE_DOCUMENTED["page.sort"] = {"pattern": rf"^(?:{_SORT_PART}(?:,{_SORT_PART})*)?$"}
+
+
+def _page(call: Call, page: InstancePage) -> tuple[int, int]:
+    size = call.limits.search_inst_page_size
+    return limits.page_bounds(
+        page.start, page.limit, default=size, maximum=size, start_name="page.start"
+    )
+
+
+class SearchByObjectBody(RequestModel):
+    bk_obj_id: GoStr = Field(
+        "", description="The model (ESB; in the path elsewhere).", examples=["bk_switch"]
+    )
+    bk_supplier_account: GoStr = Field("", description="Ignored, as upstream does.")
     condition: GoObject = Field(
         {},
-        description="Attribute → value it must equal (a value, a list of values, "
-        "`{$eq: value}` or `{$in: [values]}`); an unusable value answers 1199011.",
+        description="Upstream's condition (MongoDB's operators: see the README's *Conditions*) "
+        "on the instances' fields and attributes.",
+        examples=[{"bk_inst_name": {"$regex": "^sw-"}, "bk_inst_id": {"$gt": 10}}],
+    )
+    time_condition: TimeConditionBody | None = Field(
+        None,
+        description="Upstream's time condition: `oper` `and`, `rules` of `{field, start, end}` "
+        "on `create_time`/`bk_created_at` or `last_time`/`bk_updated_at`.",
     )
     fields: GoStrList = Field([], description="Only these fields of each item (all if empty).")
     page: Annotated[InstancePage, NullIsEmpty] = InstancePage()
 
 
-class SearchInstancesData(TypedDict):
-    count: Annotated[serialize.Count, Field(description="How many instances match.")]
-    info: list[serialize.Instance]
-
-
-_SCALAR = {"type": ["string", "integer", "number", "boolean"]}
-_VALUES = {"type": "array", "minItems": 1, "items": _SCALAR}
-_CONDITION_VALUE = {
-    "anyOf": [
-        _SCALAR,
-        _VALUES,
-        {
-            "type": "object",
-            "properties": {"$eq": _SCALAR},
-            "required": ["$eq"],
-            "additionalProperties": False,
-        },
-        {
-            "type": "object",
-            "properties": {"$in": _VALUES},
-            "required": ["$in"],
-            "additionalProperties": False,
-        },
-    ]
-}
-_SORT_PART = rf"(?:-+\s*|\s*)(?:{'|'.join(SORTABLE_FIELDS)})\s*"
-
-
 @rest_call(
     "search_inst_by_object",
     "POST",
-    "/api/v3/find/instassociation/object/{bk_obj_id}",
-    data=SearchInstancesData,
+    "/api/v3/find/instance/object/{bk_obj_id}",
+    data=InstancesData,
     summary="Find the instances of a model",
-    description="A page of the instances of `bk_obj_id` matching `condition` (field → "
-    "value, list of values, `{$eq: value}` or `{$in: [values]}`), with the total count.",
+    description="A page of the instances of `bk_obj_id` matching `condition` and "
+    "`time_condition`, with the total count; each row one map, keys sorted. Upstream's "
+    "built-in models (`host`, `biz`, `set`, `module`, ...) answer 1199084, as upstream's "
+    "common instance calls do. A condition that cannot run answers 1199998 (the reason in "
+    "the X-Cmdbgraph-Hint header).",
     tag="instances",
-    aliases=("search_inst",),
     required=("bk_obj_id",),
-    documented={
-        "bk_obj_id": {"minLength": 1},
-        "condition": {"additionalProperties": _CONDITION_VALUE},
-        "page.start": {"minimum": 0, "default": 0},
-        "page.limit": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": LimitRef("search_inst_page_size"),
-            "default": LimitRef("search_inst_page_size"),
-        },
-        "page.sort": {"pattern": rf"^(?:{_SORT_PART}(?:,{_SORT_PART})*)?$"},
-    },
+    documented={"bk_obj_id": {"minLength": 1}, **_PAGE_DOCUMENTED},
+    more_paths=(
+        ("/api/v3/inst/search/{bk_supplier_account}/{bk_obj_id}", "native_owner"),
+        ("/api/v3/inst/search/owner/{bk_supplier_account}/object/{bk_obj_id}", "native_gateway"),
+    ),
+    precheck=_refuse_inner_model,
 )
-async def search_inst_by_object(call: Call, body: SearchInstancesBody) -> SearchInstancesData:
+async def search_inst_by_object(call: Call, body: SearchByObjectBody) -> InstancesData:
     bk_obj_id = call.request.path_params.get("bk_obj_id") or body.bk_obj_id
     if not bk_obj_id:
         raise parameter_invalid("bk_obj_id")
-    size = call.limits.search_inst_page_size
-    start, limit = limits.page_bounds(
-        body.page.start, body.page.limit, default=size, maximum=size, start_name="page.start"
-    )
+    try:
+        condition = conditions.parse(body.condition, instances.CONDITION_FIELDS)
+    except conditions.ConditionError as error:
+        raise _generic_failure(error) from None
+    start, limit = _page(call, body.page)
     found = await instances.list_instances(
         call.db,
-        instances.InstanceFilter(bk_obj_id=bk_obj_id, fields=_condition_fields(body.condition)),
+        instances.InstanceFilter(
+            bk_obj_id=bk_obj_id, condition=conditions.both(condition, _time(body.time_condition))
+        ),
         offset=start,
         limit=limit,
         sort=body.page.sort or None,
@@ -253,29 +310,84 @@ async def search_inst_by_object(call: Call, body: SearchInstancesBody) -> Search
     }
 
 
-def _condition_value(value: object) -> object:
-    # Upstream's driver sends an integer beyond int64 as a double, which matches no id: so do
-    # we, instead of failing to bind it.
-    if type(value) is int and not is_int64(value):
-        return float(value)
-    return value
+class ConditionItemBody(RequestModel):
+    field: GoStr = Field("", examples=["bk_inst_name"])
+    operator: GoStr = Field("", examples=["$regex"])
+    value: Any = Field(None, examples=["sw"])
 
 
-def _condition_fields(condition: dict) -> dict[str, object]:
-    fields: dict[str, object] = {}
-    for name, value in condition.items():
-        if isinstance(value, dict):
-            if set(value) == {"$eq"}:
-                value = value["$eq"]
-            elif set(value) == {"$in"} and isinstance(value["$in"], list):
-                value = value["$in"]
-            else:
-                raise parameter_invalid(name)
-        if isinstance(value, list):
-            if not value or not all(isinstance(v, str | int | float | bool) for v in value):
-                raise parameter_invalid(name)
-            value = [_condition_value(v) for v in value]
-        elif not isinstance(value, str | int | float | bool):
-            raise parameter_invalid(name)
-        fields[name] = _condition_value(value)
-    return fields
+class SearchInstBody(RequestModel):
+    bk_obj_id: GoStr = Field(
+        "", description="The model (ESB; in the path elsewhere).", examples=["bk_switch"]
+    )
+    condition: Annotated[dict[str, list[ConditionItemBody]], NullIsEmpty] = Field(
+        {},
+        description="Model → `[{field, operator, value}]`. On the model itself: `$eq`, `$ne`, "
+        "`$regex` (a plain substring: upstream escapes it), `$lt`/`$lte`/`$gt`/`$gte`, ... On "
+        "another model: its matching instances, and the instances of this model whose "
+        "associations point at them.",
+        examples=[
+            {
+                "bk_switch": [{"field": "bk_inst_name", "operator": "$regex", "value": "sw"}],
+                "host": [{"field": "bk_inst_name", "operator": "$eq", "value": "10.0.0.1"}],
+            }
+        ],
+    )
+    fields: Annotated[dict[str, list[str]], NullIsEmpty] = Field(
+        {}, description="Model → the fields to return; only this model's entry is used."
+    )
+    time_condition: TimeConditionBody | None = None
+    page: Annotated[InstancePage, NullIsEmpty] = InstancePage()
+
+
+class SearchInstData(TypedDict):
+    count: Annotated[serialize.Count, Field(description="How many instances match.")]
+    info: Annotated[
+        list[serialize.Instance] | None,
+        Field(description="null when conditions name only other models and none leads here."),
+    ]
+
+
+@rest_call(
+    "search_inst",
+    "POST",
+    "/api/v3/find/instassociation/object/{bk_obj_id}",
+    data=SearchInstData,
+    summary="Find instances through their associated instances",
+    description="Upstream's search_inst: the instances of `bk_obj_id` matching "
+    "`condition[bk_obj_id]`; for each other model of `condition` with matching instances, "
+    "only the sources of associations towards them (the union over those models; a model "
+    "without a match restricts nothing). Built-in models answer 1199084.",
+    tag="instances",
+    required=("bk_obj_id",),
+    documented={"bk_obj_id": {"minLength": 1}, **_PAGE_DOCUMENTED},
+    precheck=_refuse_inner_model,
+)
+async def search_inst(call: Call, body: SearchInstBody) -> SearchInstData:
+    bk_obj_id = call.request.path_params.get("bk_obj_id") or body.bk_obj_id
+    if not bk_obj_id:
+        raise parameter_invalid("bk_obj_id")
+    start, limit = _page(call, body.page)
+    items = {
+        model: [instances.ConditionItem(i.field, i.operator, i.value) for i in found]
+        for model, found in body.condition.items()
+    }
+    try:
+        found = await instances.find_through_associations(
+            call.db,
+            bk_obj_id,
+            items,
+            time=_time(body.time_condition),
+            offset=start,
+            limit=limit,
+            sort=body.page.sort or None,
+        )
+    except conditions.ConditionError as error:
+        raise _generic_failure(error) from None
+    if found is None:
+        return {"count": 0, "info": None}
+    wanted = body.fields.get(bk_obj_id, [])
+    return {
+        "count": found.total_count,
+        "info": [serialize.only(wanted, serialize.instance(i)) for i in found.items],
+    }

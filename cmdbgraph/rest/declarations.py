@@ -93,6 +93,10 @@ class RestCall(Generic[Body]):
     required: tuple[str, ...] = ()  # what the document calls required (Go requires nothing)
     # What a body of the wrong types answers, when not upstream's usual 1199000.
     bad_body: Callable[[], Any] | None = None
+    # More native routes of the call (same method): (path, operationId suffix).
+    more_paths: tuple[tuple[str, str], ...] = ()
+    # Upstream's checks before it reads the body: (path arguments, decoded body) -> None.
+    precheck: Callable[[dict, dict], None] | None = None
 
 
 CALLS: list[RestCall] = []

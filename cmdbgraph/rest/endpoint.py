@@ -87,6 +87,8 @@ def endpoint(
         try:
             raw = await read_json_object(request)
             caller = await identity.identify(request, raw)
+            if call.precheck is not None:
+                call.precheck(request.path_params, raw)
             log_fields["app"] = caller.app_code
             log_fields["user"] = caller.username
             language = caller.language

@@ -96,10 +96,20 @@ def _envelope(esb: bool) -> Schema:
             "type": "string",
             "description": "The request id, also in the X-Request-ID header.",
         }
-    properties["data"] = {"description": "The call's answer; null on every failure."}
+    properties["data"] = {
+        "description": "The call's answer; null on every failure"
+        + ("." if esb else ", absent from a permission denial (9900403), as upstream writes it.")
+    }
+    required = tuple(properties) if esb else tuple(p for p in properties if p != "data")
+    data_rule: list[Schema] = (
+        []
+        if esb
+        else [{"if": _obj({code_field: {"const": 9900403}}), "else": {"required": ["data"]}}]
+    )
     return {
-        **_obj(properties, tuple(properties), additionalProperties=False),
+        **_obj(properties, required, additionalProperties=False),
         "allOf": [
+            *data_rule,
             {
                 "if": _obj({"result": {"const": True}}),
                 "then": _obj({code_field: {"const": 0}, "permission": {"type": "null"}}),
@@ -491,10 +501,11 @@ def document(limits: Limits = Limits()) -> dict:
                     "operationId": f"{name}_esb{suffix}",
                     **_operation(call, name, True, path, body),
                 }
-        paths.setdefault(call.path, {})[call.method.lower()] = {
-            "operationId": f"{call.name}_native",
-            **_operation(call, call.name, False, call.path, body),
-        }
+        for path, suffix in ((call.path, "native"), *call.more_paths):
+            paths.setdefault(path, {})[call.method.lower()] = {
+                "operationId": f"{call.name}_{suffix}",
+                **_operation(call, call.name, False, path, body),
+            }
     return {
         "openapi": "3.1.0",
         "info": {

@@ -40,5 +40,6 @@ def routes() -> list[Route]:
                 found.append(
                     Route(f"{prefix}/{name}/", endpoint(name, call, ESB), methods=["POST"])
                 )
-        found.append(Route(call.path, endpoint(call.name, call, NATIVE), methods=[call.method]))
+        for path in (call.path, *(more for more, _ in call.more_paths)):
+            found.append(Route(path, endpoint(call.name, call, NATIVE), methods=[call.method]))
     return found

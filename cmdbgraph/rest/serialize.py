@@ -106,8 +106,11 @@ class Instance(TypedDict, total=False):
     bk_obj_id: str
     bk_inst_name: str
     bk_supplier_account: str
+    creator: str
     create_time: Time
     last_time: Time
+    bk_created_at: Time
+    bk_updated_at: Time
 
 
 def association(a: records.InstAssociation) -> InstAssociation:
@@ -169,17 +172,32 @@ def model(m: records.Model) -> Model:
     }
 
 
+def mongo_time(moment: datetime) -> str:
+    """A stored date as upstream's rows carry it: MongoDB's driver writes Go's RFC 3339 in
+    UTC, milliseconds without trailing zeros (``2026-11-29T08:30:00.12Z``)."""
+    utc = moment.astimezone(UTC)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    millis = f"{utc.microsecond // 1000:03d}".rstrip("0")
+    return f"{text}.{millis}Z" if millis else f"{text}Z"
+
+
 def instance(i: records.Instance) -> Instance:
+    """An instance as upstream's rows: one map (keys sorted, as upstream's encoder writes
+    maps) of its attributes and fields, the two timestamps also under their aliases."""
+    created, modified = mongo_time(i.create_time), mongo_time(i.last_time)
     built: dict[str, Any] = {
+        "bk_created_at": created,
+        "bk_updated_at": modified,
         **i.attributes,
         "bk_inst_id": i.bk_inst_id,
         "bk_obj_id": i.bk_obj_id,
         "bk_inst_name": i.bk_inst_name,
         "bk_supplier_account": i.bk_supplier_account,
-        "create_time": i.create_time.isoformat(),
-        "last_time": i.last_time.isoformat(),
+        "creator": i.creator,
+        "create_time": created,
+        "last_time": modified,
     }
-    return built  # type: ignore[return-value]  # the attributes are the extra keys
+    return dict(sorted(built.items()))  # type: ignore[return-value]  # attributes: extra keys
 
 
 def only(fields: list[str], item: Any) -> Any:

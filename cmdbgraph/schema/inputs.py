@@ -117,6 +117,12 @@ class InstAssociationFilter:
     involving_inst_id: BigInt | None = strawberry.field(
         default=None, description="An instance id on either side."
     )
+    where: JSON | None = strawberry.field(
+        default=None,
+        description="Upstream's condition language (MongoDB's operators, as in "
+        "find_instance_association: see the README's *Conditions*) on the associations' "
+        'fields, e.g. `{"bk_inst_id": {"$in": [11, 13]}, "bk_asst_id": {"$ne": "connect"}}`.',
+    )
 
 
 @strawberry.input

@@ -100,6 +100,9 @@ class BatchCreateRequest:
     policy: ErrorPolicy = ErrorPolicy.PARTIAL
     # A retry with the same key (same caller, same body) returns the first reply.
     idempotency_key: str | None = None
+    # Upstream's add_instance_association: the mapping is checked before the pair and the
+    # instances, and a pair that exists is its 1199014.
+    single: bool = False
 
     def fingerprint(self) -> str:
         """A digest of what the request asks for, to recognize a retry of it."""
@@ -316,7 +319,9 @@ async def batch_create(
                     request.bk_obj_id,
                     request.bk_asst_obj_id,
                 )
-                items, names = await _decide(conn, model_association, request.details)
+                items, names = await _decide(
+                    conn, model_association, request.details, single=request.single
+                )
                 write = not request.dry_run and (
                     request.policy is ErrorPolicy.PARTIAL or all(i.ok for i in items)
                 )
@@ -353,9 +358,14 @@ def _is_conflict(error: IntegrityError) -> bool:
 
 
 async def _decide(
-    conn: AsyncConnection, model_association: ModelAssociation, details: Sequence[Detail]
+    conn: AsyncConnection,
+    model_association: ModelAssociation,
+    details: Sequence[Detail],
+    *,
+    single: bool = False,
 ) -> tuple[list[ItemOutcome], dict[int, str]]:
-    """Decide every item in index order, as upstream's loop would, with two queries."""
+    """Decide every item in index order, as upstream's loop would, with two queries
+    (``single``: in the order of upstream's add_instance_association)."""
     bk_obj_asst_id = model_association.bk_obj_asst_id
     src_obj, dest_obj = model_association.bk_obj_id, model_association.bk_asst_obj_id
     mapping = model_association.mapping
@@ -386,6 +396,18 @@ async def _decide(
     for index, detail in enumerate(details):
         src, dest = detail
         item = ItemOutcome(index, detail)
+        if single:
+            _decide_single(
+                item,
+                mapping,
+                pairs,
+                linked_sources,
+                linked_targets,
+                existing_sources,
+                existing_targets,
+            )
+            items.append(item)
+            continue
         if (src, dest) in pairs:
             item.error, item.error_args = ErrorCode.ASSOCIATION_ALREADY_EXISTS, duplicate_args
         elif src not in existing_sources:
@@ -402,6 +424,30 @@ async def _decide(
             linked_targets.add(dest)
         items.append(item)
     return items, names
+
+
+def _decide_single(
+    item: ItemOutcome,
+    mapping: str,
+    pairs: set[tuple[int, int]],
+    linked_sources: set[int],
+    linked_targets: set[int],
+    existing_sources: set[int],
+    existing_targets: set[int],
+) -> None:
+    """Upstream's add_instance_association: the mapping (counted among stored associations),
+    then the pair (1199014 ``association``), then the instances."""
+    src, dest = item.detail
+    if mapping == "1:1" and (src in linked_sources or dest in linked_targets):
+        item.error = ErrorCode.ONE_TO_ONE_VIOLATION
+    elif mapping == "1:n" and dest in linked_targets:
+        item.error = ErrorCode.ONE_TO_MANY_VIOLATION
+    elif (src, dest) in pairs:
+        item.error, item.error_args = ErrorCode.DUPLICATED, ("association",)
+    elif src not in existing_sources:
+        item.error = ErrorCode.SOURCE_INSTANCE_NOT_FOUND
+    elif dest not in existing_targets:
+        item.error = ErrorCode.TARGET_INSTANCE_NOT_FOUND
 
 
 async def _insert(
@@ -460,8 +506,7 @@ async def create_one(
     The same checks as a batch of one; an item failure is raised as a request-level error
     with the item's code and message.
     """
-    if not bk_obj_asst_id:
-        raise parameter_invalid("bk_obj_asst_id")
+    # Upstream looks an empty id up too: no model association has it (1101046).
     async with db.read() as conn:
         model_association = await load_model_association(conn, bk_obj_asst_id)
     if model_association is None:
@@ -474,6 +519,7 @@ async def create_one(
             bk_asst_obj_id=model_association.bk_asst_obj_id,
             bk_obj_asst_id=bk_obj_asst_id,
             details=[Detail(bk_inst_id, bk_asst_inst_id)],
+            single=True,
         ),
     )
     (item,) = result.items

@@ -33,6 +33,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import re2
@@ -58,7 +59,7 @@ from sqlalchemy.types import Text
 
 from cmdbgraph.db.regex import compiled
 from cmdbgraph.db.tables import is_int64
-from cmdbgraph.services.errors import exceeds_limit
+from cmdbgraph.services.errors import ErrorCode, exceeds_limit, verbatim
 
 # What one condition may hold (upstream has no limits of its own here).
 MAX_DEPTH = 16  # nested documents and operators
@@ -499,8 +500,10 @@ class _Compiler:
 _NONE = object()
 
 
-def _typed(kind: Kind, value: Scalar) -> Any:
+def _typed(kind: Kind, value: Any) -> Any:
     """``value`` if it belongs to the bracket of ``kind``, else ``_NONE`` (never equal)."""
+    if isinstance(value, datetime):
+        return value if kind is Kind.TIME else _NONE
     if kind is Kind.INT and _number(value):
         if isinstance(value, float):
             return int(value) if value.is_integer() and is_int64(int(value)) else _NONE
@@ -597,6 +600,8 @@ class _JsonValue:
             return and_(self.is_type("string"), self._regex(value))
         if value is None:
             return self.is_type("null") if op in ("eq", "gte", "lte") else false()
+        if isinstance(value, datetime):
+            return false()  # JSON holds no dates
         if isinstance(value, bool):
             return _bool_compare(self.is_true(), self.is_false(), op, value)
         if _number(value):
@@ -750,3 +755,50 @@ class _PgJson(_JsonValue):
         )
         each = func.jsonb_array_elements(array).table_valued("value").alias("element")
         return each, _PgJson(each.c.value)
+
+
+# --- time_condition ------------------------------------------------------------------------
+
+# Upstream's aliases of the two timestamps in a time condition.
+TIME_FIELDS = {"bk_created_at": "create_time", "bk_updated_at": "last_time"}
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRule:
+    field: str
+    start: datetime | None
+    end: datetime | None
+
+
+def time_condition(oper: str, rules: Iterable[TimeRule]) -> Node:
+    """Upstream's ``time_condition`` (``MergeTimeCondition``): every rule holds. Its checks,
+    in its order, with its words."""
+    if oper != "and":
+        raise verbatim(ErrorCode.PARAMETER_CHECK_FAILED, "time condition oper is invalid")
+    rules = list(rules)
+    if not rules:
+        raise verbatim(ErrorCode.PARAMETER_UNASSIGNED, "time condition rules not set")
+    parts: list[Node] = []
+    for rule in rules:
+        if not rule.field:
+            raise verbatim(ErrorCode.PARAMETER_UNASSIGNED, "time condition field not set")
+        if rule.start is None and rule.end is None:
+            raise verbatim(
+                ErrorCode.PARAMETER_CHECK_FAILED, "time condition start and end both not set"
+            )
+        path = tuple(TIME_FIELDS.get(rule.field, rule.field).split("."))
+        start = rule.start.astimezone(UTC) if rule.start else None
+        end = rule.end.astimezone(UTC) if rule.end else None
+        if start is not None and start == end:
+            parts.append(Test(path, "eq", start))
+            continue
+        if start is not None:
+            parts.append(Test(path, "gte", start))
+        if end is not None:
+            parts.append(Test(path, "lte", end))
+    return _and(parts)
+
+
+def both(*nodes: Node | None) -> Node:
+    """Every one of ``nodes`` (None stands for no condition)."""
+    return _and([node for node in nodes if node is not None and node != EVERYTHING])

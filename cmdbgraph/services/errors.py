@@ -31,6 +31,7 @@ class ErrorCode(enum.Enum):
     EMPTY = 1199038
     NO_PERMISSION_LEGACY = 1199047
     PAGE_LIMIT_EXCEEDED = 1199059
+    INNER_MODEL_FORBIDDEN = 1199084
     TOO_MANY_REQUESTS = 1199997
     UNKNOWN = 1199998
     INTERNAL_SERVER_ERROR = 1199999
@@ -85,6 +86,10 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.PAGE_LIMIT_EXCEEDED: (
         "分页查询数量超过限制的最大值, 建议值200",
         "page limit is exceeded. suggestion 200",
+    ),
+    ErrorCode.INNER_MODEL_FORBIDDEN: (
+        "禁止使用通用实例接口操作内置模型实例",
+        "forbidden operate inner model instance with common instance API",
     ),
     ErrorCode.TOO_MANY_REQUESTS: ("too many requests", "too many requests"),
     ErrorCode.UNKNOWN: ("未知或未能识别的异常", "Unknown or unrecognized error"),

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, false, func, insert, or_, select, type_coerce
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import ColumnElement, func, insert, select, union
 from sqlalchemy.exc import IntegrityError
 
 from cmdbgraph.db.engine import Database
-from cmdbgraph.db.tables import instances, models, text_length
+from cmdbgraph.db.tables import inst_associations, instances, models, text_length
 from cmdbgraph.services import catalog, conditions, permissions
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import CmdbError, ErrorCode, exceeds_limit, parameter_invalid
@@ -101,19 +99,14 @@ class InstanceFilter:
     bk_obj_id: str | None = None
     name_contains: str | None = None
     bk_inst_ids: Sequence[int] | None = None
-    # Field -> value (equality) or list of values (any of), on the columns or the attributes.
-    fields: dict[str, object] = field(default_factory=dict)
+    # Upstream's condition (services/conditions.py) on the columns and the attributes.
+    condition: conditions.Node | None = None
 
 
 SORTABLE_FIELDS = ("bk_inst_id", "bk_inst_name", "create_time", "last_time")
+# Upstream's built-in models, whose instances its common instance calls refuse (1199084).
+INNER_MODELS = ("biz_set", "biz", "project", "set", "module", "process", "host", "plat")
 
-
-_COLUMN_FIELDS = {
-    "bk_inst_id": int,
-    "bk_inst_name": str,
-    "bk_obj_id": str,
-    "bk_supplier_account": str,
-}
 # Where a condition's names point (services/conditions.py): these columns, and every other
 # name into the attributes (as upstream keeps them all in one document).
 CONDITION_FIELDS = conditions.Fields(
@@ -128,35 +121,26 @@ CONDITION_FIELDS = conditions.Fields(
     },
     attributes=instances.c.attributes,
 )
-_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-# JSON type names SQLite's json_type() reports for a Python value.
-_SQLITE_JSON_TYPES = {str: "text", int: "integer", float: "real"}
 
 
-def _field_condition(name: str, value: object, *, sqlite: bool):
-    """``name`` equals ``value`` (or, for a list, one of them), comparing typed values: a
-    value of another type than the stored one matches nothing, on both databases."""
-    values = value if isinstance(value, list) else [value]
-    if name in _COLUMN_FIELDS:
-        wanted = _COLUMN_FIELDS[name]
-        typed = [v for v in values if type(v) is wanted]
-        return instances.c[name].in_(typed) if typed else false()
-    if not _ATTRIBUTE_NAME.match(name):
-        raise parameter_invalid(name)
-    if not sqlite:
-        attributes = type_coerce(instances.c.attributes, JSONB)
-        return or_(*(attributes.contains({name: v}) for v in values))
-    path = f"$.{name}"
-    matches = []
-    for v in values:
-        json_type = (
-            ("true" if v else "false") if isinstance(v, bool) else _SQLITE_JSON_TYPES[type(v)]
-        )
-        condition = func.json_type(instances.c.attributes, path) == json_type
-        if not isinstance(v, bool):
-            condition = and_(condition, func.json_extract(instances.c.attributes, path) == v)
-        matches.append(condition)
-    return or_(*matches)
+def refuse_inner_model(bk_obj_id: str) -> None:
+    """Upstream's common instance calls do not serve its built-in models (hosts, business...):
+    1199084."""
+    if bk_obj_id in INNER_MODELS:
+        raise CmdbError(ErrorCode.INNER_MODEL_FORBIDDEN)
+
+
+def _where(flt: InstanceFilter, dialect: str) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if flt.bk_obj_id is not None:
+        where.append(instances.c.bk_obj_id == flt.bk_obj_id)
+    if flt.name_contains:
+        where.append(instances.c.bk_inst_name.contains(flt.name_contains, autoescape=True))
+    if flt.bk_inst_ids is not None:
+        where.append(instances.c.bk_inst_id.in_(list(flt.bk_inst_ids)))
+    if flt.condition is not None:
+        where.append(conditions.compile_condition(flt.condition, CONDITION_FIELDS, dialect))
+    return where
 
 
 def _order_by(sort: str | None):
@@ -182,26 +166,125 @@ async def list_instances(
     sort: str | None = None,
 ) -> Page[Instance]:
     """A page of instances matching ``flt``; ``sort`` is e.g. ``"-bk_inst_name"``."""
-    conditions = [
-        _field_condition(name, value, sqlite=db.is_sqlite) for name, value in flt.fields.items()
-    ]
-    if flt.bk_obj_id is not None:
-        conditions.append(instances.c.bk_obj_id == flt.bk_obj_id)
-    if flt.name_contains:
-        conditions.append(instances.c.bk_inst_name.contains(flt.name_contains, autoescape=True))
-    if flt.bk_inst_ids is not None:
-        conditions.append(instances.c.bk_inst_id.in_(list(flt.bk_inst_ids)))
+    where = _where(flt, db.dialect)
     async with db.read() as conn:
         total = (
-            await conn.execute(select(func.count()).select_from(instances).where(*conditions))
+            await conn.execute(select(func.count()).select_from(instances).where(*where))
         ).scalar_one()
         if total == 0:
             await catalog.require_models(conn, {"bk_obj_id": flt.bk_obj_id})
         rows = await conn.execute(
-            select(*_COLUMNS)
-            .where(*conditions)
-            .order_by(*_order_by(sort))
-            .offset(offset)
-            .limit(limit)
+            select(*_COLUMNS).where(*where).order_by(*_order_by(sort)).offset(offset).limit(limit)
+        )
+        return Page(total, await build_all(rows, Instance.from_row))
+
+
+# --- Instances through their associated instances (upstream's search_inst) ------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionItem:
+    """Upstream's ``{field, operator, value}``."""
+
+    field: str
+    operator: str
+    value: object
+
+
+# Upstream's SpecialCharChange: these characters of a $regex on the model's own fields are
+# escaped, so that the value matches as a plain substring ("+" is not among them).
+_SPECIAL = set(".()\\|[]*{}^$?")
+
+
+def _literal(value: str) -> str:
+    return "".join("\\" + char if char in _SPECIAL else char for char in value)
+
+
+def _own_condition(items: Sequence[ConditionItem]) -> dict:
+    """Upstream's translation of the conditions on the model's own fields."""
+    built: dict[str, object] = {}
+    for item in items:
+        op, value = item.operator, item.value
+        if op == "$eq":
+            built[item.field] = {"$eq": value} if isinstance(value, str) else value
+        elif op in ("$regex", "$multilike"):
+            built[item.field] = {op: _literal(value) if isinstance(value, str) else value}
+        elif op in ("$lt", "$lte", "$gt", "$gte"):
+            merged = built.get(item.field)
+            if isinstance(merged, dict):
+                merged[op] = value
+            else:
+                built[item.field] = {op: value}
+        else:
+            built[item.field] = {op: value}
+    return built
+
+
+def _other_condition(items: Sequence[ConditionItem]) -> dict:
+    """Upstream's translation of the conditions on an associated model's fields."""
+    return {
+        item.field: item.value if item.operator == "$eq" else {item.operator: item.value}
+        for item in items
+    }
+
+
+async def find_through_associations(
+    db: Database,
+    bk_obj_id: str,
+    condition: Mapping[str, Sequence[ConditionItem]],
+    *,
+    time: conditions.Node | None = None,
+    offset: int = 0,
+    limit: int = 50,
+    sort: str | None = None,
+) -> Page[Instance] | None:
+    """Upstream's search_inst (``FindInstByAssociationInst``): instances of ``bk_obj_id``
+    matching ``condition[bk_obj_id]``, restricted, for every other model of ``condition``
+    with matching instances, to the sources of associations towards them (the union over
+    those models). None where upstream answers ``info: null``: conditions given, none on the
+    model itself, and no association found. Raises ``conditions.ConditionError``."""
+    own = conditions.parse(_own_condition(condition.get(bk_obj_id, ())), CONDITION_FIELDS)
+    ia = inst_associations.c
+    async with db.read() as conn:
+        sources = []
+        for other, items in condition.items():
+            if other == bk_obj_id:
+                continue
+            tree = conditions.parse(_other_condition(items), CONDITION_FIELDS)
+            matched = select(instances.c.bk_inst_id).where(
+                instances.c.bk_obj_id == other,
+                conditions.compile_condition(tree, CONDITION_FIELDS, db.dialect),
+            )
+            if not (await conn.execute(select(matched.exists()))).scalar():
+                continue  # upstream: a model without a match restricts nothing
+            sources.append(
+                select(ia.bk_inst_id).where(
+                    ia.bk_obj_id == bk_obj_id,
+                    ia.bk_asst_obj_id == other,
+                    ia.bk_asst_inst_id.in_(matched),
+                )
+            )
+        restricted = None
+        if sources:
+            either = union(*sources) if len(sources) > 1 else sources[0]
+            if (await conn.execute(select(either.exists()))).scalar():
+                restricted = either
+        if restricted is None and condition and bk_obj_id not in condition:
+            return None
+    where = conditions.both(own, time)
+    flt = InstanceFilter(bk_obj_id=bk_obj_id, condition=where)
+    if restricted is None:
+        return await list_instances(db, flt, offset=offset, limit=limit, sort=sort)
+    return await _list_restricted(db, flt, restricted, offset=offset, limit=limit, sort=sort)
+
+
+async def _list_restricted(db, flt, restricted, *, offset, limit, sort) -> Page[Instance]:
+    where = [*_where(flt, db.dialect), instances.c.bk_inst_id.in_(restricted)]
+    async with db.read() as conn:
+        total = (
+            await conn.execute(select(func.count()).select_from(instances).where(*where))
+        ).scalar_one()
+        rows = await conn.execute(
+            select(*_COLUMNS).where(*where).order_by(*_order_by(sort)).offset(offset).limit(limit)
         )
         return Page(total, await build_all(rows, Instance.from_row))
