@@ -21,7 +21,7 @@ from starlette.routing import Route
 from cmdbgraph.api import build_schema
 from cmdbgraph.db import migrate
 from cmdbgraph.db.engine import Database
-from cmdbgraph.http import api_docs, graphiql, identity, operations
+from cmdbgraph.http import api_docs, gateway, graphiql, identity, operations
 from cmdbgraph.http.graphql_view import GraphQLEndpoint, GraphQLView
 from cmdbgraph.http.middleware import RequestMiddleware
 from cmdbgraph.rest.routes import routes as rest_routes
@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.limits = limits
     app.state.db = db
     app.state.trusted_proxies = identity.TrustedProxies(settings.trusted_proxies)
+    app.state.gateway = gateway.verifier(settings.apigw_public_key)
     return app
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Annotated, Literal
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -70,6 +73,13 @@ class Settings(BaseSettings):
         "and native X-Bkcmdb-* identity headers are trusted; nobody else's are.",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    apigw_public_key: str = Field(
+        "",
+        description="The BlueKing API gateway's public key (PEM text, or the path of a PEM "
+        "file): a request on a native route carrying a valid X-Bkapi-JWT is the gateway's, "
+        "its caller the token's, its reply in the gateway's envelope. Empty: the header is "
+        "ignored (upstream with its JWT check off).",
+    )
 
     # Limits that protect the server.
     max_batch_size: int = Field(200, ge=1, le=200)
@@ -125,6 +135,26 @@ class Settings(BaseSettings):
     def _networks(cls, value: list[str]) -> list[str]:
         parse_networks(value)
         return value
+
+    @field_validator("apigw_public_key")
+    @classmethod
+    def _public_key(cls, value: str) -> str:
+        """PEM text of an RSA public key (read from the file when a path is given)."""
+        if not value.strip():
+            return ""
+        text = value.strip()
+        if not text.startswith("-----BEGIN"):
+            try:
+                text = Path(text).read_text(encoding="utf-8")
+            except OSError as error:
+                raise ValueError(f"cannot read the key file {value!r}: {error.strerror}") from None
+        try:
+            key = load_pem_public_key(text.encode())
+        except ValueError:
+            raise ValueError("not a PEM public key") from None
+        if not isinstance(key, RSAPublicKey):
+            raise ValueError("not an RSA public key (the gateway signs with RSA)")
+        return text
 
     @property
     def is_sqlite(self) -> bool:

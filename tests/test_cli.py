@@ -80,6 +80,13 @@ def test_the_common_url_spellings_work(tmp_path):
         ({"CMDBGRAPH_MAX_BATCH_SIZE": "500"}, "CMDBGRAPH_MAX_BATCH_SIZE"),
         ({"CMDBGRAPH_LOG_LEVEL": "verbose"}, "CMDBGRAPH_LOG_LEVEL"),
         ({"CMDBGRAPH_TRUSTED_PROXIES": "not-an-address"}, "CMDBGRAPH_TRUSTED_PROXIES"),
+        ({"CMDBGRAPH_APIGW_PUBLIC_KEY": "no-such-file.pem"}, "CMDBGRAPH_APIGW_PUBLIC_KEY"),
+        (
+            {
+                "CMDBGRAPH_APIGW_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"
+            },
+            "CMDBGRAPH_APIGW_PUBLIC_KEY",
+        ),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(tmp_path, env, named):

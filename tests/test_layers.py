@@ -20,6 +20,7 @@ LAYERS = {
     "cmdbgraph.db": 1,
     "cmdbgraph.services": 2,
     "cmdbgraph.remote": 3,
+    "cmdbgraph.http.gateway": 3,
     "cmdbgraph.http.identity": 3,
     "cmdbgraph.http.jsonbody": 3,
     "cmdbgraph.http.replies": 3,

@@ -659,7 +659,14 @@ def _explain(error: BaseException) -> tuple[str, int] | None:
         for item in error.errors():
             name = "CMDBGRAPH_" + "_".join(str(part) for part in item["loc"]).upper()
             value = item.get("input")
-            shown = f"={value}" if isinstance(value, str | int | float) else ""
+            # A value shows on the line unless it spans lines or is long (a key's PEM text).
+            shown = (
+                f"={value}"
+                if isinstance(value, str | int | float)
+                and "\n" not in str(value)
+                and len(str(value)) <= 200
+                else ""
+            )
             problems.append(f"{name}{shown}: {item['msg'].removeprefix('Value error, ')}")
         return "bad setting: " + "; ".join(problems), 2
     if isinstance(error, ArgumentError | NoSuchModuleError):

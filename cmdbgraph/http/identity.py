@@ -174,7 +174,17 @@ async def identify(request: Request, body: Mapping | None = None) -> Caller:
     settings = request.app.state.settings
     trusted_proxies: TrustedProxies = request.app.state.trusted_proxies
     headers = request.headers
-    claimed = claims(headers, body, trusted=peer_address(request.scope) in trusted_proxies)
+    from_gateway = getattr(request.state, "gateway_caller", None)
+    if from_gateway is not None:
+        # The gateway verified the app and the user, and signed what it verified.
+        claimed = Claims(
+            supplier_account=headers.get("x-bkcmdb-supplier-account", "") or "0",
+            native_username=from_gateway.username,
+            native_app_code=from_gateway.app_code,
+            trusted=True,
+        )
+    else:
+        claimed = claims(headers, body, trusted=peer_address(request.scope) in trusted_proxies)
     try:
         return await auth.authenticate(
             request.app.state.db,

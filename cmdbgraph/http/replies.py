@@ -70,8 +70,9 @@ class Envelope:
     Both echo the request id in the ``X-Request-ID`` header.
     """
 
-    def __init__(self, *, esb: bool) -> None:
+    def __init__(self, *, esb: bool, gateway: bool = False) -> None:
         self.esb = esb
+        self.gateway = gateway
 
     def body(
         self,
@@ -82,6 +83,19 @@ class Envelope:
         request_id: str,
         permission: dict | None = None,
     ) -> dict:
+        if self.gateway:
+            # Upstream's apiserver renames the native keys for the gateway's callers; the
+            # renamed keys come first.
+            body = {
+                "code": code,
+                "message": message,
+                "result": code == 0,
+                "permission": permission,
+                "data": data,
+            }
+            if code == ErrorCode.PERMISSION_DENIED.value:
+                del body["data"]
+            return body
         if self.esb:
             return {
                 "result": code == 0,
@@ -151,6 +165,8 @@ class Envelope:
 
 ESB = Envelope(esb=True)
 NATIVE = Envelope(esb=False)
+# Native routes called through the BlueKing API gateway (a verified X-Bkapi-JWT).
+GATEWAY = Envelope(esb=False, gateway=True)
 
 
 def graphql_errors(

@@ -11,12 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cmdbgraph.db.engine import Database, DatabaseUnavailable
-from cmdbgraph.http import identity
+from cmdbgraph.http import gateway, identity
 from cmdbgraph.http.jsonbody import BodyError, decode
-from cmdbgraph.http.replies import Envelope
+from cmdbgraph.http.replies import GATEWAY, NATIVE, Envelope
 from cmdbgraph.rest.declarations import BadBody, RestCall, parse
 from cmdbgraph.services.caller import Caller
-from cmdbgraph.services.errors import CmdbError, ErrorCode, database_unavailable
+from cmdbgraph.services.errors import CmdbError, ErrorCode, database_unavailable, verbatim
 from cmdbgraph.services.limits import Limits
 from cmdbgraph.settings import Settings
 
@@ -80,10 +80,19 @@ def endpoint(
             log_fields = request.state.log = {}
         log_fields["operation"] = name
 
+        answer = envelope
+
         def fail(error: CmdbError) -> Response:
             log_fields["outcome"] = str(error.code.value)
-            return envelope.failure(error, request_id=request_id, language=language)
+            return answer.failure(error, request_id=request_id, language=language)
 
+        if envelope is NATIVE:
+            # Upstream's first filter: a gateway token that does not verify ends the request.
+            try:
+                if gateway.gateway_caller(request) is not None:
+                    answer = GATEWAY
+            except gateway.GatewayTokenError as error:
+                return fail(verbatim(ErrorCode.UNKNOWN, error.text))
         try:
             raw = await read_json_object(request)
             caller = await identity.identify(request, raw)
@@ -95,7 +104,7 @@ def endpoint(
             body = parse(call.request, raw)
             arguments = {k: v for k, v in raw.items() if k not in identity.BODY_CREDENTIALS}
             data = await call.handler(Call(request=request, caller=caller, raw=arguments), body)
-            return envelope.success(data, request_id=caller.request_id, language=language)
+            return answer.success(data, request_id=caller.request_id, language=language)
         except BadBody:
             return fail(call.bad_body() if call.bad_body else CmdbError(ErrorCode.JSON_INVALID))
         except CmdbError as error:

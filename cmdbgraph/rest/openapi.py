@@ -259,6 +259,16 @@ PARAMETERS: dict[str, Schema] = {
         "description": _LANGUAGE,
         "schema": {"type": "string", "examples": ["en-US,en;q=0.9"]},
     },
+    "BkapiJwt": {
+        "name": "X-Bkapi-JWT",
+        "in": "header",
+        "required": False,
+        "description": "The BlueKing API gateway's signed token (RS256/384/512), honoured when "
+        "CMDBGRAPH_APIGW_PUBLIC_KEY is set: the caller is the token's app and user, and the "
+        "reply is in the gateway's envelope `{code, message, result, permission, data}`; a "
+        "token that does not verify answers 1199998 with the reason. Ignored otherwise.",
+        "schema": {"type": "string"},
+    },
     "RequestId": {
         "name": "X-Request-ID",
         "in": "header",
@@ -461,6 +471,8 @@ def _operation(call: RestCall, name: str, esb: bool, path: str, body: Schema) ->
         {"$ref": f"#/components/parameters/{p}"}
         for p in ("BluekingLanguage", "BkcmdbLanguage", "AcceptLanguage", "RequestId")
     ]
+    if not esb:
+        parameters.append({"$ref": "#/components/parameters/BkapiJwt"})
     if call.idempotency_header:
         parameters.append({"$ref": "#/components/parameters/IdempotencyKey"})
     responses = {
