@@ -82,9 +82,7 @@ def test_the_common_url_spellings_work(tmp_path):
         ({"CMDBGRAPH_TRUSTED_PROXIES": "not-an-address"}, "CMDBGRAPH_TRUSTED_PROXIES"),
         ({"CMDBGRAPH_APIGW_PUBLIC_KEY": "no-such-file.pem"}, "CMDBGRAPH_APIGW_PUBLIC_KEY"),
         (
-            {
-                "CMDBGRAPH_APIGW_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"
-            },
+            {"CMDBGRAPH_APIGW_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nx"},
             "CMDBGRAPH_APIGW_PUBLIC_KEY",
         ),
     ],

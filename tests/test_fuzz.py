@@ -589,6 +589,19 @@ REST_BASES: dict[str, dict] = {
         "page": {"start": 0, "limit": 10},
     },
 }
+REST_BASES["search_instance_associations"] = {
+    "bk_obj_id": "bk_switch",
+    "conditions": {
+        "condition": "AND",
+        "rules": [{"field": "bk_inst_id", "operator": "in", "value": [11, 13]}],
+    },
+    "fields": ["id", "bk_inst_id"],
+    "page": {"start": 0, "limit": 10},
+}
+REST_BASES["count_instance_associations"] = {
+    "bk_obj_id": "bk_switch",
+    "conditions": REST_BASES["search_instance_associations"]["conditions"],
+}
 REST_BASES["search_inst"] = {
     "bk_obj_id": "bk_switch",
     "condition": {"bk_switch": [{"field": "bk_inst_name", "operator": "$eq", "value": "sw-01"}]},

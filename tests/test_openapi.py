@@ -670,6 +670,56 @@ def search_inst_cases(w: World) -> list[Case]:
     ]
 
 
+def search_associations_cases(w: World) -> list[Case]:
+    belong = {"field": "bk_obj_asst_id", "operator": "equal", "value": BELONG[2]}
+    valid = {
+        "bk_obj_id": "bk_switch",
+        "conditions": {"condition": "AND", "rules": [belong]},
+        "fields": ["id", "bk_inst_id"],
+        "page": {"start": 0, "limit": 10},
+    }
+    return [
+        *common_cases(valid),
+        Case("found", valid),
+        Case("every field", {**valid, "fields": []}),
+        Case("no filter", {"bk_obj_id": "host", "page": {"limit": 500}}),
+        Case("page of 0", {**valid, "page": {"limit": 0}}, 1199006, conforms=False),
+        Case("page over 500", {**valid, "page": {"limit": 501}}, 1199006, conforms=False),
+        Case(
+            "unknown operator",
+            {**valid, "conditions": {"condition": "AND", "rules": [{**belong, "operator": "x"}]}},
+            1199006,
+        ),
+        Case("not a filter", {**valid, "conditions": {"field": "id"}}, 1199000),
+    ]
+
+
+def count_associations_cases(w: World) -> list[Case]:
+    valid = {
+        "bk_obj_id": "bk_switch",
+        "conditions": {
+            "condition": "OR",
+            "rules": [{"field": "bk_inst_id", "operator": "in", "value": [11, 13]}],
+        },
+    }
+    return [
+        *common_cases(valid),
+        Case("counted", valid),
+        Case("no filter", {"bk_obj_id": "bk_switch"}),
+        Case(
+            "too deep",
+            {
+                "bk_obj_id": "bk_switch",
+                "conditions": {
+                    "condition": "AND",
+                    "rules": [{"condition": "OR", "rules": [valid["conditions"]]}],
+                },
+            },
+            1199006,
+        ),
+    ]
+
+
 CASES: dict[str, Callable[[World], list[Case]]] = {
     "batch_create_instance_association": batch_cases,
     "add_instance_association": add_cases,
@@ -681,6 +731,8 @@ CASES: dict[str, Callable[[World], list[Case]]] = {
     "search_objects": search_objects_cases,
     "search_inst_by_object": search_inst_by_object_cases,
     "search_inst": search_inst_cases,
+    "search_instance_associations": search_associations_cases,
+    "count_instance_associations": count_associations_cases,
 }
 
 # Every route: (ESB name, call, envelope, method, path template).

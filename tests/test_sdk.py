@@ -106,3 +106,30 @@ def test_sdk_lookups_with_upstreams_conditions(demo_server):
     assert created in [a["id"] for a in from_target["data"]]
     refused = client.cc.find_instance_association({"condition": {}})
     assert (refused["code"], refused["message"]) == (1199010, "'bk_obj_id' unassigned")
+
+
+def test_sdk_searches_and_counts_instance_associations(demo_server):
+    client = _client(demo_server, language="en")
+    client.cc.add_instance_association(
+        {"bk_obj_asst_id": "bk_switch_belong_host", "bk_inst_id": 13, "bk_asst_inst_id": 22}
+    )
+    conditions = {
+        "condition": "AND",
+        "rules": [{"field": "bk_asst_inst_id", "operator": "equal", "value": 22}],
+    }
+    found = client.cc.search_instance_associations(
+        {"bk_obj_id": "bk_switch", "conditions": conditions, "page": {"start": 0, "limit": 10}}
+    )
+    assert found["result"] is True
+    assert [(a["bk_inst_id"], a["bk_asst_inst_id"]) for a in found["data"]["info"]] == [(13, 22)]
+    counted = client.cc.count_instance_associations(
+        {"bk_obj_id": "bk_switch", "conditions": conditions}
+    )
+    assert counted["data"] == {"count": 1}
+    refused = client.cc.search_instance_associations(
+        {"bk_obj_id": "bk_switch", "conditions": conditions, "page": {"limit": 0}}
+    )
+    assert (refused["code"], refused["message"]) == (
+        1199006,
+        "'page.limit' data parameter verification does not pass",
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 from typing_extensions import TypedDict
@@ -24,10 +24,11 @@ from cmdbgraph.rest.declarations import (
     rest_call,
 )
 from cmdbgraph.rest.endpoint import Call
-from cmdbgraph.services import associations, conditions, limits
+from cmdbgraph.services import associations, conditions, limits, querybuilder
 from cmdbgraph.services.errors import (
     CmdbError,
     ErrorCode,
+    parameter_check_failed,
     parameter_invalid,
     parameter_unassigned,
     under_code,
@@ -432,3 +433,143 @@ async def search_related_inst_asso(
         found.items,
         lambda a: {k: v for k, v in serialize.association(a).items() if k in wanted},
     )
+
+
+# --- search_instance_associations and count_instance_associations ---------------------------
+
+
+class InstanceAssociationsPage(RequestModel):
+    start: Int64 = Field(0, description="Offset of the first item.")
+    limit: Int64 = Field(0, description="1 to 500 (1199006 `'page.limit'` otherwise).")
+    sort: GoStr = Field(
+        "",
+        description="Fields of the associations, comma-separated, each `-` for descending "
+        "(`a,-b` or `a:1,b:-1`); another field sorts nothing.",
+        examples=["-id"],
+    )
+    enable_count: GoBool = False
+
+
+_QUERY_FILTER = Field(
+    None,
+    description="Upstream's querybuilder filter: `{condition: AND|OR, rules: [...]}`, atoms "
+    "`{field, operator, value}` with operators `equal not_equal in not_in less less_or_equal "
+    "greater greater_or_equal datetime_less ... begins_with contains ends_with (and not_) "
+    "is_empty is_null exist (and not_)`; at most 3 levels, 500 values in one `in`, 20 rules "
+    "in one OR. A faulty rule answers 1199006 naming it (`conditions.rules[0].value`).",
+    examples=[
+        {
+            "condition": "AND",
+            "rules": [
+                {"field": "bk_obj_asst_id", "operator": "equal", "value": "bk_switch_connect_host"},
+                {"field": "bk_inst_id", "operator": "in", "value": [11, 13]},
+            ],
+        }
+    ],
+)
+
+
+class SearchInstanceAssociationsBody(RequestModel):
+    bk_obj_id: GoStr = Field("", description="The model (in the path on native routes).")
+    conditions: Any = _QUERY_FILTER
+    fields: GoStrList = Field(
+        [], description="Only these fields of each item, in upstream's order (all if empty)."
+    )
+    page: Annotated[InstanceAssociationsPage, NullIsEmpty] = InstanceAssociationsPage()
+
+
+class CountInstanceAssociationsBody(RequestModel):
+    bk_obj_id: GoStr = Field("", description="The model (in the path on native routes).")
+    conditions: Any = _QUERY_FILTER
+
+
+class InfoData(TypedDict):
+    info: list[serialize.InstAssociationFields]
+
+
+class CountData(TypedDict):
+    count: serialize.Count
+
+
+def _query_filter(value: object) -> conditions.Node:
+    try:
+        return querybuilder.read(value, associations.CONDITION_FIELDS)
+    except querybuilder.QueryFilterMalformed:
+        raise CmdbError(ErrorCode.JSON_INVALID) from None
+
+
+def _sort(text: str) -> list[tuple[str, bool]]:
+    """Upstream's sort (``a,-b`` or ``a:1,b:-1``): (field, descending) pairs."""
+    keys = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, _, direction = part.partition(":")
+        descending = name.startswith("-") or direction.strip() == "-1"
+        keys.append((name.lstrip("-").strip(), descending))
+    return keys
+
+
+@rest_call(
+    "search_instance_associations",
+    "POST",
+    "/api/v3/search/instance_associations/object/{bk_obj_id}",
+    data=InfoData,
+    summary="Search the instance associations of a model",
+    description="The associations whose source or target model is `bk_obj_id` (upstream keeps "
+    "each under both) matching the querybuilder filter `conditions`, a page of them "
+    "(`page.limit` 1 to 500), only `fields` when given.",
+    required=("bk_obj_id", "page"),
+    documented={
+        "bk_obj_id": NAME,
+        "page.limit": {"minimum": 1, "maximum": 500},
+    },
+)
+async def search_instance_associations(
+    call: Call, body: SearchInstanceAssociationsBody
+) -> InfoData:
+    bk_obj_id = call.request.path_params.get("bk_obj_id") or body.bk_obj_id
+    if not bk_obj_id:
+        raise parameter_check_failed("bk_obj_id")
+    if body.page.limit <= 0 or body.page.limit > 500:
+        raise parameter_check_failed("page.limit")
+    condition = _query_filter(body.conditions)
+    found = await associations.list_associations(
+        call.db,
+        associations.AssociationFilter(either_obj_id=bk_obj_id, condition=condition),
+        offset=max(body.page.start, 0),
+        limit=body.page.limit,
+        sort=_sort(body.page.sort),
+    )
+    wanted = set(body.fields)
+    return {
+        "info": [
+            {k: v for k, v in serialize.association(a).items() if not wanted or k in wanted}
+            for a in found.items
+        ]
+    }
+
+
+@rest_call(
+    "count_instance_associations",
+    "POST",
+    "/api/v3/count/instance_associations/object/{bk_obj_id}",
+    data=CountData,
+    summary="Count the instance associations of a model",
+    description="How many associations whose source model is `bk_obj_id` (upstream counts "
+    "the source side only here) match the querybuilder filter `conditions`.",
+    required=("bk_obj_id",),
+    documented={"bk_obj_id": NAME},
+)
+async def count_instance_associations(call: Call, body: CountInstanceAssociationsBody) -> CountData:
+    bk_obj_id = call.request.path_params.get("bk_obj_id") or body.bk_obj_id
+    if not bk_obj_id:
+        raise parameter_check_failed("bk_obj_id")
+    condition = _query_filter(body.conditions)
+    found = await associations.list_associations(
+        call.db,
+        associations.AssociationFilter(bk_obj_id=bk_obj_id, condition=condition),
+        limit=0,
+    )
+    return {"count": found.total_count}

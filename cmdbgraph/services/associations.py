@@ -579,9 +579,21 @@ def _conditions(flt: AssociationFilter, dialect: str) -> list[ColumnElement[bool
 
 
 async def list_associations(
-    db: Database, flt: AssociationFilter, *, offset: int = 0, limit: int | None = 50
+    db: Database,
+    flt: AssociationFilter,
+    *,
+    offset: int = 0,
+    limit: int | None = 50,
+    sort: Sequence[tuple[str, bool]] = (),
 ) -> Page[InstAssociation]:
-    """A page of associations matching ``flt``, ordered by id (``limit=None``: all of them)."""
+    """A page of associations matching ``flt``, ordered by ``sort`` ((field, descending)
+    pairs; a name that is not a field sorts nothing, as in MongoDB) and then by id
+    (``limit=None``: all of them)."""
+    order = []
+    for name, descending in sort:
+        found = CONDITION_FIELDS.columns.get(name)
+        if found is not None:
+            order.append(found[0].desc() if descending else found[0].asc())
     where = _conditions(flt, db.dialect)
     async with db.read() as conn:
         total = (
@@ -598,7 +610,7 @@ async def list_associations(
         rows = await conn.execute(
             select(*_INST_ASSOCIATION_COLUMNS)
             .where(*where)
-            .order_by(inst_associations.c.id)
+            .order_by(*order, inst_associations.c.id)
             .offset(offset)
             .limit(limit)
         )
