@@ -20,6 +20,7 @@ from cmdbgraph.services.errors import CmdbError
 from cmdbgraph.services.instances import CONDITION_FIELDS, NewInstance, create_instances
 from tests.support import mongo
 from tests.support.calls import graphql
+from tests.test_siblings import store
 
 MODEL = "bk_switch"
 STRINGS = ["", "x", "X", "xy", "yx", "a\nb", "é", "x.y", "10", "abc", "ABC", "x y"]
@@ -330,19 +331,7 @@ async def test_graphql_where_takes_the_same_language(client, db, stored):
 
 
 async def test_graphql_where_on_associations(client, db):
-    from cmdbgraph.services import associations
-
-    result = await associations.batch_create(
-        db,
-        SYSTEM,
-        associations.BatchCreateRequest(
-            "bk_switch",
-            "host",
-            "bk_switch_belong_host",
-            [associations.Detail(11, 21), associations.Detail(13, 22)],
-        ),
-    )
-    ids = [item.association.id for item in result.items]
+    ids = await store(db, "bk_switch_belong_host", (11, 21), (13, 22))
     reply = await graphql(client, ASSOCIATIONS_WHERE, {"where": {"bk_asst_inst_id": {"$in": [22]}}})
     assert [i["id"] for i in reply["data"]["instAssociations"]["items"]] == [ids[1]]
 

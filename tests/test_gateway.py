@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cmdbgraph.app import create_app
 from cmdbgraph.settings import Settings
+from tests.support.calls import rest_body
 
 FIND = "/api/v3/find/instassociation"
 BODY = {"bk_obj_id": "bk_switch", "condition": {}}
@@ -137,12 +138,7 @@ async def test_a_denial_through_the_gateway_has_no_data(gateway, db):
     await accounts.create_user(db, "gw_no_grant")
     response = await gateway.post(
         "/api/v3/createmany/instassociation",
-        json={
-            "bk_obj_id": "bk_switch",
-            "bk_asst_obj_id": "host",
-            "bk_obj_asst_id": "bk_switch_belong_host",
-            "details": [{"bk_inst_id": 11, "bk_asst_inst_id": 21}],
-        },
+        json=rest_body("bk_switch", "host", "bk_switch_belong_host", [(11, 21)]),
         headers={"X-Bkapi-JWT": token(user={"username": "gw_no_grant"})},
     )
     reply = response.json()

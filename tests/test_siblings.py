@@ -1090,14 +1090,6 @@ OBJECT_ASSOCIATION_FAILURES = [
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("route", ROUTES)
-@pytest.mark.parametrize(("body", "expected"), OBJECT_ASSOCIATION_FAILURES)
-async def test_find_object_association_refusals(client, route, language, body, expected):
-    reply = await call(client, "find_object_association", route, body, language=language)
-    assert_answer(reply, expected, language)
-
-
-@pytest.mark.parametrize("language", LANGUAGES)
 async def test_find_object_association_refuses_a_body_that_is_not_an_object(client, language):
     reply = await call(client, "find_object_association", "native", [1], language=language)
     assert_answer(reply, BAD_JSON, language)
@@ -1121,11 +1113,20 @@ SEARCH_OBJECTS_FAILURES = [
 ]
 
 
+CATALOG_FAILURES = [
+    *[
+        pytest.param("find_object_association", *p.values, id=p.id)
+        for p in OBJECT_ASSOCIATION_FAILURES
+    ],
+    *[pytest.param("search_objects", *p.values, id=p.id) for p in SEARCH_OBJECTS_FAILURES],
+]
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("route", ROUTES)
-@pytest.mark.parametrize(("body", "expected"), SEARCH_OBJECTS_FAILURES)
-async def test_search_objects_refusals(client, route, language, body, expected):
-    reply = await call(client, "search_objects", route, body, language=language)
+@pytest.mark.parametrize(("name", "body", "expected"), CATALOG_FAILURES)
+async def test_catalog_lookup_refusals(client, route, language, name, body, expected):
+    reply = await call(client, name, route, body, language=language)
     assert_answer(reply, expected, language)
 
 
