@@ -270,3 +270,88 @@ async def test_an_operator_of_another_type_is_named(client, stored, operator):
         client, "search_instance_associations", "native", "bk_switch", body
     )
     assert (code, message) == check("conditions.rules[0].operator")[:2]
+
+
+# --- search_association_type -----------------------------------------------------------------
+
+KIND_KEYS = [
+    "id",
+    "bk_asst_id",
+    "bk_asst_name",
+    "bk_supplier_account",
+    "src_des",
+    "dest_des",
+    "direction",
+    "ispre",
+]
+PRESETS = ["belong", "group", "bk_mainline", "run", "connect", "default"]
+
+
+async def kinds(client, route, body, language="zh"):
+    headers = {"Blueking-Language": "en"} if language == "en" else {}
+    if route == "esb":
+        response = await client.post(
+            f"{ESB}/search_association_type/", json={**DEMO_CREDENTIALS, **body}, headers=headers
+        )
+    else:
+        response = await client.post(
+            "/api/v3/find/associationtype", json=body, headers={**demo_headers(), **headers}
+        )
+    reply = response.json()
+    return (
+        reply.get("code", reply.get("bk_error_code")),
+        reply.get("message", reply.get("bk_error_msg")),
+        reply.get("data"),
+    )
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_search_association_type(client, route):
+    code, _, data = await kinds(client, route, {})
+    assert code == 0
+    assert data["count"] == len(PRESETS)
+    assert [k["bk_asst_id"] for k in data["info"]] == PRESETS
+    assert all(list(k) == KIND_KEYS for k in data["info"])
+    default = next(k for k in data["info"] if k["bk_asst_id"] == "default")
+    # Upstream's words for its presets, in the caller's language.
+    assert (default["bk_asst_name"], default["src_des"], default["dest_des"]) == (
+        "默认关联",
+        "关联",
+        "关联",
+    )
+    _, _, english = await kinds(client, route, {"condition": {"bk_asst_id": "belong"}}, "en")
+    (belong,) = english["info"]
+    assert (belong["bk_asst_name"], belong["src_des"], belong["dest_des"]) == (
+        "belong",
+        "belong",
+        "contain",
+    )
+
+    body = {
+        "condition": {"ispre": True, "bk_asst_id": {"$ne": "bk_mainline"}},
+        "page": {"start": 1, "limit": 2},
+    }
+    code, _, data = await kinds(client, route, body)
+    assert (data["count"], [k["bk_asst_id"] for k in data["info"]]) == (5, ["group", "run"])
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"condition": [1]}, (1199006, "反序列化JSON数据失败", "Deserializing JSON data failed")),
+        (
+            {"condition": {"bk_asst_id": {"$foo": 1}}},
+            (1199998, "(BadValue) unknown operator: $foo", "(BadValue) unknown operator: $foo"),
+        ),
+    ],
+    ids=["condition-a-list", "unknown-operator"],
+)
+async def test_search_association_type_refusals(client, route, language, body, expected):
+    code, message, data = await kinds(client, route, body, language)
+    assert (code, message, data) == (
+        expected[0],
+        expected[2] if language == "en" else expected[1],
+        None,
+    )

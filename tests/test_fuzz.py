@@ -602,6 +602,10 @@ REST_BASES["count_instance_associations"] = {
     "bk_obj_id": "bk_switch",
     "conditions": REST_BASES["search_instance_associations"]["conditions"],
 }
+REST_BASES["search_association_type"] = {
+    "condition": {"bk_asst_id": {"$in": ["belong", "connect"]}},
+    "page": {"start": 0, "limit": 10},
+}
 REST_BASES["search_inst"] = {
     "bk_obj_id": "bk_switch",
     "condition": {"bk_switch": [{"field": "bk_inst_name", "operator": "$eq", "value": "sw-01"}]},

@@ -720,6 +720,18 @@ def count_associations_cases(w: World) -> list[Case]:
     ]
 
 
+def association_type_cases(w: World) -> list[Case]:
+    valid = {"condition": {"bk_asst_id": {"$in": ["belong", "connect"]}}, "page": {"limit": 10}}
+    return [
+        *common_cases(valid, bad_body=1199006),
+        Case("found", valid),
+        Case("every one", {}),
+        Case("in English", {"condition": {"ispre": True}}, headers=EN),
+        Case("condition a list", {"condition": [1]}, 1199006, conforms=False),
+        Case("unknown operator", {"condition": {"id": {"$foo": 1}}}, 1199998),
+    ]
+
+
 CASES: dict[str, Callable[[World], list[Case]]] = {
     "batch_create_instance_association": batch_cases,
     "add_instance_association": add_cases,
@@ -733,6 +745,7 @@ CASES: dict[str, Callable[[World], list[Case]]] = {
     "search_inst": search_inst_cases,
     "search_instance_associations": search_associations_cases,
     "count_instance_associations": count_associations_cases,
+    "search_association_type": association_type_cases,
 }
 
 # Every route: (ESB name, call, envelope, method, path template).

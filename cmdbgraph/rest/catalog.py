@@ -22,7 +22,15 @@ from cmdbgraph.rest.declarations import (
 )
 from cmdbgraph.rest.endpoint import Call
 from cmdbgraph.services import catalog, conditions, instances, limits
-from cmdbgraph.services.errors import EN, CmdbError, ErrorCode, parameter_invalid, render, verbatim
+from cmdbgraph.services.errors import (
+    EN,
+    CmdbError,
+    ErrorCode,
+    parameter_invalid,
+    render,
+    under_code,
+    verbatim,
+)
 from cmdbgraph.services.instances import SORTABLE_FIELDS
 
 # --- find_object_association --------------------------------------------------------------
@@ -390,4 +398,67 @@ async def search_inst(call: Call, body: SearchInstBody) -> SearchInstData:
     return {
         "count": found.total_count,
         "info": [serialize.only(wanted, serialize.instance(i)) for i in found.items],
+    }
+
+
+# --- search_association_type --------------------------------------------------------------
+
+
+class KindPage(RequestModel):
+    start: Int64 = Field(0, description="Offset of the first item.")
+    limit: Int64 = Field(0, description="Page size; 0 or less: every one (as upstream).")
+    sort: GoStr = ""
+
+
+class SearchAssociationTypeBody(RequestModel):
+    condition: GoObject = Field(
+        {},
+        description="Upstream's condition (MongoDB's operators: see the README's *Conditions*) "
+        "on the kinds' fields (`bk_asst_id`, `bk_asst_name`, `ispre`, `direction`, `id`, ...).",
+        examples=[{"bk_asst_id": {"$in": ["belong", "connect"]}}],
+    )
+    page: Annotated[KindPage, NullIsEmpty] = KindPage()
+
+
+class AssociationKindsData(TypedDict):
+    count: Annotated[serialize.Count, Field(description="How many kinds match.")]
+    info: list[serialize.AssociationKind]
+
+
+def _decoder_words() -> CmdbError:
+    return under_code(ErrorCode.PARAMETER_CHECK_FAILED, ErrorCode.JSON_INVALID)
+
+
+@rest_call(
+    "search_association_type",
+    "POST",
+    "/api/v3/find/associationtype",
+    data=AssociationKindsData,
+    summary="Find association kinds",
+    description="The association kinds matching `condition`, counted, a page of them in id "
+    "order (all when `page.limit` is 0); preset kinds carry upstream's words in the caller's "
+    "language. A body of the wrong types answers 1199006, a condition that cannot run "
+    "1199998 with MongoDB's words.",
+    tag="models",
+    bad_body=_decoder_words,
+)
+async def search_association_type(
+    call: Call, body: SearchAssociationTypeBody
+) -> AssociationKindsData:
+    try:
+        condition = conditions.parse(body.condition, catalog.KIND_CONDITION_FIELDS)
+    except conditions.ConditionError as error:
+        raise verbatim(ErrorCode.UNKNOWN, error.text) from None
+    if body.page.start < 0:
+        raise parameter_invalid("page.start")
+    found = await catalog.search_association_kinds(
+        call.db,
+        condition,
+        offset=body.page.start,
+        limit=body.page.limit if body.page.limit > 0 else None,
+        language=call.language,
+    )
+    return {
+        "count": found.total_count,
+        "info": [serialize.association_kind(k) for k in found.items],
     }

@@ -73,6 +73,22 @@ class ModelAssociation(TypedDict):
 
 
 @with_config(ConfigDict(extra="forbid"))
+class AssociationKind(TypedDict):
+    """An association kind (`belong`, `connect`, ...), upstream's keys in upstream's order."""
+
+    id: Id
+    bk_asst_id: str
+    bk_asst_name: str
+    bk_supplier_account: str
+    src_des: str
+    dest_des: str
+    direction: Annotated[
+        str, Field(json_schema_extra={"enum": ["none", "src_to_dest", "bidirectional"]})
+    ]
+    ispre: bool
+
+
+@with_config(ConfigDict(extra="forbid"))
 class Model(TypedDict):
     """A model (`bk_obj_id` such as host or bk_switch), upstream's keys in upstream's order;
     callers name its permission `comobj_{id}`."""
@@ -142,6 +158,20 @@ def model_association(m: records.ModelAssociation) -> ModelAssociation:
         "mapping": m.mapping,
         "on_delete": m.on_delete,
         "ispre": m.ispre,
+    }
+
+
+def association_kind(k: records.AssociationKind) -> AssociationKind:
+    """Upstream's metadata.AssociationKind."""
+    return {
+        "id": k.id,
+        "bk_asst_id": k.bk_asst_id,
+        "bk_asst_name": k.bk_asst_name,
+        "bk_supplier_account": k.bk_supplier_account,
+        "src_des": k.src_des,
+        "dest_des": k.dest_des,
+        "direction": k.direction,
+        "ispre": k.ispre,
     }
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,8 +22,8 @@ from cmdbgraph.db.tables import (
 )
 from cmdbgraph.services import conditions, permissions
 from cmdbgraph.services.caller import Caller
-from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_invalid
-from cmdbgraph.services.records import AssociationKind, Model, ModelAssociation, field_names
+from cmdbgraph.services.errors import EN, ZH, CmdbError, ErrorCode, parameter_invalid
+from cmdbgraph.services.records import AssociationKind, Model, ModelAssociation, Page, field_names
 
 # Upstream: an id is letters, digits and underscores, starting with a letter.
 _ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
@@ -189,6 +189,81 @@ async def create_model(db: Database, caller: Caller, new: NewModel) -> Model:
     except IntegrityError:
         raise CmdbError(ErrorCode.DUPLICATED, ("bk_obj_id",)) from None
     return Model.from_row(row)
+
+
+# Upstream's words for its preset kinds, which its reads put in place of the stored ones, by
+# language (resources/language/{default,en}/association.json): name, src_des, dest_des.
+PRESET_KIND_WORDS: dict[str, dict[str, tuple[str, str, str]]] = {
+    ZH: {
+        "run": ("运行", "运行于", "运行"),
+        "group": ("组成", "组成", "组成于"),
+        "default": ("默认关联", "关联", "关联"),
+        "cover": ("覆盖", "覆盖", "被覆盖"),
+        "connect": ("上联", "上联", "下联"),
+        "bk_mainline": ("拓扑组成", "组成", "组成于"),
+        "belong": ("属于", "属于", "包含"),
+    },
+    EN: {
+        "run": ("run on", "run on", "run"),
+        "group": ("group", "group", "group by"),
+        "default": ("default association", "associate", "associate"),
+        "cover": ("cover", "cover", "be covered"),
+        "connect": ("connect", "connect", "connected"),
+        "bk_mainline": ("mainline", "group", "group by"),
+        "belong": ("belong", "belong", "contain"),
+    },
+}
+# Where a condition's names point (services/conditions.py): upstream's fields of a kind.
+KIND_CONDITION_FIELDS = _condition_fields(
+    association_kinds,
+    {
+        "id": _INT,
+        "bk_asst_id": _STR,
+        "bk_asst_name": _STR,
+        "bk_supplier_account": _STR,
+        "src_des": _STR,
+        "dest_des": _STR,
+        "direction": _STR,
+        "ispre": _BOOL,
+    },
+)
+
+
+def _in_language(kind: AssociationKind, language: str) -> AssociationKind:
+    words = PRESET_KIND_WORDS.get(language, PRESET_KIND_WORDS[ZH]).get(kind.bk_asst_id)
+    if not kind.ispre or words is None:
+        return kind
+    name, src_des, dest_des = words
+    return replace(kind, bk_asst_name=name, src_des=src_des, dest_des=dest_des)
+
+
+async def search_association_kinds(
+    db: Database,
+    condition: conditions.Node | None,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+    language: str = ZH,
+) -> Page[AssociationKind]:
+    """Upstream's search_association_type: the kinds matching ``condition`` (all of them
+    counted), a page of them in id order, presets in ``language``'s words."""
+    where = (
+        [conditions.compile_condition(condition, KIND_CONDITION_FIELDS, db.dialect)]
+        if condition is not None
+        else []
+    )
+    async with db.read() as conn:
+        total = (
+            await conn.execute(select(func.count()).select_from(association_kinds).where(*where))
+        ).scalar_one()
+        rows = await conn.execute(
+            select(*_KIND_COLUMNS)
+            .where(*where)
+            .order_by(association_kinds.c.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return Page(total, [_in_language(AssociationKind.from_row(r), language) for r in rows])
 
 
 async def list_association_kinds(db: Database) -> list[AssociationKind]:

@@ -493,8 +493,8 @@ class _Compiler:
 
     def _regex(self, text: ColumnElement[Any], pattern: Pattern) -> ColumnElement[bool]:
         if self.postgresql:
-            return text.op("~")(pattern.postgresql_text)
-        return text.op("REGEXP")(pattern.re2_text)
+            return text.op("~", is_comparison=True)(pattern.postgresql_text)
+        return text.op("REGEXP", is_comparison=True)(pattern.re2_text)
 
 
 _NONE = object()
@@ -615,8 +615,8 @@ class _JsonValue:
 
     def _regex(self, pattern: Pattern) -> ColumnElement[bool]:
         if self.postgresql:
-            return self.text().op("~")(pattern.postgresql_text)
-        return self.text().op("REGEXP")(pattern.re2_text)
+            return self.text().op("~", is_comparison=True)(pattern.postgresql_text)
+        return self.text().op("REGEXP", is_comparison=True)(pattern.re2_text)
 
     def _any_of(self, values: Iterable[Scalar]) -> ColumnElement[bool]:
         numbers: list[int | float] = [

@@ -63,8 +63,10 @@ class Model(_FromRow):
 
 @dataclass(frozen=True, slots=True)
 class AssociationKind(_FromRow):
+    id: int
     bk_asst_id: str
     bk_asst_name: str
+    bk_supplier_account: str
     src_des: str
     dest_des: str
     direction: str
