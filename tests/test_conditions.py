@@ -19,7 +19,7 @@ from cmdbgraph.services.conditions import ConditionError, compile_condition, par
 from cmdbgraph.services.errors import CmdbError
 from cmdbgraph.services.instances import CONDITION_FIELDS, NewInstance, create_instances
 from tests.support import mongo
-from tests.support.calls import graphql
+from tests.support.calls import demo_headers, graphql
 from tests.test_siblings import store
 
 MODEL = "bk_switch"
@@ -350,3 +350,44 @@ async def test_graphql_where_refusals_say_why(client, where, message):
     (error,) = reply["errors"]
     assert error["message"] == message
     assert error["extensions"]["bkErrorCode"] == 1199006
+
+
+# --- As deep as the JSON decoder allows ------------------------------------------------------
+
+
+def deep(depth: int, key: str, leaf: str = "1") -> str:
+    """JSON text nesting ``depth`` objects under ``key`` (lists for $and)."""
+    if key == "$and":
+        return '{"$and": [' * depth + '{"a": ' + leaf + "}" + "]}" * depth
+    return ('{"' + key + '": ') * depth + leaf + "}" * depth
+
+
+@pytest.mark.parametrize("depth", [900, 1000, 1020])
+async def test_a_condition_nested_to_the_decoders_limit_answers_clearly(client, depth):
+    """No recursion error (a 500): a literal object matches nothing on the associations'
+    columns; nested operators stop at the depth limit."""
+    url = "/api/v3/find/instassociation"
+    headers = {**demo_headers(), "Content-Type": "application/json"}
+    literal = '{"bk_obj_id": "bk_switch", "condition": {"id": ' + deep(depth, "x") + "}}"
+    reply = (await client.post(url, content=literal, headers=headers)).json()
+    assert (reply["bk_error_code"], reply["data"]) == (0, [])
+    nested = '{"bk_obj_id": "bk_switch", "condition": ' + deep(depth // 2, "$and") + "}"
+    reply = (await client.post(url, content=nested, headers=headers)).json()
+    assert reply["bk_error_code"] == 1199035, reply
+
+
+async def test_a_querybuilder_filter_nested_to_the_decoders_limit_is_refused(client):
+    rule = '{"field": "id", "operator": "equal", "value": 1}'
+    for _ in range(300):
+        rule = '{"condition": "AND", "rules": [' + rule + "]}"
+    body = '{"conditions": ' + rule + ', "page": {"limit": 10}}'
+    response = await client.post(
+        "/api/v3/search/instance_associations/object/bk_switch",
+        content=body,
+        headers={**demo_headers(), "Content-Type": "application/json"},
+    )
+    reply = response.json()
+    assert (reply["bk_error_code"], reply["bk_error_msg"]) == (
+        1199006,
+        "'conditions.rules' 数据参数校验不通过",
+    )

@@ -230,12 +230,16 @@ def _check_pattern(source: str, options: str) -> Pattern:
 
 def check_forbidden(condition: object) -> None:
     """Upstream's storage layer, before MongoDB sees a filter: a forbidden operator as a key of
-    any object (not inside arrays, as upstream walks them) refuses the whole filter."""
-    if isinstance(condition, dict):
-        for key, value in condition.items():
-            if key in FORBIDDEN:
-                raise ConditionError(f'operator "{key}" is forbidden')
-            check_forbidden(value)
+    any object (not inside arrays, as upstream walks them) refuses the whole filter. Walked
+    without recursion: a body may nest as deep as the JSON decoder allows."""
+    pending = [condition]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, dict):
+            for key, value in current.items():
+                if key in FORBIDDEN:
+                    raise ConditionError(f'operator "{key}" is forbidden')
+                pending.append(value)
 
 
 def parse(condition: Mapping[str, Any] | None, fields: Fields | None = None) -> Node:

@@ -76,15 +76,18 @@ def read(filter_: object, fields: conditions.Fields, *, name: str = "conditions"
             # A single atom decodes, but upstream wants combined rules at the top.
             raise parameter_check_failed(name)
         raise QueryFilterMalformed
-    if _depth(filter_) > MAX_DEPTH:
+    if _depth(filter_, MAX_DEPTH + 1) > MAX_DEPTH:
         raise parameter_check_failed(f"{name}.rules")
     return _Reader(fields).combined(filter_, name)
 
 
-def _depth(rule: object) -> int:
-    """querybuilder's GetDeep (anything not a combined rule counts as an atom)."""
-    if isinstance(rule, dict) and "condition" in rule and isinstance(rule.get("rules"), list):
-        return 1 + max((_depth(child) for child in rule["rules"]), default=0)
+def _depth(rule: object, most: int) -> int:
+    """querybuilder's GetDeep (anything not a combined rule counts as an atom), counted no
+    further than ``most``: a filter may nest as deep as the JSON decoder allows."""
+    if most > 1 and isinstance(rule, dict) and "condition" in rule:
+        children = rule.get("rules")
+        if isinstance(children, list):
+            return 1 + max((_depth(child, most - 1) for child in children), default=0)
     return 1
 
 
