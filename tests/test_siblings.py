@@ -1247,6 +1247,11 @@ async def test_search_inst_by_object(client, db, name, route):
             {"bk_inst_id": 31, "bk_inst_name": "rt-01"},
         ],
     }
+    # The fields asked for, in the row's order (a map's sorted keys), not the order asked.
+    reversed_fields = await search(
+        client, name, route, "bk_router", fields=["bk_inst_name", "bk_inst_id"]
+    )
+    assert list(reversed_fields.data["info"][0]) == ["bk_inst_id", "bk_inst_name"]
 
     by_attribute = await search(
         client,

@@ -231,5 +231,9 @@ def instance(i: records.Instance) -> Instance:
 
 
 def only(fields: list[str], item: Any) -> Any:
-    """Upstream's ``fields``: keep only these keys (all of them when empty)."""
-    return {name: item[name] for name in fields if name in item} if fields else item
+    """Upstream's ``fields``: keep only these keys (all of them when empty), in the item's
+    own order (a struct's field order, or a map's sorted keys), whatever the order asked."""
+    if not fields:
+        return item
+    wanted = set(fields)
+    return {name: value for name, value in item.items() if name in wanted}
