@@ -9,13 +9,12 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support.ports import free_port
+from tests.support.servers import live_server
 
 UNREACHABLE = "postgresql+asyncpg://x@127.0.0.1:1/db"
 
@@ -178,58 +177,24 @@ def test_serve_before_db_upgrade_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def serve_output(demo_dir: Path, *args: str) -> tuple[str, str]:
+    """What ``cmdbgraph serve`` prints, run in ``demo_dir`` with the default settings until it
+    answers, then stopped; and where it answered."""
+    with live_server(None, demo_dir / "serve.log", args=args, cwd=demo_dir) as server:
+        url = server.url
+    return server.log(), url
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_serve_prints_its_address_once_listening(demo_dir, workers):
-    port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CMDBGRAPH_")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "cmdbgraph.cli", "serve", "--port", str(port), "--workers", workers],
-        cwd=demo_dir,
-        env={**environment, "CMDBGRAPH_LOG_LEVEL": "warning"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("the server did not start")
-    finally:
-        server.terminate()
-        _, stderr = server.communicate(timeout=30)
-    assert f"cmdbgraph on http://127.0.0.1:{port}/graphql" in stderr
+    stderr, url = serve_output(demo_dir, "--workers", workers)
+    assert f"cmdbgraph on {url}/graphql" in stderr
     assert f"{workers} worker" in stderr
 
 
 def test_the_demo_warning_names_the_command_as_it_runs_here(demo_dir):
     """After scripts/demo.sh, `cmdbgraph` is not on the PATH: the server says where it is."""
-    port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CMDBGRAPH_")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "cmdbgraph.cli", "serve", "--port", str(port)],
-        cwd=demo_dir,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-    finally:
-        server.terminate()
-        _, stderr = server.communicate(timeout=30)
+    stderr, _ = serve_output(demo_dir)
     named = re.search(r"`(\S*cmdbgraph) apps revoke esb_test`", stderr)
     assert named, stderr
     # The command as this server's operator can run it: on the PATH, or this path.

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cmdbgraph.app import create_app
 from cmdbgraph.settings import Settings
 from tests.support.calls import rest_body
+from tests.support.servers import live_server
 
 FIND = "/api/v3/find/instassociation"
 BODY = {"bk_obj_id": "bk_switch", "condition": {}}
@@ -173,3 +174,28 @@ def test_the_key_setting_must_be_an_rsa_public_key(tmp_path):
     for wrong in ("-----BEGIN PUBLIC KEY-----\nxx\n-----END PUBLIC KEY-----", str(tmp_path / "no")):
         with pytest.raises(ValidationError):
             Settings(apigw_public_key=wrong)
+
+
+def test_a_real_server_reads_the_key_from_a_file_and_answers_the_gateway(database_url, tmp_path):
+    """`cmdbgraph serve` with the key setting naming a PEM file, as an operator configures it
+    (each of its two workers loads the key)."""
+    key_file = tmp_path / "apigw.pem"
+    key_file.write_text(PUBLIC_PEM)
+    with live_server(
+        database_url,
+        tmp_path / "serve.log",
+        env={"CMDBGRAPH_APIGW_PUBLIC_KEY": str(key_file)},
+        args=("--workers", "2"),
+    ) as server:
+        for _ in range(4):
+            reply = httpx.post(
+                f"{server.url}{FIND}", json=BODY, headers={"X-Bkapi-JWT": token()}, timeout=30
+            ).json()
+            assert list(reply) == ["code", "message", "result", "permission", "data"], reply
+        refused = httpx.post(
+            f"{server.url}{FIND}", json=BODY, headers={"X-Bkapi-JWT": token(key=OTHER_KEY)}
+        ).json()
+        assert (refused["bk_error_code"], refused["bk_error_msg"]) == (
+            1199998,
+            "crypto/rsa: verification error",
+        )

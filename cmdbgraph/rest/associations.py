@@ -21,6 +21,8 @@ from cmdbgraph.rest.declarations import (
     NullIsEmpty,
     NullIsEmptyList,
     RequestModel,
+    decoder_words,
+    decoder_words_formatted,
     rest_call,
 )
 from cmdbgraph.rest.endpoint import Call
@@ -31,7 +33,6 @@ from cmdbgraph.services.errors import (
     parameter_check_failed,
     parameter_invalid,
     parameter_unassigned,
-    under_code,
     verbatim,
 )
 from cmdbgraph.services.records import build_all
@@ -39,23 +40,6 @@ from cmdbgraph.services.records import build_all
 NAME = {"minLength": 1}
 ID = {"minimum": 1}
 INDEX_KEYS = {"propertyNames": {"pattern": "^(0|[1-9][0-9]*)$"}}
-
-
-def _decoder_words() -> CmdbError:
-    """What several siblings answer a body upstream cannot decode: 1199006 with the
-    decoder's words."""
-    return under_code(ErrorCode.PARAMETER_CHECK_FAILED, ErrorCode.JSON_INVALID)
-
-
-def _decoder_words_formatted() -> CmdbError:
-    """search_related_inst_asso's: the decoder's words inside 1199006's template."""
-    return CmdbError(
-        ErrorCode.PARAMETER_CHECK_FAILED,
-        texts=(
-            "'反序列化JSON数据失败' 数据参数校验不通过",
-            "'Deserializing JSON data failed' data parameter verification does not pass",
-        ),
-    )
 
 
 # --- batch_create_instance_association ----------------------------------------------------
@@ -196,7 +180,7 @@ class AddData(TypedDict):
     "(1101073, 1101074); a body of the wrong types answers 1199006.",
     required=("bk_obj_asst_id", "bk_inst_id", "bk_asst_inst_id"),
     documented={"bk_obj_asst_id": NAME},
-    bad_body=_decoder_words,
+    bad_body=decoder_words,
 )
 async def add_instance_association(call: Call, body: AddBody) -> AddData:
     created = await associations.create_one(
@@ -275,7 +259,7 @@ class DeleteManyBody(RequestModel):
     "order: the body (1199006), no ids (1199003), more than 500 (1199059), no `bk_obj_id` "
     "(1199010).",
     required=("id", "bk_obj_id"),
-    bad_body=_decoder_words,
+    bad_body=decoder_words,
     documented={
         "id": {"minItems": 1, "maxItems": LimitRef("max_delete_ids")},
         "bk_obj_id": NAME,
@@ -333,20 +317,18 @@ def _condition(condition: dict, *, failure: ErrorCode = ErrorCode.UNKNOWN) -> co
     "1199006.",
     required=("bk_obj_id",),
     documented={"bk_obj_id": NAME},
-    bad_body=_decoder_words,
+    bad_body=decoder_words,
 )
 async def find_instance_association(call: Call, body: FindBody) -> list[serialize.InstAssociation]:
     if not body.bk_obj_id:
         raise parameter_unassigned("bk_obj_id")
     # The documented example sends "" for the filters it does not use.
     condition = _condition({k: v for k, v in body.condition.items() if v != ""})
-    page = await associations.list_associations(
-        call.db,
-        associations.AssociationFilter(either_obj_id=body.bk_obj_id, condition=condition),
-        limit=None,
+    found = await associations.find_associations(
+        call.db, associations.AssociationFilter(either_obj_id=body.bk_obj_id, condition=condition)
     )
     # All of them, as upstream: built in turns, a large answer never holds the event loop.
-    return await build_all(page.items, serialize.association)
+    return await build_all(found, serialize.association)
 
 
 # --- search_related_inst_asso -------------------------------------------------------------
@@ -404,7 +386,7 @@ PAGE_START = {"minimum": 0, "default": 0}
             "default": 0,
         },
     },
-    bad_body=_decoder_words_formatted,
+    bad_body=decoder_words_formatted,
 )
 async def search_related_inst_asso(
     call: Call, body: RelatedBody
@@ -419,7 +401,7 @@ async def search_related_inst_asso(
         raise CmdbError(ErrorCode.PAGE_LIMIT_EXCEEDED)
     if page.start < 0:
         raise parameter_invalid("page.start")
-    found = await associations.list_associations(
+    found = await associations.find_associations(
         call.db,
         associations.AssociationFilter(
             involving_inst_id=condition.bk_inst_id, involving_obj_id=condition.bk_obj_id
@@ -428,11 +410,7 @@ async def search_related_inst_asso(
         # Upstream: no limit unless one is given; built in turns (see build_all).
         limit=page.limit or None,
     )
-    wanted = set(body.fields)
-    return await build_all(
-        found.items,
-        lambda a: {k: v for k, v in serialize.association(a).items() if k in wanted},
-    )
+    return await build_all(found, lambda a: serialize.only(body.fields, serialize.association(a)))
 
 
 # --- search_instance_associations and count_instance_associations ---------------------------
@@ -535,20 +513,14 @@ async def search_instance_associations(
     if body.page.limit <= 0 or body.page.limit > 500:
         raise parameter_check_failed("page.limit")
     condition = _query_filter(body.conditions)
-    found = await associations.list_associations(
+    found = await associations.find_associations(
         call.db,
         associations.AssociationFilter(either_obj_id=bk_obj_id, condition=condition),
         offset=max(body.page.start, 0),
         limit=body.page.limit,
         sort=_sort(body.page.sort),
     )
-    wanted = set(body.fields)
-    return {
-        "info": [
-            {k: v for k, v in serialize.association(a).items() if not wanted or k in wanted}
-            for a in found.items
-        ]
-    }
+    return {"info": [serialize.only(body.fields, serialize.association(a)) for a in found]}
 
 
 @rest_call(
@@ -567,9 +539,7 @@ async def count_instance_associations(call: Call, body: CountInstanceAssociation
     if not bk_obj_id:
         raise parameter_check_failed("bk_obj_id")
     condition = _query_filter(body.conditions)
-    found = await associations.list_associations(
-        call.db,
-        associations.AssociationFilter(bk_obj_id=bk_obj_id, condition=condition),
-        limit=0,
+    total = await associations.count_associations(
+        call.db, associations.AssociationFilter(bk_obj_id=bk_obj_id, condition=condition)
     )
-    return {"count": found.total_count}
+    return {"count": total}

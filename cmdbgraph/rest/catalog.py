@@ -18,6 +18,7 @@ from cmdbgraph.rest.declarations import (
     NullIsEmpty,
     NullIsEmptyList,
     RequestModel,
+    decoder_words,
     rest_call,
 )
 from cmdbgraph.rest.endpoint import Call
@@ -28,7 +29,6 @@ from cmdbgraph.services.errors import (
     ErrorCode,
     parameter_invalid,
     render,
-    under_code,
     verbatim,
 )
 from cmdbgraph.services.instances import SORTABLE_FIELDS
@@ -234,6 +234,7 @@ class InstancesData(TypedDict):
     info: list[serialize.Instance]
 
 
+_SORT_PART = rf"(?:-+\s*|\s*)(?:{'|'.join(SORTABLE_FIELDS)})\s*"
 _PAGE_DOCUMENTED = {
     "page.start": {"minimum": 0, "default": 0},
     "page.limit": {
@@ -242,9 +243,8 @@ _PAGE_DOCUMENTED = {
         "maximum": LimitRef("search_inst_page_size"),
         "default": LimitRef("search_inst_page_size"),
     },
+    "page.sort": {"pattern": rf"^(?:{_SORT_PART}(?:,{_SORT_PART})*)?$"},
 }
-_SORT_PART = rf"(?:-+\s*|\s*)(?:{'|'.join(SORTABLE_FIELDS)})\s*"
-_PAGE_DOCUMENTED["page.sort"] = {"pattern": rf"^(?:{_SORT_PART}(?:,{_SORT_PART})*)?$"}
 
 
 def _page(call: Call, page: InstancePage) -> tuple[int, int]:
@@ -425,10 +425,6 @@ class AssociationKindsData(TypedDict):
     info: list[serialize.AssociationKind]
 
 
-def _decoder_words() -> CmdbError:
-    return under_code(ErrorCode.PARAMETER_CHECK_FAILED, ErrorCode.JSON_INVALID)
-
-
 @rest_call(
     "search_association_type",
     "POST",
@@ -440,7 +436,7 @@ def _decoder_words() -> CmdbError:
     "language. A body of the wrong types answers 1199006, a condition that cannot run "
     "1199998 with MongoDB's words.",
     tag="models",
-    bad_body=_decoder_words,
+    bad_body=decoder_words,
 )
 async def search_association_type(
     call: Call, body: SearchAssociationTypeBody

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Generic, TypeVar, get_type_hints
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from cmdbgraph.db.tables import INT64_MAX, INT64_MIN
+from cmdbgraph.services.errors import CmdbError, ErrorCode, under_code
 
 Body = TypeVar("Body", bound="RequestModel")
 
@@ -63,6 +64,23 @@ NullIsEmptyList = BeforeValidator(_zero([]))
 
 class BadBody(Exception):
     """The body does not have the declared types: upstream answers 1199000."""
+
+
+def decoder_words() -> CmdbError:
+    """What several calls answer a body upstream cannot decode (``RestCall.bad_body``):
+    1199006 with the decoder's words."""
+    return under_code(ErrorCode.PARAMETER_CHECK_FAILED, ErrorCode.JSON_INVALID)
+
+
+def decoder_words_formatted() -> CmdbError:
+    """search_related_inst_asso's: the decoder's words inside 1199006's template."""
+    return CmdbError(
+        ErrorCode.PARAMETER_CHECK_FAILED,
+        texts=(
+            "'反序列化JSON数据失败' 数据参数校验不通过",
+            "'Deserializing JSON data failed' data parameter verification does not pass",
+        ),
+    )
 
 
 def parse(model: type[Body], body: dict) -> Body:

@@ -578,6 +578,42 @@ def _conditions(flt: AssociationFilter, dialect: str) -> list[ColumnElement[bool
     return where
 
 
+def _named_models(flt: AssociationFilter) -> dict[str, str | None]:
+    """The models ``flt`` names, by parameter: checked to exist when nothing was found."""
+    return {
+        "bk_obj_id": flt.bk_obj_id or flt.involving_obj_id or flt.either_obj_id,
+        "bk_asst_obj_id": flt.bk_asst_obj_id,
+    }
+
+
+async def _count(conn: AsyncConnection, where: list[ColumnElement[bool]]) -> int:
+    query = select(func.count()).select_from(inst_associations).where(*where)
+    return (await conn.execute(query)).scalar_one()
+
+
+async def _rows(
+    conn: AsyncConnection,
+    where: list[ColumnElement[bool]],
+    *,
+    offset: int,
+    limit: int | None,
+    sort: Sequence[tuple[str, bool]],
+) -> list[InstAssociation]:
+    order = []
+    for name, descending in sort:
+        found = CONDITION_FIELDS.columns.get(name)
+        if found is not None:
+            order.append(found[0].desc() if descending else found[0].asc())
+    rows = await conn.execute(
+        select(*_INST_ASSOCIATION_COLUMNS)
+        .where(*where)
+        .order_by(*order, inst_associations.c.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return await build_all(rows, InstAssociation.from_row)
+
+
 async def list_associations(
     db: Database,
     flt: AssociationFilter,
@@ -586,35 +622,44 @@ async def list_associations(
     limit: int | None = 50,
     sort: Sequence[tuple[str, bool]] = (),
 ) -> Page[InstAssociation]:
-    """A page of associations matching ``flt``, ordered by ``sort`` ((field, descending)
-    pairs; a name that is not a field sorts nothing, as in MongoDB) and then by id
-    (``limit=None``: all of them)."""
-    order = []
-    for name, descending in sort:
-        found = CONDITION_FIELDS.columns.get(name)
-        if found is not None:
-            order.append(found[0].desc() if descending else found[0].asc())
+    """A page of associations matching ``flt`` and how many match, ordered by ``sort``
+    ((field, descending) pairs; a name that is not a field sorts nothing, as in MongoDB) and
+    then by id (``limit=None``: all of them)."""
     where = _conditions(flt, db.dialect)
     async with db.read() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(inst_associations).where(*where))
-        ).scalar_one()
+        total = await _count(conn, where)
         if total == 0:
-            await catalog.require_models(
-                conn,
-                {
-                    "bk_obj_id": flt.bk_obj_id or flt.involving_obj_id or flt.either_obj_id,
-                    "bk_asst_obj_id": flt.bk_asst_obj_id,
-                },
-            )
-        rows = await conn.execute(
-            select(*_INST_ASSOCIATION_COLUMNS)
-            .where(*where)
-            .order_by(*order, inst_associations.c.id)
-            .offset(offset)
-            .limit(limit)
-        )
-        return Page(total, await build_all(rows, InstAssociation.from_row))
+            await catalog.require_models(conn, _named_models(flt))
+        items = await _rows(conn, where, offset=offset, limit=limit, sort=sort)
+        return Page(total, items)
+
+
+async def find_associations(
+    db: Database,
+    flt: AssociationFilter,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+    sort: Sequence[tuple[str, bool]] = (),
+) -> list[InstAssociation]:
+    """The associations of ``list_associations``, not counted: for the reads that answer
+    only the items."""
+    where = _conditions(flt, db.dialect)
+    async with db.read() as conn:
+        items = await _rows(conn, where, offset=offset, limit=limit, sort=sort)
+        if not items:
+            await catalog.require_models(conn, _named_models(flt))
+        return items
+
+
+async def count_associations(db: Database, flt: AssociationFilter) -> int:
+    """How many associations match ``flt``."""
+    where = _conditions(flt, db.dialect)
+    async with db.read() as conn:
+        total = await _count(conn, where)
+        if total == 0:
+            await catalog.require_models(conn, _named_models(flt))
+        return total
 
 
 async def associations_after(

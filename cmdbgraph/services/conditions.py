@@ -31,7 +31,7 @@ import enum
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -172,22 +172,24 @@ class Pattern:
 
 # Escapes RE2 and PostgreSQL both read, and those PostgreSQL spells differently.
 _ARE_ESCAPES = {"b": r"\y", "B": r"\Y", "z": r"\Z"}
-_SHARED_ESCAPES = set("dDsSwWAtnrfv.\\^$|?*+()[]{}-/0") | set("x")
+_SHARED_ESCAPES = set("dDsSwWAtnrfvx.\\^$|?*+()[]{}-/0")
+
+
+def _tokens(source: str) -> Iterator[tuple[int, str]]:
+    """A pattern's characters with their positions, an escape (a backslash and the character
+    after it) as one token."""
+    i = 0
+    while i < len(source):
+        size = 2 if source[i] == "\\" and i + 1 < len(source) else 1
+        yield i, source[i : i + size]
+        i += size
 
 
 def _to_are(source: str) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(source):
-        char = source[i]
-        if char == "\\" and i + 1 < len(source):
-            nxt = source[i + 1]
-            out.append(_ARE_ESCAPES.get(nxt, char + nxt))
-            i += 2
-            continue
-        out.append(char)
-        i += 1
-    return "".join(out)
+    return "".join(
+        _ARE_ESCAPES.get(token[1], token) if len(token) == 2 else token
+        for _, token in _tokens(source)
+    )
 
 
 def _check_pattern(source: str, options: str) -> Pattern:
@@ -198,22 +200,17 @@ def _check_pattern(source: str, options: str) -> Pattern:
             raise ConditionError(f"(BadValue) invalid flag in regex options: {flag}")
     if "x" in options:
         raise ConditionError('regular expression option "x" is not supported')
-    i = 0
-    while i < len(source):
-        char = source[i]
-        if char == "\\" and i + 1 < len(source):
-            nxt = source[i + 1]
-            if nxt.isalnum() and nxt not in _SHARED_ESCAPES and nxt not in _ARE_ESCAPES:
-                raise ConditionError(f"regular expression escape \\{nxt} is not supported")
-            if nxt == "x" and source[i + 2 : i + 3] == "{":
+    for i, token in _tokens(source):
+        if len(token) == 2:
+            escaped = token[1]
+            if escaped.isalnum() and escaped not in _SHARED_ESCAPES | _ARE_ESCAPES.keys():
+                raise ConditionError(f"regular expression escape \\{escaped} is not supported")
+            if escaped == "x" and source[i + 2 : i + 3] == "{":
                 raise ConditionError("regular expression escape \\x{...} is not supported")
-            i += 2
-            continue
-        if char == "(" and source[i + 1 : i + 2] == "?" and source[i + 2 : i + 3] != ":":
+        elif token == "(" and source[i + 1 : i + 2] == "?" and source[i + 2 : i + 3] != ":":
             raise ConditionError(
                 "regular expression groups (?...) other than (?:...) are not supported"
             )
-        i += 1
     pattern = Pattern(source, "".join(flag for flag in "ims" if flag in options))
     try:
         compiled(pattern.re2_text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, insert, select, union
 from sqlalchemy.exc import IntegrityError
@@ -101,6 +102,8 @@ class InstanceFilter:
     bk_inst_ids: Sequence[int] | None = None
     # Upstream's condition (services/conditions.py) on the columns and the attributes.
     condition: conditions.Node | None = None
+    # A query of instance ids the instances must be among.
+    among: Any = None
 
 
 SORTABLE_FIELDS = ("bk_inst_id", "bk_inst_name", "create_time", "last_time")
@@ -140,6 +143,8 @@ def _where(flt: InstanceFilter, dialect: str) -> list[ColumnElement[bool]]:
         where.append(instances.c.bk_inst_id.in_(list(flt.bk_inst_ids)))
     if flt.condition is not None:
         where.append(conditions.compile_condition(flt.condition, CONDITION_FIELDS, dialect))
+    if flt.among is not None:
+        where.append(instances.c.bk_inst_id.in_(flt.among))
     return where
 
 
@@ -271,20 +276,7 @@ async def find_through_associations(
                 restricted = either
         if restricted is None and condition and bk_obj_id not in condition:
             return None
-    where = conditions.both(own, time)
-    flt = InstanceFilter(bk_obj_id=bk_obj_id, condition=where)
-    if restricted is None:
-        return await list_instances(db, flt, offset=offset, limit=limit, sort=sort)
-    return await _list_restricted(db, flt, restricted, offset=offset, limit=limit, sort=sort)
-
-
-async def _list_restricted(db, flt, restricted, *, offset, limit, sort) -> Page[Instance]:
-    where = [*_where(flt, db.dialect), instances.c.bk_inst_id.in_(restricted)]
-    async with db.read() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(instances).where(*where))
-        ).scalar_one()
-        rows = await conn.execute(
-            select(*_COLUMNS).where(*where).order_by(*_order_by(sort)).offset(offset).limit(limit)
-        )
-        return Page(total, await build_all(rows, Instance.from_row))
+    flt = InstanceFilter(
+        bk_obj_id=bk_obj_id, condition=conditions.both(own, time), among=restricted
+    )
+    return await list_instances(db, flt, offset=offset, limit=limit, sort=sort)

@@ -26,7 +26,7 @@ class ServerFailed(AssertionError):
 
 
 def serve_command(
-    database_url: str,
+    database_url: str | None,
     port: int,
     *,
     env: dict[str, str] | None = None,
@@ -35,10 +35,17 @@ def serve_command(
 ) -> tuple[list[str], dict[str, str]]:
     """The argv and the environment of ``cmdbgraph serve`` on ``database_url``, 127.0.0.1:``port``,
     log level warning. ``env`` adds or overrides settings, ``args`` adds options to ``serve``,
-    ``command`` runs before it (e.g. ``setpriv ...``)."""
+    ``command`` runs before it (e.g. ``setpriv ...``). With no ``database_url``, the database is
+    the default one of the working directory and no other ``CMDBGRAPH_`` setting of this
+    environment is passed on: the server as a newcomer starts it."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if database_url is not None or not name.startswith("CMDBGRAPH_")
+    }
     environment = {
-        **os.environ,
-        "CMDBGRAPH_DATABASE_URL": database_url,
+        **inherited,
+        **({} if database_url is None else {"CMDBGRAPH_DATABASE_URL": database_url}),
         "CMDBGRAPH_LOG_LEVEL": "warning",
         "CMDBGRAPH_HOST": "127.0.0.1",
         "CMDBGRAPH_PORT": str(port),
@@ -70,22 +77,26 @@ class LiveServer:
 
 @contextlib.contextmanager
 def live_server(
-    database_url: str,
+    database_url: str | None,
     log_path: Path,
     *,
     env: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
     command: tuple[str, ...] = (),
+    cwd: Path | None = None,
     startup_timeout: float = 60,
 ) -> Iterator[LiveServer]:
-    """A real ``cmdbgraph serve`` process on ``database_url`` (127.0.0.1, a free port), stopped
-    at the end (SIGTERM, then SIGKILL after 15 s); its output goes to ``log_path``. ``env``,
-    ``args`` and ``command`` as for ``serve_command``. Raises ``ServerFailed`` when the process
-    exits or does not answer ``/healthz`` within ``startup_timeout`` seconds."""
+    """A real ``cmdbgraph serve`` process on ``database_url`` (127.0.0.1, a free port), run in
+    ``cwd``, stopped at the end (SIGTERM, then SIGKILL after 15 s); its output goes to
+    ``log_path``. ``database_url``, ``env``, ``args`` and ``command`` as for ``serve_command``.
+    Raises ``ServerFailed`` when the process exits or does not answer ``/healthz`` within
+    ``startup_timeout`` seconds."""
     port = free_port()
     argv, environment = serve_command(database_url, port, env=env, args=args, command=command)
     with open(log_path, "wb") as log:
-        server = subprocess.Popen(argv, env=environment, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            argv, env=environment, cwd=cwd, stdout=log, stderr=subprocess.STDOUT
+        )
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_timeout
