@@ -334,6 +334,17 @@ async def test_search_association_type(client, route):
     code, _, data = await kinds(client, route, body)
     assert (data["count"], [k["bk_asst_id"] for k in data["info"]]) == (5, ["group", "run"])
 
+    # Upstream's sort, as its storage layer reads it: the archived document's "bk_asst_id",
+    # descending with "-" or ":-1", several keys, a name that is no field sorts nothing.
+    for sort, expected in [
+        ("bk_asst_id", sorted(PRESETS)),
+        ("-bk_asst_id", sorted(PRESETS, reverse=True)),
+        ("ispre:-1,bk_asst_id:-1", sorted(PRESETS, reverse=True)),
+        ("nothing", PRESETS),
+    ]:
+        _, _, data = await kinds(client, route, {"page": {"sort": sort}})
+        assert [k["bk_asst_id"] for k in data["info"]] == expected, sort
+
 
 @pytest.mark.parametrize("language", ["zh", "en"])
 @pytest.mark.parametrize("route", ROUTES)

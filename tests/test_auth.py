@@ -285,38 +285,49 @@ def assert_failed(outcome: Outcome, code: Upstream, language: str, status: int |
         assert outcome.status == status, outcome.body
 
 
-def permission(language: str, *actions: tuple[int, str, list[int]]) -> dict:
-    """Upstream's permission object: one action per model (its numeric id and name), one
-    path per instance (demo instances are named after DEMO_NAMES unless given by name)."""
-    system_name = "CMDB" if language == EN else "配置平台"
+def permission(language: str, *actions: tuple) -> dict:
+    """Upstream's permission object: one action per model, one path per instance (demo
+    instances are named after DEMO_NAMES unless given by name). Each action is (model id,
+    its numeric id, its Chinese name, [(instance id, name)], and optionally the verb): hosts
+    have actions of their own, other models ``<verb>_comobj_<numeric id>``; creating names no
+    instance."""
+    english = language == EN
+    system_name = "cmdb" if english else "配置平台"
     found = []
-    for model_id, type_name, inst_ids in actions:
-        resource_type = f"comobj_{model_id}"
-        found.append(
-            {
-                "id": f"edit_{resource_type}",
-                "name": f"{type_name} instance edit" if language == EN else f"{type_name}实例编辑",
-                "related_resource_types": [
-                    {
-                        "system_id": "bk_cmdb",
-                        "system_name": system_name,
-                        "type": resource_type,
-                        "type_name": type_name,
-                        "instances": [
-                            [
-                                {
-                                    "type": resource_type,
-                                    "type_name": type_name,
-                                    "id": str(inst_id),
-                                    "name": name,
-                                }
-                            ]
-                            for inst_id, name in inst_ids
-                        ],
-                    }
-                ],
-            }
-        )
+    for bk_obj_id, model_id, zh_name, inst_ids, *verb in actions:
+        verb = verb[0] if verb else "edit"
+        if bk_obj_id == "host":
+            action_id = f"{verb}_resource_pool_host"
+            names = {"edit": ("主机池主机编辑", "Edit Pool Hosts")}[verb]
+            resource_type, type_name = "host", ("Host" if english else "主机")
+        else:
+            resource_type = f"comobj_{model_id}"
+            action_id = f"{verb}_{resource_type}"
+            words = {"edit": "编辑", "create": "新建"}[verb]
+            names = (f"{zh_name}实例{words}", f"{verb} {bk_obj_id} instance")
+            type_name = bk_obj_id if english else zh_name
+        related = []
+        if verb != "create":
+            related.append(
+                {
+                    "system_id": "bk_cmdb",
+                    "system_name": system_name,
+                    "type": resource_type,
+                    "type_name": type_name,
+                    "instances": [
+                        [
+                            {
+                                "type": resource_type,
+                                "type_name": type_name,
+                                "id": str(inst_id),
+                                "name": name,
+                            }
+                        ]
+                        for inst_id, name in inst_ids
+                    ],
+                }
+            )
+        found.append({"id": action_id, "name": names[english], "related_resource_types": related})
     return {"system_id": "bk_cmdb", "system_name": system_name, "actions": found}
 
 
@@ -391,7 +402,7 @@ async def test_grant_on_one_model_only_is_denied_for_the_other(client, db, world
     outcome = await send_batch(client, interface, [(11, 21)], app_credentials(PICKER), language=EN)
     assert_failed(outcome, DENIED, EN, 200)
     host = world.model_ids["host"]
-    assert same_json(outcome.permission, permission(EN, (host, "主机", [(21, "10.0.0.1")])))
+    assert same_json(outcome.permission, permission(EN, ("host", host, "主机", [(21, "10.0.0.1")])))
     assert await row_counts(db) == before
 
 
@@ -430,7 +441,7 @@ async def test_batch_of_200_refused_when_one_instance_is_not_covered(
 
     outcome = await send_batch(client, interface, details, app_credentials(PICKER))
     assert_failed(outcome, DENIED, ZH, 200)
-    expected = permission(ZH, (world.model_ids[obj], name, [(uncovered, f"{prefix}-137")]))
+    expected = permission(ZH, (obj, world.model_ids[obj], name, [(uncovered, f"{prefix}-137")]))
     assert same_json(outcome.permission, expected)
     assert await row_counts(db) == before
 
@@ -461,8 +472,8 @@ async def test_permission_object_lists_only_what_is_missing(client, db, world, i
     switch, host = world.model_ids["bk_switch"], world.model_ids["host"]
     expected = permission(
         language,
-        (switch, "交换机", [(13, "sw-02"), (14, "sw-03")]),
-        (host, "主机", [(22, "10.0.0.2"), (23, "10.0.0.3")]),
+        ("bk_switch", switch, "交换机", [(13, "sw-02"), (14, "sw-03")]),
+        ("host", host, "主机", [(22, "10.0.0.2"), (23, "10.0.0.3")]),
     )
     assert outcome.status == 200
     message = DENIED.text(language)
@@ -507,7 +518,7 @@ async def test_permission_object_lists_only_what_is_missing(client, db, world, i
 def test_permission_object_literal_matches_upstreams_example():
     """The builder above against upstream's documented example (behaviour spec, section 6)."""
     assert same_json(
-        permission(ZH, (7, "交换机", [(11, "sw-01")])),
+        permission(ZH, ("bk_switch", 7, "交换机", [(11, "sw-01")])),
         {
             "system_id": "bk_cmdb",
             "system_name": "配置平台",
@@ -571,7 +582,8 @@ async def test_same_model_batch_authorizes_every_instance(client, db, world, mis
         )
         assert_failed(outcome, DENIED, ZH, 200)
         expected = permission(
-            ZH, (world.model_ids["bk_switch"], "交换机", [(ids[missing], names[missing])])
+            ZH,
+            ("bk_switch", world.model_ids["bk_switch"], "交换机", [(ids[missing], names[missing])]),
         )
         assert same_json(outcome.permission, expected), interface
         assert await row_counts(db) == before
@@ -684,9 +696,9 @@ async def test_delete_refused_without_a_grant_on_every_instance(
         actions = []
         if switch_ids:
             switch = [(i, DEMO_NAMES[i]) for i in switch_ids]
-            actions.append((world.model_ids["bk_switch"], "交换机", switch))
+            actions.append(("bk_switch", world.model_ids["bk_switch"], "交换机", switch))
         hosts = [(i, DEMO_NAMES[i]) for i in host_ids]
-        actions.append((world.model_ids["host"], "主机", hosts))
+        actions.append(("host", world.model_ids["host"], "主机", hosts))
         assert same_json(outcome.permission, permission(language, *actions))
     assert await row_counts(db) == before
 
@@ -772,8 +784,13 @@ async def test_rest_sibling_writes_need_a_grant(client, db, world, stored_pair, 
     switches, hosts = missing
     expected = permission(
         ZH,
-        (world.model_ids["bk_switch"], "交换机", [(i, DEMO_NAMES[i]) for i in switches]),
-        (world.model_ids["host"], "主机", [(i, DEMO_NAMES[i]) for i in hosts]),
+        (
+            "bk_switch",
+            world.model_ids["bk_switch"],
+            "交换机",
+            [(i, DEMO_NAMES[i]) for i in switches],
+        ),
+        ("host", world.model_ids["host"], "主机", [(i, DEMO_NAMES[i]) for i in hosts]),
     )
     assert same_json(outcome.permission, expected)
     assert await row_counts(db) == before
@@ -832,7 +849,9 @@ async def test_create_instances_needs_a_model_wide_grant(
             continue
         assert_failed(outcome, DENIED, language, 200)
         type_name = {"bk_switch": "交换机", "bk_router": "路由器"}[bk_obj_id]
-        expected = permission(language, (world.model_ids[bk_obj_id], type_name, []))
+        expected = permission(
+            language, (bk_obj_id, world.model_ids[bk_obj_id], type_name, [], "create")
+        )
         assert same_json(outcome.permission, expected)
     assert await row_counts(db, instances) == (before[0] + (2 if allowed else 0),)
 
@@ -869,9 +888,42 @@ async def test_catalog_writes_need_the_catalog_grant(client, db, world, mutation
         assert await row_counts(db, table) == (before[0] + 1,)
         return
     assert_failed(outcome, DENIED, ZH, 200)
-    assert outcome.permission["system_id"] == "bk_cmdb"
-    assert outcome.permission["system_name"] == "配置平台"
-    assert outcome.permission["actions"]
+    # Upstream's IAM actions: creating a model is create_sys_model in its group; a model
+    # association is an edit of both models (edit_sys_model).
+    if mutation == "createModel":
+        action, names = "create_sys_model", "模型新建"
+        kind, kind_name = "sys_model_group", "模型分组"
+        paths = [[("bk_uncategorized", "未分类")]]
+    else:
+        action, names = "edit_sys_model", "模型编辑"
+        kind, kind_name = "sys_model", "模型"
+        paths = [
+            [(str(world.model_ids["bk_router"]), "路由器")],
+            [(str(world.model_ids["bk_switch"]), "交换机")],
+        ]
+    expected = {
+        "system_id": "bk_cmdb",
+        "system_name": "配置平台",
+        "actions": [
+            {
+                "id": action,
+                "name": names,
+                "related_resource_types": [
+                    {
+                        "system_id": "bk_cmdb",
+                        "system_name": "配置平台",
+                        "type": kind,
+                        "type_name": kind_name,
+                        "instances": [
+                            [{"type": kind, "type_name": kind_name, "id": i, "name": n}]
+                            for ((i, n),) in paths
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    assert same_json(outcome.permission, expected)
     assert await row_counts(db, table) == before
 
 

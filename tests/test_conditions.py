@@ -391,3 +391,45 @@ async def test_a_querybuilder_filter_nested_to_the_decoders_limit_is_refused(cli
         1199006,
         "'conditions.rules' 数据参数校验不通过",
     )
+
+
+@pytest.mark.parametrize("many", [65, 999])
+async def test_long_ands_and_ors_select_what_mongodb_matches(db, stored, many):
+    """Hundreds of operands in one $and or $or (SQLite refuses an expression tree deeper than
+    1,000, and parses a flat AND list that deep): the same rows as MongoDB's."""
+    names = sorted(doc["bk_inst_name"] for doc in stored)
+    wanted = {"$or": [{"bk_inst_name": names[i % len(names)]} for i in range(many)]}
+    assert await selected(db, wanted, stored) == expected(stored, wanted)
+    # $nin of one value each: Not(Test) is two nodes, so half as many fit the node limit.
+    kept = {"$and": [{"bk_inst_name": {"$ne": f"absent-{i}"}} for i in range(many // 2)]}
+    assert await selected(db, kept, stored) == expected(stored, kept)
+
+
+async def test_a_querybuilder_filter_of_thousands_of_rules_answers(client, db):
+    """upstream sets no limit on AND rules: 3,000 of them answer like 3 (they once answered
+    1199999, SQLite's expression tree too deep)."""
+    await store(db, "bk_switch_belong_host", (11, 21), (13, 22))
+    rules = [
+        {"field": "bk_asst_inst_id", "operator": "not_equal", "value": 10_000 + i}
+        for i in range(3000)
+    ]
+    conditions_ = {
+        "condition": "AND",
+        "rules": [*rules, {"field": "bk_inst_id", "operator": "equal", "value": 13}],
+    }
+    for path, body, field, value in [
+        (
+            "/api/v3/search/instance_associations/object/bk_switch",
+            {"conditions": conditions_, "fields": ["bk_inst_id"], "page": {"limit": 10}},
+            "info",
+            [{"bk_inst_id": 13}],
+        ),
+        (
+            "/api/v3/count/instance_associations/object/bk_switch",
+            {"conditions": conditions_},
+            "count",
+            1,
+        ),
+    ]:
+        reply = (await client.post(path, json=body, headers=demo_headers())).json()
+        assert (reply["bk_error_code"], reply["data"][field]) == (0, value), reply

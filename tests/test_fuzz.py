@@ -612,6 +612,51 @@ REST_BASES["search_inst"] = {
     "fields": {"bk_switch": ["bk_inst_id", "bk_inst_name"]},
     "page": {"start": 0, "limit": 10, "sort": "bk_inst_id"},
 }
+REST_BASES["create_object_association"] = {
+    "bk_obj_id": "bk_router",
+    "bk_asst_obj_id": "host",
+    "bk_asst_id": "connect",
+    "bk_obj_asst_id": "bk_router_connect_host",
+    "bk_obj_asst_name": "uplink",
+    "mapping": "1:n",
+    "on_delete": "none",
+}
+REST_BASES["add_object_association"] = REST_BASES["create_object_association"]
+# The demo's own model association (not a preset); deleting it is refused while it is used.
+REST_BASES["update_object_association"] = {"id": 5, "bk_obj_asst_name": "rack"}
+REST_BASES["delete_object_association"] = {"id": 6}
+REST_BASES["create_association_type"] = {
+    "bk_asst_id": "backup",
+    "bk_asst_name": "备份",
+    "src_des": "备份到",
+    "dest_des": "备份自",
+    "direction": "src_to_dest",
+}
+REST_BASES["update_association_type"] = {"id": 1, "bk_asst_name": "属于", "direction": "none"}
+REST_BASES["delete_association_type"] = {"id": 987654}
+REST_BASES["find_instassociation_with_inst"] = {
+    "bk_obj_id": "bk_switch",
+    "condition": {
+        "asst_filter": {
+            "condition": "AND",
+            "rules": [{"field": "bk_inst_id", "operator": "in", "value": [11, 13]}],
+        },
+        "src_fields": ["bk_inst_id", "bk_inst_name"],
+        "src_detail": True,
+        "dst_detail": True,
+    },
+    "page": {"start": 0, "limit": 10, "sort": "-bk_asst_inst_id"},
+}
+REST_BASES["search_inst_association_topo"] = {"bk_obj_id": "bk_switch", "bk_inst_id": 11}
+REST_BASES["search_inst_asst_object_inst_base_info"] = {
+    "condition": {
+        "bk_obj_id": "bk_switch",
+        "bk_inst_id": 11,
+        "association_obj_id": "host",
+        "is_target_object": False,
+    },
+    "page": {"start": 0, "limit": 10, "sort": "bk_asst_inst_id"},
+}
 CONDITION_SHAPES = (
     lambda n: {"bk_inst_id": n},
     lambda n: {"bk_inst_id": {"$in": [n]}},
@@ -1176,7 +1221,7 @@ def fuzz_graphql_generated(fuzzer: Fuzzer) -> None:
 
 
 INTROSPECTION = "query { __schema { queryType { name } mutationType { name } types { name } } }"
-GRAPHQL_ROOT_FIELDS = 12  # as schema.graphql has them
+GRAPHQL_ROOT_FIELDS = 17  # as schema.graphql has them
 
 
 def test_graphql_fuzz(database_url, tmp_path):

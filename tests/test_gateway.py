@@ -199,3 +199,33 @@ def test_a_real_server_reads_the_key_from_a_file_and_answers_the_gateway(databas
             1199998,
             "crypto/rsa: verification error",
         )
+
+
+async def test_the_document_describes_the_gateways_envelope(gateway, db):
+    """Success, failure and denial through the gateway each match the OpenAPI document's
+    answer for the native route; the same replies in the native envelope would not pass for
+    the gateway's."""
+    from cmdbgraph.services import accounts
+    from tests.test_openapi import CONTRACT
+
+    await accounts.create_user(db, "gw_doc_no_grant")
+    replies = [
+        await gateway.post(FIND, json=BODY, headers={"X-Bkapi-JWT": token()}),
+        await gateway.post(FIND, json={"condition": {}}, headers={"X-Bkapi-JWT": token()}),
+        await gateway.post(
+            "/api/v3/createmany/instassociation",
+            json=rest_body("bk_switch", "host", "bk_switch_belong_host", [(11, 21)]),
+            headers={"X-Bkapi-JWT": token(user={"username": "gw_doc_no_grant"})},
+        ),
+    ]
+    assert [r.json()["code"] for r in replies] == [0, 1199010, 9900403]
+    for response in replies:
+        CONTRACT.check_response(response)
+    # A gateway reply with a native key in it is not what the document allows.
+    mixed = httpx.Response(
+        200,
+        json={**replies[0].json(), "bk_error_code": 0},
+        request=replies[0].request,
+    )
+    with pytest.raises(AssertionError):
+        CONTRACT.check_response(mixed)

@@ -20,8 +20,10 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
+from sqlalchemy import select
 
 from cmdbgraph.app import create_app
+from cmdbgraph.db.tables import association_kinds, model_associations
 from cmdbgraph.http.api_docs import DOCS_PATH
 from cmdbgraph.rest import catalog as rest_catalog
 from cmdbgraph.rest.declarations import CALLS
@@ -227,6 +229,9 @@ class World:
 
     belong: list[int]  # bk_switch 11 -> host 21, 13 -> 22, 14 -> 23
     spare: list[int]  # bk_router 31 -> bk_firewall 41, 32 -> 42
+    # The catalog's ids: model associations by bk_obj_asst_id, kinds by bk_asst_id.
+    model_associations: dict[str, int] = field(default_factory=dict)
+    kinds: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -720,6 +725,119 @@ def count_associations_cases(w: World) -> list[Case]:
     ]
 
 
+_BELONG_RULES = {
+    "condition": "AND",
+    "rules": [{"field": "bk_obj_asst_id", "operator": "equal", "value": "bk_switch_belong_host"}],
+}
+
+
+def with_inst_cases(w: World) -> list[Case]:
+    valid = {
+        "bk_obj_id": "bk_switch",
+        "condition": {
+            "asst_filter": _BELONG_RULES,
+            "src_detail": True,
+            "dst_detail": True,
+            "dst_fields": ["bk_host_innerip"],
+        },
+        "page": {"limit": 10, "sort": "-bk_asst_inst_id"},
+    }
+    return [
+        *common_cases(valid),
+        Case("found", valid),
+        Case("no details", {**valid, "condition": {"asst_filter": _BELONG_RULES}}),
+        Case("nothing found", {**valid, "bk_obj_id": "bk_router"}),
+        Case("negative limit", {**valid, "page": {"limit": -200}}),
+        Case("no filter", {**valid, "condition": {}}, 1199011, conforms=False),
+        Case(
+            "a rule refused, en",
+            {**valid, "condition": {"asst_filter": {"condition": "XOR", "rules": [{}]}}},
+            1199000,
+            headers=EN,
+        ),
+        Case(
+            "filter not an object",
+            {**valid, "condition": {"asst_filter": "x"}},
+            1199000,
+            conforms=False,
+        ),
+        Case("page over 200", {**valid, "page": {"limit": 201}}, 1199059, conforms=False),
+        Case("page of 0", {**valid, "page": {"limit": 0}}, 1199010, conforms=False),
+        Case("unknown model", {**valid, "bk_obj_id": "no_such_model"}, 1199998),
+        Case(
+            "negative start", {**valid, "page": {"limit": 1, "start": -1}}, 1199998, conforms=False
+        ),
+        Case(
+            "too many rules",
+            {
+                **valid,
+                "condition": {
+                    "asst_filter": {"condition": "OR", "rules": _BELONG_RULES["rules"] * 501}
+                },
+            },
+            1199035,
+        ),
+    ]
+
+
+def topology_cases(w: World) -> list[Case]:
+    valid = {"bk_obj_id": "bk_switch", "bk_inst_id": 11}
+    not_an_id = {"esb": 1199000, "native": 1199998}
+    return [
+        *common_cases(valid),
+        Case("found", valid),
+        Case("no children", {"bk_obj_id": "host", "bk_inst_id": 21}),
+        Case("unknown model", {"bk_obj_id": "no_such_model", "bk_inst_id": 11}, 1199011),
+        Case("instance of another model", {"bk_obj_id": "host", "bk_inst_id": 11}, 1199011),
+        Case("id 0", {"bk_obj_id": "bk_switch", "bk_inst_id": 0}, 1199011, conforms=False),
+        Case("id beyond int64", {**valid, "bk_inst_id": 2**63}, not_an_id, conforms=False),
+        Case("id not a number", {**valid, "bk_inst_id": "abc"}, not_an_id, conforms=False),
+    ]
+
+
+def base_info_cases(w: World) -> list[Case]:
+    condition = {"bk_obj_id": "bk_switch", "bk_inst_id": 11, "association_obj_id": "host"}
+    valid = {"condition": condition, "page": {"start": 0, "limit": 10}}
+    return [
+        *common_cases(valid),
+        Case("found", valid),
+        Case(
+            "as target",
+            {
+                "condition": {
+                    "bk_obj_id": "host",
+                    "bk_inst_id": 21,
+                    "association_obj_id": "bk_switch",
+                    "is_target_object": True,
+                }
+            },
+        ),
+        Case("nothing", {"condition": {**condition, "association_obj_id": "bk_router"}}),
+        Case("every one", {**valid, "page": {"limit": 999_999_999}}),
+        Case(
+            "no bk_obj_id", {"condition": {**condition, "bk_obj_id": ""}}, 1199010, conforms=False
+        ),
+        Case(
+            "no bk_inst_id", {"condition": {**condition, "bk_inst_id": 0}}, 1199010, conforms=False
+        ),
+        Case(
+            "no association_obj_id, en",
+            {"condition": {**condition, "association_obj_id": ""}},
+            1199010,
+            headers=EN,
+            conforms=False,
+        ),
+        Case("page over 1000", {**valid, "page": {"limit": 1001}}, 1199059, conforms=False),
+        Case("negative start", {**valid, "page": {"start": -1}}, 1199002, conforms=False),
+        Case(
+            "bk_inst_id a string",
+            {"condition": {**condition, "bk_inst_id": "11"}},
+            1199000,
+            conforms=False,
+        ),
+    ]
+
+
 def association_type_cases(w: World) -> list[Case]:
     valid = {"condition": {"bk_asst_id": {"$in": ["belong", "connect"]}}, "page": {"limit": 10}}
     return [
@@ -729,6 +847,133 @@ def association_type_cases(w: World) -> list[Case]:
         Case("in English", {"condition": {"ispre": True}}, headers=EN),
         Case("condition a list", {"condition": [1]}, 1199006, conforms=False),
         Case("unknown operator", {"condition": {"id": {"$foo": 1}}}, 1199998),
+    ]
+
+
+NEW_MODEL_ASSOCIATION = {
+    "bk_obj_id": "bk_router",
+    "bk_asst_obj_id": "host",
+    "bk_asst_id": "connect",
+    "bk_obj_asst_id": "bk_router_connect_host",
+    "mapping": "1:n",
+}
+
+
+def create_object_association_cases(w: World) -> list[Case]:
+    other = {
+        **NEW_MODEL_ASSOCIATION,
+        "bk_obj_asst_id": "bk_router_belong_host",
+        "bk_asst_id": "belong",
+    }
+    return [
+        *common_cases(NEW_MODEL_ASSOCIATION, other, bad_body=1199011),
+        Case("created", NEW_MODEL_ASSOCIATION),
+        Case("created again", NEW_MODEL_ASSOCIATION, 1101038),
+        Case(
+            "no grant",
+            {**NEW_MODEL_ASSOCIATION, "bk_asst_id": "run"},
+            9900403,
+            credentials="no_grant",
+        ),
+        Case("mainline", {**NEW_MODEL_ASSOCIATION, "bk_asst_id": "bk_mainline"}, 1101082),
+        Case("no target", {**NEW_MODEL_ASSOCIATION, "bk_asst_obj_id": ""}, 1101045, conforms=False),
+        Case(
+            "unknown model",
+            {**NEW_MODEL_ASSOCIATION, "bk_obj_id": "nope", "bk_asst_id": "run"},
+            1199011,
+        ),
+        Case(
+            "no id",
+            {**NEW_MODEL_ASSOCIATION, "bk_asst_id": "run", "bk_obj_asst_id": ""},
+            1199010,
+            conforms=False,
+        ),
+        Case("mapping a number", {**NEW_MODEL_ASSOCIATION, "mapping": 1}, 1199011, conforms=False),
+    ]
+
+
+def update_object_association_cases(w: World) -> list[Case]:
+    belong = w.model_associations["bk_switch_belong_host"]
+    preset = w.model_associations["bk_switch_connect_host"]
+    valid = {"id": belong, "bk_obj_asst_name": "rack"}
+    return [
+        *common_cases(valid),
+        Case("renamed", valid),
+        Case("nothing to change", {"id": belong}),
+        Case("a field it cannot change", {**valid, "mapping": "1:1"}, 1101047),
+        Case("not there", {"id": 987654, "bk_obj_asst_name": "x"}, 1101046),
+        Case("a preset", {"id": preset, "bk_obj_asst_name": "x"}, 1101054),
+        Case("no grant", valid, 9900403, credentials="no_grant"),
+        Case("name a number", {"id": belong, "bk_obj_asst_name": 5}, 1199006, conforms=False),
+        Case("id not a number", {"id": "abc"}, {"esb": 1199000, "native": 1199011}, conforms=False),
+        Case("id beyond int64", {"id": 2**63}, {"esb": 1199000, "native": 1199011}, conforms=False),
+    ]
+
+
+def delete_object_association_cases(w: World) -> list[Case]:
+    spare = w.model_associations["bk_router_default_bk_firewall"]
+    return [
+        *common_cases({"id": 987654}),
+        Case("not there", {"id": 987654}),
+        Case("in use", {"id": spare}, 1101043),
+        Case("no grant", {"id": spare}, 9900403, credentials="no_grant"),
+        Case("mainline", {"id": w.model_associations["host_bk_mainline_module"]}, 1101082),
+        Case("a preset", {"id": w.model_associations["bk_switch_connect_host"]}, 1101055),
+        Case("id 0", {"id": 0}, 1101041, conforms=False),
+        Case("id not a number", {"id": "abc"}, {"esb": 1199000, "native": 1101041}, conforms=False),
+    ]
+
+
+NEW_KIND = {
+    "bk_asst_id": "backup",
+    "bk_asst_name": "备份",
+    "src_des": "备份到",
+    "dest_des": "备份自",
+}
+
+
+def create_association_type_cases(w: World) -> list[Case]:
+    return [
+        *common_cases(NEW_KIND, {**NEW_KIND, "bk_asst_id": "mirror"}, bad_body=1199006),
+        Case("created", NEW_KIND),
+        Case("taken", NEW_KIND, 1199014),
+        Case("no grant", {**NEW_KIND, "bk_asst_id": "other"}, 9900403, credentials="no_grant"),
+        Case("not an id", {**NEW_KIND, "bk_asst_id": "1x"}, 1199011, conforms=False),
+        Case("too long", {**NEW_KIND, "bk_asst_id": "k" * 129}, 1199073, conforms=False),
+        Case(
+            "unknown direction",
+            {**NEW_KIND, "bk_asst_id": "y", "direction": "up"},
+            1199011,
+            conforms=False,
+        ),
+    ]
+
+
+def update_association_type_cases(w: World) -> list[Case]:
+    valid = {"id": w.kinds["run"], "bk_asst_name": "运行", "direction": "src_to_dest"}
+    return [
+        *common_cases(valid, bad_body=1199006),
+        Case("updated", valid),
+        Case("not there", {**valid, "id": 987654}),
+        Case("no grant", valid, 9900403, credentials="no_grant"),
+        Case("unknown direction", {**valid, "direction": "up"}, 1199011, conforms=False),
+        Case("name too long", {**valid, "bk_asst_name": "n" * 129}, 1199073, conforms=False),
+        Case(
+            "id not a number",
+            {**valid, "id": "abc"},
+            {"esb": 1199006, "native": 1199006},
+            conforms=False,
+        ),
+    ]
+
+
+def delete_association_type_cases(w: World) -> list[Case]:
+    return [
+        *common_cases({"id": 987654}),
+        Case("not there", {"id": 987654}),
+        Case("a preset", {"id": w.kinds["belong"]}, 1101051),
+        Case("no grant", {"id": w.kinds["belong"]}, 9900403, credentials="no_grant"),
+        Case("id not a number", {"id": "abc"}, {"esb": 1199000, "native": 1199006}, conforms=False),
     ]
 
 
@@ -745,7 +990,16 @@ CASES: dict[str, Callable[[World], list[Case]]] = {
     "search_inst": search_inst_cases,
     "search_instance_associations": search_associations_cases,
     "count_instance_associations": count_associations_cases,
+    "find_instassociation_with_inst": with_inst_cases,
+    "search_inst_association_topo": topology_cases,
+    "search_inst_asst_object_inst_base_info": base_info_cases,
     "search_association_type": association_type_cases,
+    "create_object_association": create_object_association_cases,
+    "update_object_association": update_object_association_cases,
+    "delete_object_association": delete_object_association_cases,
+    "create_association_type": create_association_type_cases,
+    "update_association_type": update_association_type_cases,
+    "delete_association_type": delete_association_type_cases,
 }
 
 # Every route: (ESB name, call, envelope, method, path template).
@@ -790,14 +1044,29 @@ async def world(db) -> World:
             *DEFAULT, details=[associations.Detail(31, 41), associations.Detail(32, 42)]
         ),
     )
+    async with db.read() as conn:
+        model_ids = dict(
+            (
+                await conn.execute(
+                    select(model_associations.c.bk_obj_asst_id, model_associations.c.id)
+                )
+            ).all()
+        )
+        kind_ids = dict(
+            (
+                await conn.execute(select(association_kinds.c.bk_asst_id, association_kinds.c.id))
+            ).all()
+        )
     return World(
         belong=[i.association.id for i in belong.items],
         spare=[i.association.id for i in spare.items],
+        model_associations=model_ids,
+        kinds=kind_ids,
     )
 
 
 # Path parameters of the requests whose body is not an object.
-PATH_DEFAULTS = {"bk_obj_id": "bk_switch", "id": 1, "bk_supplier_account": "0"}
+PATH_DEFAULTS = {"bk_obj_id": "bk_switch", "id": 1, "bk_supplier_account": "0", "bk_inst_id": 11}
 
 
 def _request(case: Case, envelope: str, template: str) -> tuple[str, Any, dict]:

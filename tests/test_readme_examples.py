@@ -65,14 +65,19 @@ def test_the_readme_examples_answer_what_the_readme_shows(demo_server):
     # left behind.
     for curl, expected in other_curls(found):
         words = shlex.split(curl)
-        url = words[words.index("-s") + 1].replace("http://127.0.0.1:8000", demo_server)
+        url = next(w for w in words if w.startswith("http://")).replace(
+            "http://127.0.0.1:8000", demo_server
+        )
         headers = dict(
             word.split(": ", 1)
             for flag, word in zip(words, words[1:], strict=False)
             if flag == "-H"
         )
-        body = words[words.index("-d") + 1]
-        reply = httpx.post(url, content=body.encode(), headers=headers, timeout=30).json()
+        body = words[words.index("-d") + 1] if "-d" in words else ""
+        method = words[words.index("-X") + 1] if "-X" in words else "POST"
+        reply = httpx.request(
+            method, url, content=body.encode(), headers=headers, timeout=30
+        ).json()
         if "request_id" in reply:
             reply = without_request_id(reply)
         assert reply == shown(expected), json.dumps(reply, ensure_ascii=False)

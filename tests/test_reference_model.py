@@ -40,6 +40,7 @@ from cmdbgraph.services.catalog import (
 )
 from cmdbgraph.services.errors import ErrorCode
 from cmdbgraph.services.instances import NewInstance, create_instances
+from cmdbgraph.services.kinds import NewKind, create_kind
 from cmdbgraph.settings import Settings
 from tests.support import upstream
 from tests.support.reference import ModelAsst, Reference, expected_messages
@@ -212,27 +213,34 @@ async def _create_catalog(db: Database) -> Catalog:
         await create_model(db, CALLER, NewModel(bk_obj_id, f"reference model {model}"))
     slots: list[dict[str, ModelAsst]] = []
     kinds: dict[str, str] = {}
+    made_kinds: set[str] = set()
     for src, kind, dest, fixed in ASSOCIATIONS:
         slot = {}
         for mapping in [fixed] if fixed else MAPPINGS:
             # One model association per mapping of a drawn slot, with ids told apart.
             tag = "" if fixed else {"1:1": "_one", "1:n": "_many", "n:n": "_free"}[mapping]
+            # Two models are associated once per kind (upstream's 1101038): each mapping of a
+            # slot has a kind of its own.
+            slot_kind = f"{kind}{tag}"
+            if tag and slot_kind not in made_kinds:
+                await create_kind(db, CALLER, NewKind(slot_kind, slot_kind))
+                made_kinds.add(slot_kind)
             created = await create_model_association(
                 db,
                 CALLER,
                 NewModelAssociation(
                     bk_obj_id=model_ids[src],
                     bk_asst_obj_id=model_ids[dest],
-                    bk_asst_id=kind,
+                    bk_asst_id=slot_kind,
                     mapping=mapping,
-                    bk_obj_asst_id=f"{model_ids[src]}_{kind}{tag}_{model_ids[dest]}",
+                    bk_obj_asst_id=f"{model_ids[src]}_{slot_kind}_{model_ids[dest]}",
                 ),
             )
             assert created.mapping == mapping
             slot[mapping] = ModelAsst(
                 created.bk_obj_asst_id, created.bk_obj_id, created.bk_asst_obj_id, mapping
             )
-            kinds[created.bk_obj_asst_id] = kind
+            kinds[created.bk_obj_asst_id] = slot_kind
         slots.append(slot)
     instance_ids: dict[tuple[str, int], int] = {}
     instances = dict(DEMO_INSTANCES)

@@ -133,3 +133,61 @@ def test_sdk_searches_and_counts_instance_associations(demo_server):
         1199006,
         "'page.limit' data parameter verification does not pass",
     )
+
+
+def test_sdk_reads_across_associations(demo_server):
+    """find_instassociation_with_inst, search_inst_association_topo and
+    search_inst_asst_object_inst_base_info as the SDK sends them."""
+    client = _client(demo_server, language="en")
+    created = client.cc.add_instance_association(
+        {"bk_obj_asst_id": "bk_switch_connect_host", "bk_inst_id": 14, "bk_asst_inst_id": 21}
+    )["data"]["id"]
+    with_inst = client.cc.find_instassociation_with_inst(
+        {
+            "bk_obj_id": "bk_switch",
+            "condition": {
+                "asst_filter": {
+                    "condition": "AND",
+                    "rules": [{"field": "bk_inst_id", "operator": "equal", "value": 14}],
+                },
+                "asst_fields": ["id", "bk_asst_inst_id"],
+                "dst_fields": ["bk_host_innerip"],
+                "dst_detail": True,
+            },
+            "page": {"start": 0, "limit": 20},
+        }
+    )
+    assert (with_inst["result"], with_inst["code"]) == (True, 0)
+    assert with_inst["data"] == {
+        "association": [{"id": created, "bk_asst_inst_id": 21}],
+        "src": None,
+        "dst": [{"bk_host_innerip": "10.0.0.1"}],
+    }
+    topology = client.cc.search_inst_association_topo({"bk_obj_id": "bk_switch", "bk_inst_id": 14})
+    assert [
+        (group["bk_obj_id"], group["count"], [(c["id"], c["asso_id"]) for c in group["children"]])
+        for group in topology["data"]
+    ] == [("host", 1, [("21", created)])]
+    base_info = client.cc.search_inst_asst_object_inst_base_info(
+        {
+            "condition": {
+                "bk_obj_id": "host",
+                "bk_inst_id": 21,
+                "association_obj_id": "bk_switch",
+                "is_target_object": True,
+            },
+            "page": {"start": 0, "limit": 10},
+        }
+    )
+    assert base_info["data"] == {"count": 1, "info": [{"bk_inst_id": 14, "bk_inst_name": "sw-03"}]}
+    refused = client.cc.search_inst_association_topo({"bk_obj_id": "host", "bk_inst_id": 14})
+    assert (refused["code"], refused["message"]) == (
+        1199011,
+        "'bk_host_id' the parameter is invalid or does not exist",
+    )
+    assert refused["data"] is None
+    refused = client.cc.find_instassociation_with_inst({"bk_obj_id": "bk_switch"})
+    assert (refused["code"], refused["message"]) == (
+        1199011,
+        "'condition.asst_filter' the parameter is invalid or does not exist",
+    )

@@ -58,6 +58,13 @@ NATIVE = {
     "search_inst_by_object@owner": ("POST", "/api/v3/inst/search/0/{bk_obj_id}"),
     "search_inst_by_object@gateway": ("POST", "/api/v3/inst/search/owner/0/object/{bk_obj_id}"),
     "search_inst": ("POST", "/api/v3/find/instassociation/object/{bk_obj_id}"),
+    "create_object_association": ("POST", "/api/v3/create/objectassociation"),
+    "update_object_association": ("PUT", "/api/v3/update/objectassociation/{id}"),
+    "delete_object_association": ("DELETE", "/api/v3/delete/objectassociation/{id}"),
+    "create_association_type": ("POST", "/api/v3/create/associationtype"),
+    "update_association_type": ("PUT", "/api/v3/update/associationtype/{id}"),
+    "delete_association_type": ("DELETE", "/api/v3/delete/associationtype/{id}"),
+    "search_association_type": ("POST", "/api/v3/find/associationtype"),
 }
 ESB_ALIASES: dict[str, str] = {}
 ROUTES = ["esb", "native"]
@@ -640,9 +647,11 @@ async def test_deletes_need_a_grant(client, db, stored, route, name, language):
         for action in reply.permission["actions"]
         for (instance,) in action["related_resource_types"][0]["instances"]
     ]
+    # Type names in the caller's language: upstream's English ones are the model's id and Host.
+    switch, host = ("bk_switch", "Host") if language == "en" else ("交换机", "主机")
     assert sorted(named) == sorted(
-        [("交换机", str(i), DEMO_NAMES[i]) for i in denied[0]]
-        + [("主机", str(i), DEMO_NAMES[i]) for i in denied[1]]
+        [(switch, str(i), DEMO_NAMES[i]) for i in denied[0]]
+        + [(host, str(i), DEMO_NAMES[i]) for i in denied[1]]
     )
     assert await row_counts(db) == before
     assert await stored_ids(db) == ids_before
@@ -957,6 +966,20 @@ async def test_search_objects(client, route):
         "bk_switch",
         "交换机",
         True,
+    )
+
+    # Built-in models carry upstream's names for them in the caller's language; the condition
+    # still matches the stored name.
+    english = await call(client, "search_objects", route, {"bk_obj_name": "交换机"}, language="en")
+    assert [(m["bk_obj_id"], m["bk_obj_name"]) for m in english.data] == [("bk_switch", "Switch")]
+    names = {
+        m["bk_obj_id"]: m["bk_obj_name"]
+        for m in (await call(client, "search_objects", route, {}, language="en")).data
+    }
+    assert (names["host"], names["plat"], names["bk_load_balance"]) == (
+        "Host",
+        "Plat",
+        "Load Balance",
     )
 
     host_class = await call(
@@ -1507,3 +1530,31 @@ async def test_no_body_reads_as_every_field_zero(client, language):
     response = await client.post("/api/v3/createmany/instassociation", headers=headers)
     reply = response.json()
     assert (response.status_code, reply["bk_error_code"]) == (200, 1199011), reply
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_a_conditions_account_is_the_callers_on_every_read(client, db, stored, route):
+    """Upstream's reads put the caller's account in place of the condition's
+    ``bk_supplier_account`` (SetQueryOwner): another account in it filters nothing."""
+    found = await call(
+        client,
+        "find_instance_association",
+        route,
+        {
+            "bk_obj_id": "bk_switch",
+            "condition": {"bk_obj_asst_id": BELONG, "bk_supplier_account": "someone-else"},
+        },
+    )
+    assert sorted(a["id"] for a in found.data) == sorted(stored[BELONG])
+    instances = await call(
+        client,
+        "search_inst_by_object",
+        route,
+        {
+            "bk_obj_id": "bk_switch",
+            "condition": {"bk_inst_name": "sw-01", "bk_supplier_account": "someone-else"},
+            "page": {"limit": 10},
+        },
+        path={"bk_obj_id": "bk_switch"},
+    )
+    assert [i["bk_inst_name"] for i in instances.data["info"]] == ["sw-01"]

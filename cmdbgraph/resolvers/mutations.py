@@ -10,27 +10,44 @@ import strawberry
 from cmdbgraph.schema.context import Info
 from cmdbgraph.schema.inputs import (
     BatchCreateInstAssociationsInput,
+    CreateAssociationKindInput,
     CreateInstancesInput,
     CreateModelAssociationInput,
     CreateModelInput,
     DeleteInstAssociationsInput,
+    UpdateAssociationKindInput,
+    UpdateModelAssociationInput,
 )
 from cmdbgraph.schema.payloads import (
     BatchCreateInstAssociationsPayload,
     BatchCreateInstAssociationsResult,
     BatchItemResult,
+    CreateAssociationKindResult,
     CreateInstancesPayload,
     CreateInstancesResult,
     CreateModelAssociationResult,
     CreateModelResult,
+    DeleteAssociationKindPayload,
+    DeleteAssociationKindResult,
     DeleteInstAssociationsPayload,
     DeleteInstAssociationsResult,
+    DeleteModelAssociationPayload,
+    DeleteModelAssociationResult,
     ItemError,
+    UpdateAssociationKindPayload,
+    UpdateAssociationKindResult,
+    UpdateModelAssociationResult,
     failure,
 )
-from cmdbgraph.schema.scalars import JSON
-from cmdbgraph.schema.types import Instance, InstAssociation, Model, ModelAssociation
-from cmdbgraph.services import associations, catalog, instances
+from cmdbgraph.schema.scalars import JSON, BigInt
+from cmdbgraph.schema.types import (
+    AssociationKind,
+    Instance,
+    InstAssociation,
+    Model,
+    ModelAssociation,
+)
+from cmdbgraph.services import associations, catalog, instances, kinds
 from cmdbgraph.services.errors import CmdbError, parameter_invalid, render
 
 
@@ -157,6 +174,91 @@ class CatalogMutations:
         except CmdbError as error:
             return failure(error, context)
         return ModelAssociation.from_record(created)
+
+    @strawberry.mutation(
+        description="Rename a model association (its name is the one field that changes)."
+    )
+    async def update_model_association(
+        self, info: Info, input: UpdateModelAssociationInput
+    ) -> UpdateModelAssociationResult:
+        context = info.context
+        try:
+            updated = await catalog.update_model_association(
+                context.db, context.caller, input.id, input.bk_obj_asst_name
+            )
+        except CmdbError as error:
+            return failure(error, context)
+        return ModelAssociation.from_record(updated)
+
+    @strawberry.mutation(
+        description="Delete a model association that no instance association uses."
+    )
+    async def delete_model_association(
+        self, info: Info, id: BigInt
+    ) -> DeleteModelAssociationResult:
+        context = info.context
+        try:
+            deleted = await catalog.delete_model_association(context.db, context.caller, id)
+        except CmdbError as error:
+            return failure(error, context)
+        return DeleteModelAssociationPayload(
+            deleted=None if deleted is None else ModelAssociation.from_record(deleted)
+        )
+
+    @strawberry.mutation(description="Create an association kind.")
+    async def create_association_kind(
+        self, info: Info, input: CreateAssociationKindInput
+    ) -> CreateAssociationKindResult:
+        context = info.context
+        try:
+            created = await kinds.create_kind(
+                context.db,
+                context.caller,
+                kinds.NewKind(
+                    bk_asst_id=input.bk_asst_id,
+                    bk_asst_name=input.bk_asst_name,
+                    src_des=input.src_des,
+                    dest_des=input.dest_des,
+                    direction=input.direction,
+                ),
+            )
+        except CmdbError as error:
+            return failure(error, context)
+        return AssociationKind.from_record(created)
+
+    @strawberry.mutation(description="Change an association kind's name, words or direction.")
+    async def update_association_kind(
+        self, info: Info, input: UpdateAssociationKindInput
+    ) -> UpdateAssociationKindResult:
+        context = info.context
+        try:
+            updated = await kinds.update_kind(
+                context.db,
+                context.caller,
+                input.id,
+                kinds.KindTexts(
+                    bk_asst_name=input.bk_asst_name,
+                    src_des=input.src_des,
+                    dest_des=input.dest_des,
+                    direction=input.direction,
+                ),
+            )
+        except CmdbError as error:
+            return failure(error, context)
+        return UpdateAssociationKindPayload(
+            kind=None if updated is None else AssociationKind.from_record(updated)
+        )
+
+    @strawberry.mutation(description="Delete an association kind that no model association uses.")
+    async def delete_association_kind(self, info: Info, id: BigInt) -> DeleteAssociationKindResult:
+        context = info.context
+        try:
+            deleted = await kinds.delete_kind(context.db, context.caller, id)
+        except CmdbError as error:
+            return failure(error, context)
+        return DeleteAssociationKindPayload(
+            deleted=None if deleted is None else AssociationKind.from_record(deleted)
+        )
 
 
 @strawberry.type

@@ -21,7 +21,7 @@ from cmdbgraph.schema.types import (
     Model,
     ModelAssociation,
 )
-from cmdbgraph.services import associations, audit, catalog, conditions, instances
+from cmdbgraph.services import associations, audit, catalog, conditions, instances, kinds
 from cmdbgraph.services.errors import ErrorCode, exceeds_limit, verbatim
 from cmdbgraph.services.limits import page_bounds
 
@@ -59,8 +59,8 @@ class CatalogQueries:
 
     @strawberry.field(description="Every association kind.")
     async def association_kinds(self, info: Info) -> list[AssociationKind]:
-        kinds = await catalog.list_association_kinds(info.context.db)
-        return [AssociationKind.from_record(k) for k in kinds]
+        found = await kinds.list_association_kinds(info.context.db)
+        return [AssociationKind.from_record(k) for k in found]
 
     @strawberry.field(description="Model associations, filtered by source, target or kind.")
     async def model_associations(

@@ -299,7 +299,7 @@ def _condition(condition: dict, *, failure: ErrorCode = ErrorCode.UNKNOWN) -> co
     """``condition`` parsed; what cannot run answers ``failure`` with MongoDB's words for it
     (upstream passes them on)."""
     try:
-        return conditions.parse(condition, associations.CONDITION_FIELDS)
+        return conditions.parse(conditions.caller_owned(condition), associations.CONDITION_FIELDS)
     except conditions.ConditionError as error:
         raise verbatim(failure, error.text) from None
 
@@ -476,19 +476,6 @@ def _query_filter(value: object) -> conditions.Node:
         raise CmdbError(ErrorCode.JSON_INVALID) from None
 
 
-def _sort(text: str) -> list[tuple[str, bool]]:
-    """Upstream's sort (``a,-b`` or ``a:1,b:-1``): (field, descending) pairs."""
-    keys = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        name, _, direction = part.partition(":")
-        descending = name.startswith("-") or direction.strip() == "-1"
-        keys.append((name.lstrip("-").strip(), descending))
-    return keys
-
-
 @rest_call(
     "search_instance_associations",
     "POST",
@@ -518,7 +505,7 @@ async def search_instance_associations(
         associations.AssociationFilter(either_obj_id=bk_obj_id, condition=condition),
         offset=max(body.page.start, 0),
         limit=body.page.limit,
-        sort=_sort(body.page.sort),
+        sort=limits.sort_keys(body.page.sort),
     )
     return {"info": [serialize.only(body.fields, serialize.association(a)) for a in found]}
 

@@ -22,7 +22,7 @@ from cmdbgraph.rest.declarations import (
     rest_call,
 )
 from cmdbgraph.rest.endpoint import Call
-from cmdbgraph.services import catalog, conditions, instances, limits
+from cmdbgraph.services import catalog, conditions, instances, kinds, limits
 from cmdbgraph.services.errors import (
     EN,
     CmdbError,
@@ -34,11 +34,6 @@ from cmdbgraph.services.errors import (
 from cmdbgraph.services.instances import SORTABLE_FIELDS
 
 # --- find_object_association --------------------------------------------------------------
-
-
-def _owner_free(condition: dict) -> dict:
-    """Upstream overwrites the condition's ``bk_supplier_account`` with the caller's own."""
-    return {k: v for k, v in condition.items() if k != "bk_supplier_account"}
 
 
 def _mongodb_failure(error: conditions.ConditionError) -> CmdbError:
@@ -100,7 +95,9 @@ async def find_object_association(
     if not condition:
         raise _EMPTY_CONDITION
     try:
-        tree = conditions.parse(_owner_free(condition), catalog.MODEL_ASSOCIATION_CONDITION_FIELDS)
+        tree = conditions.parse(
+            conditions.caller_owned(condition), catalog.MODEL_ASSOCIATION_CONDITION_FIELDS
+        )
     except conditions.ConditionError as error:
         raise _mongodb_failure(error) from None
     found = await catalog.list_model_associations(
@@ -137,12 +134,14 @@ class SearchObjectsBody(RequestModel):
     "operators: see the README's *Conditions*) on the models' fields (`bk_obj_id`, "
     "`bk_obj_name`, `bk_classification_id`, `creator`, `modifier`, `obj_sort_number`, "
     "`ispre`, `bk_ispaused`, `id`, ...); an empty body, every model. A condition that cannot "
-    "run answers upstream's 1199998 or 1102020, the reason in the X-Cmdbgraph-Hint header.",
+    "run answers upstream's 1199998 or 1102020, the reason in the X-Cmdbgraph-Hint header. "
+    "Built-in models (`host`, `bk_switch`, ...) carry upstream's names for them in the "
+    "caller's language.",
     tag="models",
 )
 async def search_objects(call: Call, body: SearchObjectsBody) -> list[serialize.Model]:
     try:
-        tree = conditions.parse(_owner_free(call.raw), catalog.MODEL_CONDITION_FIELDS)
+        tree = conditions.parse(conditions.caller_owned(call.raw), catalog.MODEL_CONDITION_FIELDS)
     except conditions.ConditionError as error:
         if error.parse:
             raise CmdbError(ErrorCode.UNKNOWN, hint=error.text) from None
@@ -159,7 +158,8 @@ async def search_objects(call: Call, body: SearchObjectsBody) -> list[serialize.
             hint=error.text,
         ) from None
     found = await catalog.list_models(call.db, condition=tree)
-    return [serialize.model(m) for m in found]
+    # Built-in models under upstream's names for them in the caller's language.
+    return [serialize.model(catalog.model_in_language(m, call.language)) for m in found]
 
 
 # --- search_inst_by_object and search_inst --------------------------------------------------
@@ -299,7 +299,9 @@ async def search_inst_by_object(call: Call, body: SearchByObjectBody) -> Instanc
     if not bk_obj_id:
         raise parameter_invalid("bk_obj_id")
     try:
-        condition = conditions.parse(body.condition, instances.CONDITION_FIELDS)
+        condition = conditions.parse(
+            conditions.caller_owned(body.condition), instances.CONDITION_FIELDS
+        )
     except conditions.ConditionError as error:
         raise _generic_failure(error) from None
     start, limit = _page(call, body.page)
@@ -407,7 +409,9 @@ async def search_inst(call: Call, body: SearchInstBody) -> SearchInstData:
 class KindPage(RequestModel):
     start: Int64 = Field(0, description="Offset of the first item.")
     limit: Int64 = Field(0, description="Page size; 0 or less: every one (as upstream).")
-    sort: GoStr = ""
+    sort: GoStr = Field(
+        "", description="Upstream's sort: `bk_asst_id`, `-id`, `bk_asst_name:-1,id`, ..."
+    )
 
 
 class SearchAssociationTypeBody(RequestModel):
@@ -431,10 +435,10 @@ class AssociationKindsData(TypedDict):
     "/api/v3/find/associationtype",
     data=AssociationKindsData,
     summary="Find association kinds",
-    description="The association kinds matching `condition`, counted, a page of them in id "
-    "order (all when `page.limit` is 0); preset kinds carry upstream's words in the caller's "
-    "language. A body of the wrong types answers 1199006, a condition that cannot run "
-    "1199998 with MongoDB's words.",
+    description="The association kinds matching `condition`, counted, a page of them in "
+    "`page.sort`'s order, then by id (all when `page.limit` is 0); preset kinds carry "
+    "upstream's words in the caller's language. A body of the wrong types answers 1199006, "
+    "a condition that cannot run 1199998 with MongoDB's words.",
     tag="models",
     bad_body=decoder_words,
 )
@@ -442,16 +446,17 @@ async def search_association_type(
     call: Call, body: SearchAssociationTypeBody
 ) -> AssociationKindsData:
     try:
-        condition = conditions.parse(body.condition, catalog.KIND_CONDITION_FIELDS)
+        condition = conditions.parse(body.condition, kinds.KIND_CONDITION_FIELDS)
     except conditions.ConditionError as error:
         raise verbatim(ErrorCode.UNKNOWN, error.text) from None
     if body.page.start < 0:
         raise parameter_invalid("page.start")
-    found = await catalog.search_association_kinds(
+    found = await kinds.search_association_kinds(
         call.db,
         condition,
         offset=body.page.start,
         limit=body.page.limit if body.page.limit > 0 else None,
+        sort=limits.sort_keys(body.page.sort),
         language=call.language,
     )
     return {

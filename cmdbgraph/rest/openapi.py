@@ -76,21 +76,39 @@ def _error_code_description() -> str:
 _PERMISSION_CODES = [ErrorCode.PERMISSION_DENIED.value, ErrorCode.NO_PERMISSION_LEGACY.value]
 
 
-def _envelope(esb: bool) -> Schema:
-    code_field, message_field = ("code", "message") if esb else ("bk_error_code", "bk_error_msg")
-    properties: Schema = {
-        "result": {"type": "boolean", "description": "true exactly when the code is 0."},
+_ENVELOPE_DESCRIPTIONS = {
+    "esb": "BlueKing's ESB envelope (paths under /api/c/compapi/).",
+    "native": "cmdb api-server's native envelope (paths under /api/v3/).",
+    "gateway": "The envelope of a native route called through the BlueKing API gateway (a "
+    "verified X-Bkapi-JWT): upstream's apiserver renames the native keys, the renamed ones "
+    "first.",
+}
+
+
+def _codes(kind: str) -> tuple[str, str]:
+    return ("bk_error_code", "bk_error_msg") if kind == "native" else ("code", "message")
+
+
+def _envelope(kind: str) -> Schema:
+    """The envelope of a family of routes: ``esb``, ``native`` or ``gateway``."""
+    code_field, message_field = _codes(kind)
+    result: Schema = {
+        "result": {"type": "boolean", "description": "true exactly when the code is 0."}
+    }
+    codes: Schema = {
         code_field: ref("ErrorCode"),
         message_field: {
             "type": "string",
             "description": "'success', or the error message in the caller's language.",
         },
-        "permission": {
-            "anyOf": [ref("Permission"), {"type": "null"}],
-            "description": "What to apply for when the call was refused for lack of permission "
-            "(code 9900403); null otherwise.",
-        },
     }
+    properties: Schema = {**codes, **result} if kind == "gateway" else {**result, **codes}
+    properties["permission"] = {
+        "anyOf": [ref("Permission"), {"type": "null"}],
+        "description": "What to apply for when the call was refused for lack of permission "
+        "(code 9900403); null otherwise.",
+    }
+    esb = kind == "esb"
     if esb:
         properties["request_id"] = {
             "type": "string",
@@ -120,18 +138,14 @@ def _envelope(esb: bool) -> Schema:
                 "else": _obj({"permission": {"type": "null"}}),
             },
         ],
-        "description": (
-            "BlueKing's ESB envelope (paths under /api/c/compapi/)."
-            if esb
-            else "cmdb api-server's native envelope (paths under /api/v3/)."
-        ),
+        "description": _ENVELOPE_DESCRIPTIONS[kind],
     }
 
 
-def _failure(esb: bool) -> Schema:
-    code_field = "code" if esb else "bk_error_code"
+def _failure(kind: str) -> Schema:
+    code_field, _ = _codes(kind)
     return {
-        "allOf": [ref("EsbEnvelope" if esb else "NativeEnvelope")],
+        "allOf": [ref(f"{kind.capitalize()}Envelope")],
         **_obj({"result": {"const": False}, code_field: {"not": {"const": 0}}}),
         "description": "A failed call: result false, data null.",
     }
@@ -216,10 +230,8 @@ def _shared_schemas() -> dict[str, Schema]:
             "enum": [code.value for code in ErrorCode],
             "description": _error_code_description(),
         },
-        "EsbEnvelope": _envelope(esb=True),
-        "NativeEnvelope": _envelope(esb=False),
-        "EsbFailure": _failure(esb=True),
-        "NativeFailure": _failure(esb=False),
+        **{f"{kind.capitalize()}Envelope": _envelope(kind) for kind in _ENVELOPE_DESCRIPTIONS},
+        **{f"{kind.capitalize()}Failure": _failure(kind) for kind in _ENVELOPE_DESCRIPTIONS},
         "Permission": _PERMISSION,
         "PermissionAction": _PERMISSION_ACTION,
         "RelatedResourceType": _RELATED_RESOURCE_TYPE,
@@ -445,16 +457,23 @@ def _response(description: str, schema: Schema, *, hint: bool = False) -> Schema
 
 def _operation(call: RestCall, name: str, esb: bool, path: str, body: Schema) -> Schema:
     path_params = re.findall(r"{(\w+)}", path)
-    envelope = "EsbEnvelope" if esb else "NativeEnvelope"
-    failure = ref("EsbFailure" if esb else "NativeFailure")
     data_name = f"{_camel(call.name)}Data"
-    success = {
-        "allOf": [ref(envelope)],
-        "if": _obj({"result": {"const": True}}),
-        "then": _obj({"data": ref(data_name)}),
-        "description": f"The {'ESB' if esb else 'native'} envelope; `data` is "
-        f"{data_name} on success, null on failure.",
-    }
+
+    def success_in(kind: str) -> Schema:
+        return {
+            "allOf": [ref(f"{kind.capitalize()}Envelope")],
+            "if": _obj({"result": {"const": True}}),
+            "then": _obj({"data": ref(data_name)}),
+            "description": f"The {kind} envelope; `data` is {data_name} on success, null on "
+            "failure.",
+        }
+
+    if esb:
+        success, failure = success_in("esb"), ref("EsbFailure")
+    else:
+        # A native route answers in the gateway's envelope when the gateway calls it.
+        success = {"oneOf": [success_in("native"), success_in("gateway")]}
+        failure = {"oneOf": [ref("NativeFailure"), ref("GatewayFailure")]}
     parameters: list[Schema] = []
     for param in path_params:
         field = body["properties"][param]

@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
 from cmdbgraph.db.tables import INT64_MAX, INT64_MIN
-from cmdbgraph.services import records
+from cmdbgraph.services import records, related
 
 Id = Annotated[int, Field(ge=1, le=INT64_MAX, json_schema_extra={"format": "int64"})]
 Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX, json_schema_extra={"format": "int64"})]
@@ -129,6 +129,44 @@ class Instance(TypedDict, total=False):
     bk_updated_at: Time
 
 
+@with_config(ConfigDict(extra="forbid"))
+class InstTopoNode(TypedDict):
+    """An instance in upstream's association topology (metadata.InstNameAsst), its keys in
+    upstream's order."""
+
+    id: Annotated[str, Field(description="The instance id, as a string.", examples=["22"])]
+    bk_obj_id: Annotated[str, Field(examples=["host"])]
+    bk_obj_icon: Annotated[str, Field(examples=["icon-cc-host"])]
+    bk_inst_id: Id
+    bk_obj_name: Annotated[str, Field(examples=["主机"])]
+    bk_inst_name: Annotated[str, Field(examples=["10.0.0.2"])]
+    asso_id: Annotated[Id, Field(description="The instance association leading to it.")]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class InstTopo(TypedDict):
+    """A model in upstream's association topology (metadata.CommonInstTopo): the model's
+    fields in InstNameAsst's keys (the instance's left empty), then its instances."""
+
+    id: Annotated[str, Field(json_schema_extra={"const": ""})]
+    bk_obj_id: Annotated[str, Field(examples=["host"])]
+    bk_obj_icon: Annotated[str, Field(examples=["icon-cc-host"])]
+    bk_inst_id: Annotated[int, Field(json_schema_extra={"const": 0})]
+    bk_obj_name: Annotated[str, Field(examples=["主机"])]
+    bk_inst_name: Annotated[str, Field(json_schema_extra={"const": ""})]
+    asso_id: Annotated[int, Field(json_schema_extra={"const": 0})]
+    count: Annotated[Count, Field(description="How many children.")]
+    children: list[InstTopoNode]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class InstBaseInfo(TypedDict):
+    """An instance's id and name (metadata.InstBaseInfo)."""
+
+    bk_inst_id: Id
+    bk_inst_name: str
+
+
 def association(a: records.InstAssociation) -> InstAssociation:
     """Upstream's ``InstAsst``: its Go field order, ``bk_biz_id`` omitted when 0."""
     built: InstAssociation = {
@@ -237,3 +275,42 @@ def only(fields: list[str], item: Any) -> Any:
         return item
     wanted = set(fields)
     return {name: value for name, value in item.items() if name in wanted}
+
+
+def instance_as_upstream(i: records.Instance) -> Instance:
+    """An instance row (``instance``) with, for upstream's built-in models, its id and name
+    also under upstream's fields for them (a host's ``bk_host_id`` and ``bk_host_innerip``)."""
+    row: dict[str, Any] = dict(instance(i))
+    row[related.id_field(i.bk_obj_id)] = i.bk_inst_id
+    row[related.name_field(i.bk_obj_id)] = i.bk_inst_name
+    return dict(sorted(row.items()))  # type: ignore[return-value]  # attributes: extra keys
+
+
+def topology(group: related.ChildGroup) -> InstTopo:
+    """Upstream's CommonInstTopo of one model's children."""
+    return {
+        "id": "",
+        "bk_obj_id": group.bk_obj_id,
+        "bk_obj_icon": group.bk_obj_icon,
+        "bk_inst_id": 0,
+        "bk_obj_name": group.bk_obj_name,
+        "bk_inst_name": "",
+        "asso_id": 0,
+        "count": len(group.children),
+        "children": [
+            {
+                "id": str(child.bk_inst_id),
+                "bk_obj_id": group.bk_obj_id,
+                "bk_obj_icon": group.bk_obj_icon,
+                "bk_inst_id": child.bk_inst_id,
+                "bk_obj_name": group.bk_obj_name,
+                "bk_inst_name": child.bk_inst_name,
+                "asso_id": child.association_id,
+            }
+            for child in group.children
+        ],
+    }
+
+
+def base_info(i: records.Instance) -> InstBaseInfo:
+    return {"bk_inst_id": i.bk_inst_id, "bk_inst_name": i.bk_inst_name}

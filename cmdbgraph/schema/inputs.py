@@ -98,6 +98,36 @@ class CreateModelAssociationInput:
 
 
 @strawberry.input
+class UpdateModelAssociationInput:
+    id: BigInt
+    bk_obj_asst_name: str = strawberry.field(description="The one field that changes.")
+
+
+@strawberry.input
+class CreateAssociationKindInput:
+    bk_asst_id: str = strawberry.field(
+        description="A letter, then letters, digits or underscores, up to 128."
+    )
+    bk_asst_name: str = ""
+    src_des: str = ""
+    dest_des: str = ""
+    direction: str = strawberry.field(
+        default="src_to_dest", description="`none`, `src_to_dest` or `bidirectional`."
+    )
+
+
+@strawberry.input
+class UpdateAssociationKindInput:
+    id: BigInt
+    bk_asst_name: str | None = strawberry.field(default=None, description="Unchanged if null.")
+    src_des: str | None = strawberry.field(default=None, description="Unchanged if null.")
+    dest_des: str | None = strawberry.field(default=None, description="Unchanged if null.")
+    direction: str | None = strawberry.field(
+        default=None, description="`none`, `src_to_dest` or `bidirectional`; unchanged if null."
+    )
+
+
+@strawberry.input
 class DeleteInstAssociationsInput:
     ids: list[BigInt] = strawberry.field(description="Association ids, at most 500.")
     bk_obj_id: str | None = strawberry.field(

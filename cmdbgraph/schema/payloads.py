@@ -7,7 +7,14 @@ from typing import Annotated
 import strawberry
 
 from cmdbgraph.schema.scalars import JSON
-from cmdbgraph.schema.types import ErrorCode, Instance, InstAssociation, Model, ModelAssociation
+from cmdbgraph.schema.types import (
+    AssociationKind,
+    ErrorCode,
+    Instance,
+    InstAssociation,
+    Model,
+    ModelAssociation,
+)
 from cmdbgraph.services.errors import CmdbError
 from cmdbgraph.services.errors import ErrorCode as ServiceErrorCode
 
@@ -106,6 +113,27 @@ class DeleteInstAssociationsPayload:
     deleted: list[InstAssociation]
 
 
+@strawberry.type
+class DeleteModelAssociationPayload:
+    deleted: ModelAssociation | None = strawberry.field(
+        description="What was deleted; null when nothing had the id (no error, as upstream)."
+    )
+
+
+@strawberry.type
+class UpdateAssociationKindPayload:
+    kind: AssociationKind | None = strawberry.field(
+        description="The kind as it is now; null when nothing had the id (no error, as upstream)."
+    )
+
+
+@strawberry.type
+class DeleteAssociationKindPayload:
+    deleted: AssociationKind | None = strawberry.field(
+        description="What was deleted; null when nothing had the id (no error, as upstream)."
+    )
+
+
 BatchCreateInstAssociationsResult = Annotated[
     BatchCreateInstAssociationsPayload | RequestError | PermissionDenied,
     strawberry.union("BatchCreateInstAssociationsResult"),
@@ -124,4 +152,24 @@ CreateModelAssociationResult = Annotated[
 DeleteInstAssociationsResult = Annotated[
     DeleteInstAssociationsPayload | RequestError | PermissionDenied,
     strawberry.union("DeleteInstAssociationsResult"),
+]
+UpdateModelAssociationResult = Annotated[
+    ModelAssociation | RequestError | PermissionDenied,
+    strawberry.union("UpdateModelAssociationResult"),
+]
+DeleteModelAssociationResult = Annotated[
+    DeleteModelAssociationPayload | RequestError | PermissionDenied,
+    strawberry.union("DeleteModelAssociationResult"),
+]
+CreateAssociationKindResult = Annotated[
+    AssociationKind | RequestError | PermissionDenied,
+    strawberry.union("CreateAssociationKindResult"),
+]
+UpdateAssociationKindResult = Annotated[
+    UpdateAssociationKindPayload | RequestError | PermissionDenied,
+    strawberry.union("UpdateAssociationKindResult"),
+]
+DeleteAssociationKindResult = Annotated[
+    DeleteAssociationKindPayload | RequestError | PermissionDenied,
+    strawberry.union("DeleteAssociationKindResult"),
 ]

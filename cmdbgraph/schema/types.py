@@ -87,6 +87,7 @@ class Model(FromRecord):
 
 @strawberry.type(description="An association kind such as `belong` or `connect`.")
 class AssociationKind(FromRecord):
+    id: BigInt
     bk_asst_id: str
     bk_asst_name: str
     src_des: str
@@ -97,6 +98,7 @@ class AssociationKind(FromRecord):
 
 @strawberry.type(description="An association between two models, e.g. `bk_switch_connect_host`.")
 class ModelAssociation:
+    id: BigInt
     bk_obj_asst_id: str
     bk_obj_asst_name: str
     bk_obj_id: str
@@ -110,6 +112,7 @@ class ModelAssociation:
     @classmethod
     def from_record(cls, r: records.ModelAssociation) -> ModelAssociation:
         return cls(
+            id=BigInt(r.id),
             bk_obj_asst_id=r.bk_obj_asst_id,
             bk_obj_asst_name=r.bk_obj_asst_name,
             bk_obj_id=r.bk_obj_id,

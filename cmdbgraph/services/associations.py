@@ -599,15 +599,10 @@ async def _rows(
     limit: int | None,
     sort: Sequence[tuple[str, bool]],
 ) -> list[InstAssociation]:
-    order = []
-    for name, descending in sort:
-        found = CONDITION_FIELDS.columns.get(name)
-        if found is not None:
-            order.append(found[0].desc() if descending else found[0].asc())
     rows = await conn.execute(
         select(*_INST_ASSOCIATION_COLUMNS)
         .where(*where)
-        .order_by(*order, inst_associations.c.id)
+        .order_by(*conditions.ordering(CONDITION_FIELDS, sort), inst_associations.c.id)
         .offset(offset)
         .limit(limit)
     )

@@ -103,3 +103,31 @@ async def list_audit_entries(
             .limit(limit)
         )
         return Page(total, await build_all(rows, AuditEntry.from_row))
+
+
+async def record_catalog_change(
+    conn: AsyncConnection,
+    caller: Caller,
+    *,
+    audit_type: str,
+    resource_type: str,
+    action: str,
+    resource: tuple[int, str],
+    before: dict | None,
+    after: dict | None,
+    now: datetime,
+) -> None:
+    """One audit entry for a change of the catalog (a model association, an association
+    kind), in upstream's shape: the data before and after the change."""
+    await bulk.insert_audit_entries(
+        conn,
+        audit_type=audit_type,
+        resource_type=resource_type,
+        action=action,
+        username=caller.username,
+        supplier_account=caller.supplier_account,
+        app_code=caller.app_code,
+        request_id=caller.request_id,
+        now=now,
+        entries=[(*resource, {"details": {"pre_data": before, "cur_data": after}})],
+    )

@@ -31,7 +31,7 @@ import enum
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +55,8 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import Text
 
 from cmdbgraph.db.regex import compiled
@@ -422,6 +424,34 @@ class Fields:
     attributes: ColumnElement[Any] | None = None
 
 
+OWNER = "bk_supplier_account"
+
+
+def caller_owned(condition: Any) -> Any:
+    """``condition`` without a top-level ``bk_supplier_account``: upstream's reads overwrite it
+    with the caller's own account (SetQueryOwner), so a caller's value for it filters nothing;
+    this service keeps no accounts apart."""
+    if isinstance(condition, dict) and OWNER in condition:
+        return {key: value for key, value in condition.items() if key != OWNER}
+    return condition
+
+
+def table_fields(table: Any, kinds: Mapping[str, Kind]) -> Fields:
+    """Fields that are the columns of ``table`` of the same names."""
+    return Fields(columns={name: (table.c[name], kind) for name, kind in kinds.items()})
+
+
+def ordering(fields: Fields, sort: Sequence[tuple[str, bool]]) -> list[ColumnElement[Any]]:
+    """ORDER BY terms for (field, descending) pairs; a name that is no column sorts nothing,
+    as in MongoDB."""
+    order: list[ColumnElement[Any]] = []
+    for name, descending in sort:
+        found = fields.columns.get(name)
+        if found is not None:
+            order.append(found[0].desc() if descending else found[0].asc())
+    return order
+
+
 def compile_condition(node: Node, fields: Fields, dialect: str) -> ColumnElement[bool]:
     """``node`` as a SQL boolean for ``dialect`` (``sqlite`` or ``postgresql``)."""
     return _Compiler(fields, dialect == "postgresql").node(node)
@@ -437,6 +467,38 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+# Operands joined flat, at most; more are joined in parenthesized halves. SQLite parses
+# ``a AND b AND c ...`` into a tree as deep as the list is long, and refuses one deeper than
+# 1,000 ("Expression tree is too large"); halves keep the depth logarithmic.
+_FLAT_OPERANDS = 64
+
+
+class _Parenthesized(ColumnElement[bool]):
+    """``(inner)``: a group SQLAlchemy does not merge into an enclosing AND or OR."""
+
+    inherit_cache = True
+    _traverse_internals = [("inner", InternalTraversal.dp_clauseelement)]
+    type = Boolean()
+
+    def __init__(self, inner: ColumnElement[bool]) -> None:
+        self.inner = inner
+
+
+@compiles(_Parenthesized)
+def _render_parenthesized(element: _Parenthesized, compiler: Any, **kw: Any) -> str:
+    return "(" + compiler.process(element.inner, **kw) + ")"
+
+
+def _balanced(join: Any, empty: ColumnElement[bool], terms: list) -> ColumnElement[bool]:
+    if len(terms) <= _FLAT_OPERANDS:
+        return join(empty, *terms)
+    middle = len(terms) // 2
+    return join(
+        _Parenthesized(_balanced(join, empty, terms[:middle])),
+        _Parenthesized(_balanced(join, empty, terms[middle:])),
+    )
+
+
 class _Compiler:
     def __init__(self, fields: Fields, postgresql: bool) -> None:
         self.fields = fields
@@ -444,9 +506,9 @@ class _Compiler:
 
     def node(self, node: Node) -> ColumnElement[bool]:
         if isinstance(node, And):
-            return and_(true(), *(self.node(child) for child in node.children))
+            return _balanced(and_, true(), [self.node(child) for child in node.children])
         if isinstance(node, Or):
-            return or_(false(), *(self.node(child) for child in node.children))
+            return _balanced(or_, false(), [self.node(child) for child in node.children])
         if isinstance(node, Not):
             return not_(self.node(node.child))
         path = node.path

@@ -18,6 +18,7 @@ class ErrorCode(enum.Enum):
 
     SUCCESS = 0
     JSON_INVALID = 1199000
+    HTTP_REQUEST_FAILED = 1199002
     INPUT_INVALID = 1199003
     PARAMETER_CHECK_FAILED = 1199006
     PARAMETER_NOT_INTEGER = 1199009
@@ -31,14 +32,23 @@ class ErrorCode(enum.Enum):
     EMPTY = 1199038
     NO_PERMISSION_LEGACY = 1199047
     PAGE_LIMIT_EXCEEDED = 1199059
+    EXCEEDS_MAXIMUM = 1199073
     INNER_MODEL_FORBIDDEN = 1199084
     TOO_MANY_REQUESTS = 1199997
     UNKNOWN = 1199998
     INTERNAL_SERVER_ERROR = 1199999
     CALL_SOURCE_AUTHENTICATION_FAILED = 1100004
     ASSOCIATION_ALREADY_EXISTS = 1101038
+    MODEL_ASSOCIATION_ID_INVALID = 1101041
+    MODEL_ASSOCIATION_INSTANTIATED = 1101043
+    MODEL_ASSOCIATION_MISSING_PARAMETERS = 1101045
     MODEL_ASSOCIATION_NOT_FOUND = 1101046
+    FORBIDDEN_FIELDS_UPDATED = 1101047
+    PRESET_KIND_NOT_DELETABLE = 1101051
     ONE_TO_ONE_VIOLATION = 1101052
+    PRESET_ASSOCIATION_NOT_UPDATABLE = 1101054
+    PRESET_ASSOCIATION_NOT_DELETABLE = 1101055
+    KIND_IN_USE = 1101060
     ONE_TO_MANY_VIOLATION = 1101061
     MODEL_ASSOCIATION_NOT_UNIQUE = 1101062
     SOURCE_INSTANCE_NOT_FOUND = 1101073
@@ -55,6 +65,7 @@ class ErrorCode(enum.Enum):
 MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.SUCCESS: ("success", "success"),
     ErrorCode.JSON_INVALID: ("反序列化JSON数据失败", "Deserializing JSON data failed"),
+    ErrorCode.HTTP_REQUEST_FAILED: ("HTTP请求失败", "HTTP request failed"),
     ErrorCode.INPUT_INVALID: ("输入参数无效", "invalid input parameter"),
     ErrorCode.PARAMETER_CHECK_FAILED: (
         "'%s' 数据参数校验不通过",
@@ -87,6 +98,7 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "分页查询数量超过限制的最大值, 建议值200",
         "page limit is exceeded. suggestion 200",
     ),
+    ErrorCode.EXCEEDS_MAXIMUM: ("字段%s超过最大值%d", "%s field exceeds maximum value %s"),
     ErrorCode.INNER_MODEL_FORBIDDEN: (
         "禁止使用通用实例接口操作内置模型实例",
         "forbidden operate inner model instance with common instance API",
@@ -102,6 +114,32 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "关联关系 %s->%s 重复",
         "the associations %s->%s already exist",
     ),
+    ErrorCode.MODEL_ASSOCIATION_ID_INVALID: (
+        "无效的关联关系ID，应该为正整数",
+        "invalid object association id, should be a int64 value",
+    ),
+    ErrorCode.MODEL_ASSOCIATION_INSTANTIATED: (
+        "模型的关联关系已经被实例化，不能被删除",
+        "object association has already been instantiated, can not be deleted.",
+    ),
+    ErrorCode.MODEL_ASSOCIATION_MISSING_PARAMETERS: (
+        "模型关联关系缺少相关参数",
+        "object association missing parameters.",
+    ),
+    ErrorCode.FORBIDDEN_FIELDS_UPDATED: ("包含了不允许更新的字段", "updated the forbidden fields."),
+    ErrorCode.PRESET_KIND_NOT_DELETABLE: (
+        "预置的关联类型不能被删除",
+        "can not delete a pre-defined association kind.",
+    ),
+    ErrorCode.PRESET_ASSOCIATION_NOT_UPDATABLE: (
+        "禁止更新预定义的关联关系",
+        "can not update a predefined association.",
+    ),
+    ErrorCode.PRESET_ASSOCIATION_NOT_DELETABLE: (
+        "禁止删除预定义的关联关系",
+        "can not delete a predefined association.",
+    ),
+    ErrorCode.KIND_IN_USE: ("关联类型已经被使用", "association kind has already been used."),
     ErrorCode.MODEL_ASSOCIATION_NOT_FOUND: (
         "模型的关联关系不存在",
         "object association does not exist.",

@@ -67,7 +67,7 @@ async def create_instances(
             ).first()
             if model is None:
                 raise parameter_invalid("bk_obj_id")
-            await permissions.authorize_models(conn, caller, [bk_obj_id])
+            await permissions.authorize_new_instances(conn, caller, bk_obj_id)
             result = await conn.execute(
                 insert(instances).returning(*_COLUMNS, sort_by_parameter_order=True), rows
             )

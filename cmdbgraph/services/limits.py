@@ -74,3 +74,15 @@ def page_bounds(
     elif limit < 1 or limit > maximum:
         raise CmdbError(ErrorCode.PAGE_LIMIT_EXCEEDED)
     return start, limit
+
+
+def sort_keys(text: str) -> list[tuple[str, bool]]:
+    """Upstream's ``page.sort`` (``a,-b`` or ``a:1,b:-1``) as (field, descending) pairs, read
+    as its storage layer reads it (``Find.Sort``)."""
+    keys = []
+    for item in text.split(",") if text else ():
+        parts = item.strip().split(":")
+        name = parts[0].lstrip("+-")
+        descending = parts[1].strip() == "-1" if len(parts) == 2 else parts[0].startswith("-")
+        keys.append((name, descending))
+    return keys
