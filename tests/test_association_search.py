@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.calls import DEMO_CREDENTIALS, demo_headers
-from tests.test_siblings import BELONG, CONNECT, DEFAULT, association_json, store
+from tests.support.siblings import BELONG, CONNECT, DEFAULT, association_json, store
 
 ESB = "/api/c/compapi/v2/cc"
 SEARCH = "/api/v3/search/instance_associations/object/{}"

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from cmdbgraph.db.tables import association_kinds, audit_entries, model_associations
 from cmdbgraph.services import accounts, permissions
 from tests.support.calls import demo_headers
+from tests.support.siblings import BELONG, CONNECT, LANGUAGES, ROUTES, assert_answer, call, store
 from tests.support.upstream import (
     BAD_JSON,
     BAD_JSON_CHECK,
@@ -21,7 +22,6 @@ from tests.support.upstream import (
     invalid,
     unassigned,
 )
-from tests.test_siblings import BELONG, CONNECT, LANGUAGES, ROUTES, assert_answer, call, store
 
 MAINLINE = "host_bk_mainline_module"  # preset, kind bk_mainline
 

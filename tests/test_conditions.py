@@ -20,7 +20,7 @@ from cmdbgraph.services.errors import CmdbError
 from cmdbgraph.services.instances import CONDITION_FIELDS, NewInstance, create_instances
 from tests.support import mongo
 from tests.support.calls import demo_headers, graphql
-from tests.test_siblings import store
+from tests.support.siblings import store
 
 MODEL = "bk_switch"
 STRINGS = ["", "x", "X", "xy", "yx", "a\nb", "é", "x.y", "10", "abc", "ABC", "x y"]

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cmdbgraph.app import create_app
 from cmdbgraph.settings import Settings
 from tests.support.calls import rest_body
+from tests.support.contract import CONTRACT
 from tests.support.servers import live_server
 
 FIND = "/api/v3/find/instassociation"
@@ -206,7 +207,6 @@ async def test_the_document_describes_the_gateways_envelope(gateway, db):
     answer for the native route; the same replies in the native envelope would not pass for
     the gateway's."""
     from cmdbgraph.services import accounts
-    from tests.test_openapi import CONTRACT
 
     await accounts.create_user(db, "gw_doc_no_grant")
     replies = [

@@ -12,9 +12,6 @@ with the documented ones key by key, in order.
 from __future__ import annotations
 
 import json
-import re
-import urllib.parse
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -23,8 +20,8 @@ from sqlalchemy import insert
 from cmdbgraph.db.tables import model_associations
 from cmdbgraph.services import associations
 from cmdbgraph.services.caller import SYSTEM
-from tests.support.calls import demo_headers
 from tests.support.databases import new_instances
+from tests.support.siblings import ESB_PREFIX, LANGUAGES, ROUTES, Reply, call
 from tests.support.upstream import (
     BAD_JSON,
     PAGE_LIMIT,
@@ -35,18 +32,9 @@ from tests.support.upstream import (
     unassigned,
 )
 
-ESB_PREFIX = "/api/c/compapi/v2/cc"
 WITH_INST = "find_instassociation_with_inst"
 TOPOLOGY = "search_inst_association_topo"
 BASE_INFO = "search_inst_asst_object_inst_base_info"
-NATIVE = {
-    WITH_INST: "/api/v3/find/instassociation/object/{bk_obj_id}/inst/detail",
-    TOPOLOGY: "/api/v3/find/insttopo/object/{bk_obj_id}/inst/{bk_inst_id}",
-    BASE_INFO: "/api/v3/findmany/inst/association/association_object/inst_base_info",
-}
-ROUTES = ["esb", "native"]
-LANGUAGES = ["zh", "en"]
-ESB_CREDENTIALS = {"bk_app_code": "esb_test", "bk_app_secret": "xxx", "bk_username": "admin"}
 
 BELONG = "bk_switch_belong_host"  # demo, n:n
 CONNECT = "bk_switch_connect_host"  # preset, 1:n
@@ -86,60 +74,6 @@ def own_limit(name: str, limit: int) -> Upstream:
 
 # ---------------------------------------------------------------------------------------------
 # Calling, and what the caller sees.
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    code: int
-    message: str
-    data: object
-
-
-async def call(
-    client,
-    name: str,
-    route: str,
-    body: dict | None = None,
-    *,
-    path: dict | None = None,
-    language: str = "zh",
-    raw: bytes | None = None,
-    credentials: dict | None = None,
-) -> Reply:
-    """Send ``body`` to ``name`` on its ESB path (credentials in the body) or its native route
-    (the SDK's header; the path's arguments taken from ``path``, else from the body)."""
-    headers = {"Content-Type": "application/json"}
-    if language == "en":
-        headers["Blueking-Language"] = "en"
-    body = dict(body or {})
-    if route == "esb":
-        url = f"{ESB_PREFIX}/{name}/"
-        content = {**(ESB_CREDENTIALS if credentials is None else credentials), **body}
-    else:
-        template = NATIVE[name]
-        if path is None:
-            path = {key: body.pop(key) for key in re.findall(r"{(\w+)}", template)}
-        url = template.format(
-            **{key: urllib.parse.quote(str(value), safe="") for key, value in path.items()}
-        )
-        headers.update(demo_headers())
-        content = body
-    sent = raw if raw is not None else json.dumps(content).encode()
-    response = await client.post(url, content=sent, headers=headers)
-    envelope = response.json()
-    if route == "native":
-        assert list(envelope) == ["result", "bk_error_code", "bk_error_msg", "permission", "data"]
-        code, message = envelope["bk_error_code"], envelope["bk_error_msg"]
-    else:
-        assert list(envelope) == ["result", "code", "message", "permission", "request_id", "data"]
-        code, message = envelope["code"], envelope["message"]
-        assert envelope["request_id"] == response.headers["X-Request-ID"]
-    assert envelope["result"] is (code == 0)
-    assert envelope["permission"] is None
-    if code != 0:
-        assert envelope["data"] is None
-    return Reply(response.status_code, code, message, envelope["data"])
 
 
 def check(reply: Reply, expected: Upstream, language: str, case: str = "") -> None:

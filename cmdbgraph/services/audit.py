@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -105,29 +106,47 @@ async def list_audit_entries(
         return Page(total, await build_all(rows, AuditEntry.from_row))
 
 
+@dataclass(frozen=True, slots=True)
+class CatalogResource:
+    """What the audit calls a kind of catalog row: its audit and resource types, and the
+    field that names a row."""
+
+    audit_type: str
+    resource_type: str
+    name_field: str
+
+
 async def record_catalog_change(
     conn: AsyncConnection,
     caller: Caller,
-    *,
-    audit_type: str,
-    resource_type: str,
+    resource: CatalogResource,
     action: str,
-    resource: tuple[int, str],
-    before: dict | None,
-    after: dict | None,
-    now: datetime,
+    before: Any | None,
+    after: Any | None,
 ) -> None:
-    """One audit entry for a change of the catalog (a model association, an association
-    kind), in upstream's shape: the data before and after the change."""
+    """One audit entry for a change of a catalog row (``before`` and ``after`` are its
+    records, None where it did not exist), in upstream's shape: the data before and after."""
+    subject: Any = after if after is not None else before
     await bulk.insert_audit_entries(
         conn,
-        audit_type=audit_type,
-        resource_type=resource_type,
+        audit_type=resource.audit_type,
+        resource_type=resource.resource_type,
         action=action,
         username=caller.username,
         supplier_account=caller.supplier_account,
         app_code=caller.app_code,
         request_id=caller.request_id,
-        now=now,
-        entries=[(*resource, {"details": {"pre_data": before, "cur_data": after}})],
+        now=datetime.now(UTC),
+        entries=[
+            (
+                subject.id,
+                getattr(subject, resource.name_field),
+                {
+                    "details": {
+                        "pre_data": None if before is None else asdict(before),
+                        "cur_data": None if after is None else asdict(after),
+                    }
+                },
+            )
+        ],
     )

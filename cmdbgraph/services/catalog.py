@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, insert, select, update
@@ -301,30 +301,7 @@ class NewModelAssociation:
     bk_obj_asst_name: str = ""
 
 
-MODEL_ASSOCIATION_AUDIT = ("model", "model_association")  # audit type, resource type
-
-
-async def _audit_model_association(
-    conn: AsyncConnection,
-    caller: Caller,
-    action: str,
-    before: ModelAssociation | None,
-    after: ModelAssociation | None,
-) -> None:
-    subject = after or before
-    assert subject is not None
-    audit_type, resource_type = MODEL_ASSOCIATION_AUDIT
-    await audit.record_catalog_change(
-        conn,
-        caller,
-        audit_type=audit_type,
-        resource_type=resource_type,
-        action=action,
-        resource=(subject.id, subject.bk_obj_asst_id),
-        before=None if before is None else asdict(before),
-        after=None if after is None else asdict(after),
-        now=datetime.now(UTC),
-    )
+MODEL_ASSOCIATION_AUDITED = audit.CatalogResource("model", "model_association", "bk_obj_asst_id")
 
 
 async def _authorize_model_association(
@@ -435,7 +412,9 @@ async def create_model_association(
                 )
             ).one()
             created = ModelAssociation.from_row(row)
-            await _audit_model_association(conn, caller, "create", None, created)
+            await audit.record_catalog_change(
+                conn, caller, MODEL_ASSOCIATION_AUDITED, "create", None, created
+            )
     except IntegrityError:
         # Another request took the id, or removed the kind or a model, between the checks and
         # the insert: say which, as the checks would have.
@@ -503,7 +482,9 @@ async def update_model_association(
             )
         ).one()
         after = ModelAssociation.from_row(row)
-        await _audit_model_association(conn, caller, "update", before, after)
+        await audit.record_catalog_change(
+            conn, caller, MODEL_ASSOCIATION_AUDITED, "update", before, after
+        )
         return after
 
 
@@ -537,7 +518,9 @@ async def delete_model_association(
             await conn.execute(
                 delete(model_associations).where(model_associations.c.id == association_id)
             )
-            await _audit_model_association(conn, caller, "delete", found, None)
+            await audit.record_catalog_change(
+                conn, caller, MODEL_ASSOCIATION_AUDITED, "delete", found, None
+            )
     except IntegrityError:
         # An instance association was created between the check and the delete.
         raise CmdbError(ErrorCode.MODEL_ASSOCIATION_INSTANTIATED) from None

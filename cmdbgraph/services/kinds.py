@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +24,7 @@ _KIND_ID = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
 MAX_KIND_ID = 128
 MAX_TEXT = 128
 DIRECTIONS = ("none", "src_to_dest", "bidirectional")
-AUDIT_TYPE = RESOURCE_TYPE = "association_kind"
+AUDITED = audit.CatalogResource("association_kind", "association_kind", "bk_asst_name")
 
 # Upstream's words for its preset kinds, which its reads put in place of the stored ones, by
 # language (resources/language/{default,en}/association.json): name, src_des, dest_des.
@@ -161,7 +160,6 @@ async def create_kind(db: Database, caller: Caller, new: NewKind) -> Association
         "dest_des": new.dest_des,
         "direction": new.direction,
     }
-    now = datetime.now(UTC)
     try:
         async with db.write() as conn:
             await permissions.authorize_catalog(conn, caller, permissions.CREATE_KIND)
@@ -191,17 +189,7 @@ async def create_kind(db: Database, caller: Caller, new: NewKind) -> Association
                 )
             ).one()
             created = AssociationKind.from_row(row)
-            await audit.record_catalog_change(
-                conn,
-                caller,
-                audit_type=AUDIT_TYPE,
-                resource_type=RESOURCE_TYPE,
-                action="create",
-                resource=(created.id, created.bk_asst_name),
-                before=None,
-                after=asdict(created),
-                now=now,
-            )
+            await audit.record_catalog_change(conn, caller, AUDITED, "create", None, created)
     except IntegrityError:
         # Another request took the id between the check and the insert.
         raise CmdbError(ErrorCode.DUPLICATED, (new.bk_asst_id,)) from None
@@ -234,17 +222,7 @@ async def update_kind(
             )
         ).one()
         after = AssociationKind.from_row(row)
-        await audit.record_catalog_change(
-            conn,
-            caller,
-            audit_type=AUDIT_TYPE,
-            resource_type=RESOURCE_TYPE,
-            action="update",
-            resource=(kind_id, after.bk_asst_name),
-            before=asdict(before),
-            after=asdict(after),
-            now=datetime.now(UTC),
-        )
+        await audit.record_catalog_change(conn, caller, AUDITED, "update", before, after)
         return after
 
 
@@ -274,17 +252,7 @@ async def delete_kind(db: Database, caller: Caller, kind_id: int) -> Association
             if used is not None:
                 raise CmdbError(ErrorCode.KIND_IN_USE)
             await conn.execute(delete(association_kinds).where(association_kinds.c.id == kind_id))
-            await audit.record_catalog_change(
-                conn,
-                caller,
-                audit_type=AUDIT_TYPE,
-                resource_type=RESOURCE_TYPE,
-                action="delete",
-                resource=(kind_id, found.bk_asst_name),
-                before=asdict(found),
-                after=None,
-                now=datetime.now(UTC),
-            )
+            await audit.record_catalog_change(conn, caller, AUDITED, "delete", found, None)
     except IntegrityError:
         # A model association took the kind between the check and the delete.
         raise CmdbError(ErrorCode.KIND_IN_USE) from None
