@@ -3,12 +3,15 @@ API docs, health and metrics, behind the request middleware."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 import os
 import shutil
 import sys
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +23,12 @@ from starlette.routing import Route
 
 from cmdbgraph.api import build_schema
 from cmdbgraph.db import migrate
-from cmdbgraph.db.engine import Database
+from cmdbgraph.db.engine import Database, DatabaseUnavailable
 from cmdbgraph.http import api_docs, gateway, graphiql, identity, operations
 from cmdbgraph.http.graphql_view import GraphQLEndpoint, GraphQLView
 from cmdbgraph.http.middleware import RequestMiddleware
 from cmdbgraph.rest.routes import routes as rest_routes
-from cmdbgraph.services import accounts
+from cmdbgraph.services import accounts, events
 from cmdbgraph.services.limits import Limits
 from cmdbgraph.settings import Settings
 
@@ -71,6 +74,24 @@ def _middleware(settings: Settings) -> list[Middleware]:
 _EXCEPTION_HANDLERS: dict[Any, Any] = {StarletteHTTPException: operations.not_served}
 
 
+async def _sweep_events(db: Database, settings: Settings) -> None:
+    """Keep the change stream within its retention: now, then every hour."""
+    retention = timedelta(days=settings.event_retention_days)
+    while True:
+        try:
+            swept = await events.sweep(db, retention)
+            if swept:
+                log.info("swept %d events older than %s", swept, retention)
+        except DatabaseUnavailable:
+            pass  # logged by the database layer; the next round tries again
+        except Exception:
+            log.exception("sweeping events failed")
+        await asyncio.sleep(_SWEEP_SECONDS)
+
+
+_SWEEP_SECONDS = 3600
+
+
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> Starlette:
     """The ASGI application. ``db`` defaults to a new ``Database`` for ``settings``."""
     settings = settings or Settings()
@@ -101,9 +122,13 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         gc.collect()
         gc.freeze()
         log.info("cmdbgraph ready on %s", db.dialect)
+        sweeping = asyncio.create_task(_sweep_events(db, settings))
         try:
             yield
         finally:
+            sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeping
             await db.dispose()
 
     limits = Limits.from_settings(settings)

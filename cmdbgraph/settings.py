@@ -102,6 +102,19 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     request_timeout_seconds: float = Field(30.0, gt=0)
     idempotency_ttl_seconds: int = Field(86_400, ge=1, description="How long keys are kept.")
+    watch_wait_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="How long a resource_watch with a cursor waits for an event before it "
+        "answers that none came (upstream: 20 s); at most three quarters of the request "
+        "timeout, whatever is set here.",
+    )
+    event_retention_days: float = Field(
+        7.0, gt=0, description="How long events are kept; older cursors answer 1103007."
+    )
+    max_watches: int = Field(
+        1_000, ge=1, description="Watches a process holds open at once; more answer 1199997."
+    )
     graphiql: bool = True
     introspection: bool = True
 

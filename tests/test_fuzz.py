@@ -657,6 +657,13 @@ REST_BASES["search_inst_asst_object_inst_base_info"] = {
     },
     "page": {"start": 0, "limit": 10, "sort": "bk_asst_inst_id"},
 }
+# From now: a watch with a cursor would wait for events (its cursors cannot be forged).
+REST_BASES["resource_watch"] = {
+    "bk_resource": "inst_asst",
+    "bk_event_types": ["create", "delete"],
+    "bk_fields": ["id", "bk_inst_id"],
+    "bk_filter": {"bk_sub_resource": "bk_switch"},
+}
 CONDITION_SHAPES = (
     lambda n: {"bk_inst_id": n},
     lambda n: {"bk_inst_id": {"$in": [n]}},

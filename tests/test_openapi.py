@@ -12,6 +12,7 @@ import asyncio
 import json
 import re
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -879,6 +880,27 @@ def delete_association_type_cases(w: World) -> list[Case]:
     ]
 
 
+def resource_watch_cases(w: World) -> list[Case]:
+    valid = {"bk_resource": "inst_asst", "bk_event_types": ["create"]}
+    return [
+        *common_cases(valid),
+        Case("the newest event", valid),
+        Case("since an hour ago", {**valid, "bk_start_from": int(time.time()) - 3600}),
+        Case(
+            "fields and a model",
+            {**valid, "bk_fields": ["id"], "bk_filter": {"bk_sub_resource": "host"}},
+        ),
+        Case("another resource", {**valid, "bk_resource": "host"}, 1199998, conforms=False),
+        Case(
+            "an unknown event type", {**valid, "bk_event_types": ["modify"]}, 1199998, conforms=None
+        ),
+        Case("a cursor of another service", {**valid, "bk_cursor": "abc"}, 1103007),
+        Case("cursor and start", {**valid, "bk_cursor": "abc", "bk_start_from": 5}, 1199998),
+        Case("start in the future", {**valid, "bk_start_from": int(time.time()) + 3600}, 1199006),
+        Case("cursor a number", {**valid, "bk_cursor": 5}, 1199000, conforms=False),
+    ]
+
+
 CASES: dict[str, Callable[[World], list[Case]]] = {
     "batch_create_instance_association": batch_cases,
     "add_instance_association": add_cases,
@@ -902,6 +924,7 @@ CASES: dict[str, Callable[[World], list[Case]]] = {
     "create_association_type": create_association_type_cases,
     "update_association_type": update_association_type_cases,
     "delete_association_type": delete_association_type_cases,
+    "resource_watch": resource_watch_cases,
 }
 
 # Every route: (ESB name, call, envelope, method, path template).
@@ -968,7 +991,13 @@ async def world(db) -> World:
 
 
 # Path parameters of the requests whose body is not an object.
-PATH_DEFAULTS = {"bk_obj_id": "bk_switch", "id": 1, "bk_supplier_account": "0", "bk_inst_id": 11}
+PATH_DEFAULTS = {
+    "bk_resource": "inst_asst",
+    "bk_obj_id": "bk_switch",
+    "id": 1,
+    "bk_supplier_account": "0",
+    "bk_inst_id": 11,
+}
 
 
 def _request(case: Case, envelope: str, template: str) -> tuple[str, Any, dict]:

@@ -191,3 +191,57 @@ def test_sdk_reads_across_associations(demo_server):
         1199011,
         "'condition.asst_filter' the parameter is invalid or does not exist",
     )
+
+
+def test_sdk_instance_searches_related_deletes_and_the_change_stream(demo_server):
+    """The SDK's search_inst_by_object, search_inst, search_related_inst_asso,
+    delete_instance_association and resource_watch, unchanged, in both languages."""
+    client = _client(demo_server)
+    english = _client(demo_server, language="en")
+    switches = client.cc.search_inst_by_object(
+        {
+            "bk_obj_id": "bk_switch",
+            "condition": {"bk_inst_name": {"$in": ["sw-01", "sw-02"]}},
+            "fields": ["bk_inst_id", "bk_inst_name"],
+            "page": {"start": 0, "limit": 10},
+        }
+    )
+    assert switches["data"] == {
+        "count": 2,
+        "info": [
+            {"bk_inst_id": 11, "bk_inst_name": "sw-01"},
+            {"bk_inst_id": 13, "bk_inst_name": "sw-02"},
+        ],
+    }
+    head = client.cc.resource_watch({"bk_resource": "inst_asst"})
+    assert head["result"] is True and head["data"]["bk_watched"] is False
+    cursor = head["data"]["bk_events"][-1]["bk_cursor"]
+
+    created = client.cc.add_instance_association(
+        {"bk_obj_asst_id": "bk_switch_belong_host", "bk_inst_id": 13, "bk_asst_inst_id": 23}
+    )["data"]["id"]
+    through = client.cc.search_inst(
+        {
+            "bk_obj_id": "bk_switch",
+            "condition": {"host": [{"field": "bk_inst_id", "operator": "$eq", "value": 23}]},
+            "fields": {"bk_switch": ["bk_inst_id", "bk_inst_name"]},
+            "page": {"start": 0, "limit": 10},
+        }
+    )
+    assert through["data"]["info"] == [{"bk_inst_id": 13, "bk_inst_name": "sw-02"}]
+    related = client.cc.search_related_inst_asso(
+        {"condition": {"bk_inst_id": 13, "bk_obj_id": "bk_switch"}, "fields": ["id"]}
+    )
+    assert {"id": created} in related["data"]
+
+    deleted = client.cc.delete_instance_association({"bk_obj_id": "bk_switch", "id": created})
+    assert (deleted["result"], deleted["data"]) == (True, None)
+    stream = client.cc.resource_watch(
+        {"bk_resource": "inst_asst", "bk_cursor": cursor, "bk_fields": ["id"]}
+    )
+    assert [(e["bk_event_type"], e["bk_detail"]) for e in stream["data"]["bk_events"]] == [
+        ("create", {"id": created}),
+        ("delete", {"id": created}),
+    ]
+    refused = english.cc.resource_watch({"bk_resource": "inst_asst", "bk_cursor": "abc"})
+    assert (refused["code"], refused["message"]) == (1103007, "Event chain node not exist")

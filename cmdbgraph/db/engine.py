@@ -24,8 +24,9 @@ import logging
 import sqlite3
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import make_url
@@ -157,6 +158,8 @@ class Database:
         self.outage = Outage()
         # Set when a SQLite connection was discarded as poisoned (see ``_writable_again``).
         self._writer_suspect = False
+        # PostgreSQL connections that LISTEN (see ``listen``), closed with the engines.
+        self._listeners: list[Any] = []
 
     @property
     def engine(self) -> AsyncEngine:
@@ -247,12 +250,50 @@ class Database:
         key = zlib.crc32(bk_obj_asst_id.encode()) - 2**31
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
+    async def lock_events(self, conn: AsyncConnection, notify: str) -> None:
+        """Serialize writers of events until they commit (PostgreSQL only), so that event ids
+        follow commit order: no lower id can commit after a higher one is visible; and tell
+        every listener of the channel ``notify`` when this transaction commits (nothing if it
+        rolls back). One statement.
+
+        SQLite writers are already serialized by ``BEGIN IMMEDIATE``."""
+        if self.is_sqlite:
+            return
+        # The key is beyond the 32-bit keys of lock_model_association.
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(:key), pg_notify(:channel, '')"),
+            {"key": _EVENTS_LOCK, "channel": notify},
+        )
+
+    async def listen(self, channel: str, callback: Callable[[], None]) -> bool:
+        """PostgreSQL only: call ``callback`` on every notification on ``channel``, on a
+        connection of its own. False where it cannot (SQLite, or the server refused): the
+        caller then looks for changes by reading again."""
+        if self.is_sqlite:
+            return False
+        import asyncpg
+
+        dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            conn = await asyncpg.connect(dsn, timeout=10)
+            await conn.add_listener(channel, lambda *_: callback())
+        except Exception as error:  # noqa: BLE001 - any failure: fall back to reading again
+            log.warning("cannot listen on %s (%s): watchers read again instead", channel, error)
+            return False
+        self._listeners.append(conn)
+        return True
+
     async def dispose(self) -> None:
+        for listener in self._listeners:
+            with contextlib.suppress(Exception):
+                await listener.close(timeout=5)
+        self._listeners.clear()
         await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
 
 
+_EVENTS_LOCK = 2**40 + 1
 _ROLLBACKS: set[asyncio.Task] = set()
 
 

@@ -295,3 +295,24 @@ idempotency_keys = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
     Index(None, "expires_at"),
 )
+
+
+# The change stream: one row per change of a watched resource, written in the transaction of
+# the change, its id the position a cursor encodes. Ids follow commit order: writers take a
+# lock before they insert events (services/events.py), so no lower id commits after a higher.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("resource", String(32), nullable=False),
+    Column("event_type", String(16), nullable=False),
+    Column("resource_id", BigInteger, nullable=False),
+    # The models the changed row is about (an association's source and target model).
+    Column("bk_obj_id", String(64), nullable=False, server_default=""),
+    Column("bk_asst_obj_id", String(64), nullable=False, server_default=""),
+    Column("detail", JSON, nullable=False),
+    Column("create_time", UTCDateTime(), nullable=False),
+    Index(None, "resource", "id"),
+    Index(None, "create_time"),
+    sqlite_autoincrement=True,
+)

@@ -10,7 +10,7 @@ from starlette.routing import Route
 from cmdbgraph.http.replies import ESB, NATIVE
 
 # Importing the call modules declares their calls.
-from cmdbgraph.rest import associations, catalog, catalog_changes, related  # noqa: F401
+from cmdbgraph.rest import associations, catalog, catalog_changes, related, watch  # noqa: F401
 from cmdbgraph.rest.declarations import CALLS, RestCall
 from cmdbgraph.rest.endpoint import endpoint
 

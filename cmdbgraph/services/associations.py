@@ -32,7 +32,15 @@ from cmdbgraph.db.tables import (
     inst_associations,
     model_associations,
 )
-from cmdbgraph.services import audit, auth, catalog, conditions, idempotency, permissions
+from cmdbgraph.services import (
+    audit,
+    auth,
+    catalog,
+    conditions,
+    events,
+    idempotency,
+    permissions,
+)
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import (
     ZH,
@@ -326,12 +334,14 @@ async def batch_create(
                     request.policy is ErrorPolicy.PARTIAL or all(i.ok for i in items)
                 )
                 if write and any(i.ok for i in items):
-                    await _insert(conn, caller, model_association, items, names)
+                    await _insert(db, conn, caller, model_association, items, names)
                 result = BatchCreateResult(model_association, items, written=write)
                 if stored_key is not None:
                     await idempotency.store_reply(
                         conn, stored_key, request.fingerprint(), result.to_stored(), idempotency_ttl
                     )
+            if result.written and result.created_count:
+                events.committed(db)
             metrics.record_batch(result)
             return result
         except IntegrityError as error:
@@ -451,6 +461,7 @@ def _decide_single(
 
 
 async def _insert(
+    db: Database,
     conn: AsyncConnection,
     caller: Caller,
     model_association: ModelAssociation,
@@ -488,14 +499,9 @@ async def _insert(
             creator=caller.username,
             create_time=now,
         )
-    await audit.record_associations(
-        conn,
-        caller,
-        "create",
-        [item.association for item in accepted if item.association is not None],
-        names,
-        now=now,
-    )
+    created = [item.association for item in accepted if item.association is not None]
+    await audit.record_associations(conn, caller, "create", created, names, now=now)
+    await events.record_associations(db, conn, events.CREATE, created, now=now)
 
 
 async def create_one(
@@ -755,5 +761,8 @@ async def delete_associations(
         names = await audit.instance_names(
             conn, {a.bk_inst_id for a in found} | {a.bk_asst_inst_id for a in found}
         )
-        await audit.record_associations(conn, caller, "delete", found, names, now=datetime.now(UTC))
-        return found
+        now = datetime.now(UTC)
+        await audit.record_associations(conn, caller, "delete", found, names, now=now)
+        await events.record_associations(db, conn, events.DELETE, found, now=now)
+    events.committed(db)
+    return found

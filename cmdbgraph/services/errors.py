@@ -55,6 +55,7 @@ class ErrorCode(enum.Enum):
     TARGET_INSTANCE_NOT_FOUND = 1101074
     MAINLINE_NOT_ALLOWED = 1101082
     OBJECT_DB_FAILED = 1102020
+    EVENT_NODE_NOT_FOUND = 1103007
     AUDIT_SAVE_FAILED = 1109001
     PERMISSION_DENIED = 9900403
     API_NOT_FOUND = 1640401
@@ -161,6 +162,7 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "bk_mainline association type can't use in this scene",
     ),
     ErrorCode.OBJECT_DB_FAILED: ("模型DB操作失败", "object DB operation failed"),
+    ErrorCode.EVENT_NODE_NOT_FOUND: ("事件节点不存在", "Event chain node not exist"),
     ErrorCode.AUDIT_SAVE_FAILED: ("保存操作审计日志失败", "save audit log failed"),
     ErrorCode.PERMISSION_DENIED: ("没有操作的权限", "Do not have access permission."),
     # The BlueKing API gateway's answer for a method and path it does not serve (English only).

@@ -54,6 +54,7 @@ NATIVE = {
         "POST",
         "/api/v3/findmany/inst/association/association_object/inst_base_info",
     ),
+    "resource_watch": ("POST", "/api/v3/event/watch/resource/{bk_resource}"),
 }
 ESB_ALIASES: dict[str, str] = {}
 ROUTES = ["esb", "native"]
