@@ -224,3 +224,40 @@ async def insert_audit_entries(
             "rows": orjson.dumps([list(entry) for entry in entries]).decode(),
         },
     )
+
+
+_EVENT_COLUMNS = "resource, event_type, resource_id, bk_obj_id, bk_asst_obj_id, detail, create_time"
+_SQLITE_INSERT_EVENTS = text(
+    f"INSERT INTO events ({_EVENT_COLUMNS}) "
+    "SELECT :resource, :event_type, json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+    "json_extract(value, '$[2]'), json_extract(value, '$[3]'), :now "
+    "FROM json_each(:rows)"
+).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+_PG_INSERT_EVENTS = text(
+    f"INSERT INTO events ({_EVENT_COLUMNS}) "
+    "SELECT :resource, :event_type, (r->>0)::bigint, r->>1, r->>2, r->3, :now "
+    "FROM json_array_elements(CAST(:rows AS json)) AS r"
+).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+
+
+async def insert_events(
+    conn: AsyncConnection,
+    *,
+    resource: str,
+    event_type: str,
+    now: datetime,
+    rows: Sequence[tuple[int, str, str, dict]],
+) -> None:
+    """Insert one event per (resource id, model, other model, detail), in the order given (ids
+    ascending), with one statement."""
+    if not rows:
+        return
+    await conn.execute(
+        _SQLITE_INSERT_EVENTS if _is_sqlite(conn) else _PG_INSERT_EVENTS,
+        {
+            "resource": resource,
+            "event_type": event_type,
+            "now": now,
+            "rows": orjson.dumps([list(row) for row in rows]).decode(),
+        },
+    )

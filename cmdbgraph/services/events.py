@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cmdbgraph.db import bulk
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import events
 from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_check_failed, verbatim
@@ -156,20 +157,12 @@ async def record_associations(
     if not associations:
         return
     await db.lock_events(conn, notify=CHANNEL)
-    await conn.execute(
-        insert(events),
-        [
-            {
-                "resource": INST_ASST,
-                "event_type": event_type,
-                "resource_id": a.id,
-                "bk_obj_id": a.bk_obj_id,
-                "bk_asst_obj_id": a.bk_asst_obj_id,
-                "detail": association_detail(a),
-                "create_time": now,
-            }
-            for a in associations
-        ],
+    await bulk.insert_events(
+        conn,
+        resource=INST_ASST,
+        event_type=event_type,
+        now=now,
+        rows=[(a.id, a.bk_obj_id, a.bk_asst_obj_id, association_detail(a)) for a in associations],
     )
 
 
