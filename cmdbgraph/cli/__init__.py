@@ -66,6 +66,8 @@ import_app = typer.Typer(help="Bulk import.", no_args_is_help=True)
 export_app = typer.Typer(help="Bulk export.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
+watch_app = typer.Typer(help="Follow the change stream.", no_args_is_help=True)
+app.add_typer(watch_app, name="watch")
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -630,6 +632,115 @@ def export_associations(
     console.print(f"exported {count} associations")
 
 
+class WatchStopped(Exception):
+    """A watch that cannot start: a cursor of another service, an expired one, a bad time."""
+
+
+def _moment(text: str):
+    """``--since``: unix seconds, or an ISO 8601 time (UTC when it names no zone)."""
+    from datetime import UTC, datetime
+
+    try:
+        if text.lstrip("-").isdigit():
+            return datetime.fromtimestamp(int(text), UTC)
+        moment = datetime.fromisoformat(text)
+    except (ValueError, OverflowError, OSError):
+        raise typer.BadParameter(
+            f"{text!r} is no time: unix seconds or ISO 8601 (2026-11-30T04:00:00Z)"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@watch_app.command("associations")
+def watch_associations(
+    from_cursor: str | None = typer.Option(
+        None, "--from-cursor", help="Go on after this event (a cursor this command printed)."
+    ),
+    since: str | None = typer.Option(
+        None, "--since", help="The events since this time (unix seconds or ISO 8601)."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Only events whose source or target is of this model."
+    ),
+    count: int | None = typer.Option(
+        None, "--count", min=1, help="Stop after this many events (default: never)."
+    ),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Print every association created or deleted, one JSON line each ({cursor, event_type,
+    detail}), as it commits; without --from-cursor or --since, from now. Resume after a stop
+    with --from-cursor and the last line's cursor."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from cmdbgraph.services import events
+
+    if from_cursor is not None and since is not None:
+        raise typer.BadParameter("give --from-cursor or --since, not both")
+    settings = _settings(database_url)
+    retention = timedelta(days=settings.event_retention_days)
+    start = None if since is None else _moment(since)
+    position_box: list = []
+
+    async def work(db):
+        from cmdbgraph.db import migrate
+
+        if await migrate.pending(db):
+            raise NoDatabase(
+                "the database schema is behind this version: run `cmdbgraph db upgrade`"
+            )
+        now = datetime.now(UTC)
+        if from_cursor is not None:
+            try:
+                position = events.decode(from_cursor)
+            except events.BadCursor:
+                raise WatchStopped(f"{from_cursor!r} is not a cursor of this service") from None
+            if events.expired(position, retention, now=now):
+                raise WatchStopped(
+                    "that cursor is older than the events kept "
+                    f"(CMDBGRAPH_EVENT_RETENTION_DAYS={settings.event_retention_days:g}): "
+                    "start again with --since"
+                )
+        elif start is not None:
+            if start < now - retention:
+                raise WatchStopped(
+                    "--since is older than the events kept "
+                    f"(CMDBGRAPH_EVENT_RETENTION_DAYS={settings.event_retention_days:g})"
+                )
+            position = await events.position_at(db, start)
+        else:
+            newest = await events.latest(db, events.EventFilter())
+            position = events.Position(newest.id if newest else 0, now)
+        position_box.append(position)
+        # Where it starts, so that a caller can start there again.
+        console.print(f"watching from --from-cursor {events.encode(position)}")
+        flt = events.EventFilter(bk_obj_id=model)
+        printed = 0
+        while count is None or printed < count:
+            found = await events.wait_for_events(
+                db, flt, position_box[-1].id, limit=events.MAX_EVENTS, wait_seconds=20
+            )
+            for event in found.events[: None if count is None else count - printed]:
+                cursor = events.encode(events.position_of(event))
+                line = {
+                    "cursor": cursor,
+                    "event_type": event.event_type,
+                    "detail": events.upstream_detail(event),
+                }
+                sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+                position_box.append(events.position_of(event))
+                printed += 1
+        return printed
+
+    try:
+        _run(settings, work)
+    except KeyboardInterrupt:
+        if position_box:
+            console.print(f"stopped; go on with --from-cursor {events.encode(position_box[-1])}")
+        raise SystemExit(130) from None
+
+
 def _grant_scope(grant) -> str:
     if grant.bk_obj_id == "*":
         return "every instance of every model"
@@ -692,7 +803,7 @@ def _explain(error: BaseException) -> tuple[str, int] | None:
         "no such table" in str(error) or "does not exist" in str(error)
     ):
         return "the database has no cmdbgraph tables yet: run `cmdbgraph db upgrade` first", 1
-    if isinstance(error, NoDatabase):
+    if isinstance(error, NoDatabase | WatchStopped):
         return str(error), 1
     if isinstance(error, CmdbError):
         return f"error {error.code.value}: {error.message(EN)}", 1

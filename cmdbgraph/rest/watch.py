@@ -21,19 +21,6 @@ from cmdbgraph.rest.declarations import (
 from cmdbgraph.rest.endpoint import Call
 from cmdbgraph.services import events
 
-# The keys of an association's event detail: upstream's stored document, its keys sorted.
-_DETAIL_KEYS = (
-    "bk_asst_id",
-    "bk_asst_inst_id",
-    "bk_asst_obj_id",
-    "bk_biz_id",
-    "bk_inst_id",
-    "bk_obj_asst_id",
-    "bk_obj_id",
-    "bk_supplier_account",
-    "id",
-)
-
 
 class WatchFilter(RequestModel):
     bk_sub_resource: GoStr = Field(
@@ -74,13 +61,6 @@ class WatchEvent(TypedDict):
 class WatchData(TypedDict):
     bk_watched: Annotated[bool, Field(description="Whether any event came.")]
     bk_events: list[WatchEvent]
-
-
-def _detail(event: events.Event, fields: list[str]) -> dict:
-    stored = {key: event.detail.get(key) for key in _DETAIL_KEYS}
-    if not fields:
-        return stored
-    return {name: stored.get(name) for name in fields}
 
 
 @rest_call(
@@ -131,7 +111,7 @@ async def resource_watch(call: Call, body: ResourceWatchBody) -> WatchData:
                 "bk_cursor": events.encode(events.position_of(event)),
                 "bk_resource": event.resource,
                 "bk_event_type": event.event_type,
-                "bk_detail": _detail(event, body.bk_fields),
+                "bk_detail": events.upstream_detail(event, body.bk_fields),
             }
             for event in reply.events
         ],

@@ -124,6 +124,30 @@ def position_of(event: Event) -> Position:
     return Position(event.id, event.create_time)
 
 
+# The keys of an association's event detail as callers read it: upstream's stored document,
+# its keys sorted.
+DETAIL_KEYS = (
+    "bk_asst_id",
+    "bk_asst_inst_id",
+    "bk_asst_obj_id",
+    "bk_biz_id",
+    "bk_inst_id",
+    "bk_obj_asst_id",
+    "bk_obj_id",
+    "bk_supplier_account",
+    "id",
+)
+
+
+def upstream_detail(event: Event, fields: Sequence[str] = ()) -> dict:
+    """The event's association as upstream's watch shows it; only ``fields``, in their order
+    (null for what there is not), when given."""
+    stored = {key: event.detail.get(key) for key in DETAIL_KEYS}
+    if not fields:
+        return stored
+    return {name: stored.get(name) for name in fields}
+
+
 # --- Writing ----------------------------------------------------------------------------
 
 
