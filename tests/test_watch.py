@@ -188,6 +188,11 @@ async def test_refusals_in_upstreams_order(client, db, route, language):
             {"bk_cursor": 5},
             Upstream(1199000, "反序列化JSON数据失败", "Deserializing JSON data failed"),
         ),
+        # This service's own bound on what one reply costs.
+        (
+            {"bk_fields": ["id"] * 101},
+            Upstream(1199035, "bk_fields 超过限制 100", "bk_fields exceed the limit 100"),
+        ),
     ]
     for body, expected in cases:
         reply = await watch(client, route, body, language=language)

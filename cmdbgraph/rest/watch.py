@@ -20,6 +20,10 @@ from cmdbgraph.rest.declarations import (
 )
 from cmdbgraph.rest.endpoint import Call
 from cmdbgraph.services import events
+from cmdbgraph.services.errors import exceeds_limit
+
+# This service's own bound (upstream has none); a detail has nine keys.
+MAX_FIELDS = 100
 
 
 class WatchFilter(RequestModel):
@@ -38,7 +42,9 @@ class ResourceWatchBody(RequestModel):
         [], description="`create`, `update`, `delete` (all when empty).", examples=[["create"]]
     )
     bk_fields: GoStrList = Field(
-        [], description="Only these keys of each event's detail, in this order (missing: null)."
+        [],
+        description="Only these keys of each event's detail, in this order (missing: null); "
+        "at most 100 (1199035).",
     )
     bk_start_from: Int64 = Field(
         0, description="Unix seconds: the events since then (not with `bk_cursor`)."
@@ -78,9 +84,12 @@ class WatchData(TypedDict):
     "answers 1103007; upstream's other checks answer 1199998 with its words.",
     tag="events",
     required=("bk_resource",),
-    documented={"bk_resource": {"enum": [events.INST_ASST]}},
+    documented={"bk_resource": {"enum": [events.INST_ASST]}, "bk_fields": {"maxItems": MAX_FIELDS}},
 )
 async def resource_watch(call: Call, body: ResourceWatchBody) -> WatchData:
+    if len(body.bk_fields) > MAX_FIELDS:
+        # Each of up to 200 events is built field by field: a bound on what one reply costs.
+        raise exceeds_limit("bk_fields", MAX_FIELDS)
     settings = call.settings
     reply = await events.watch(
         call.db,
