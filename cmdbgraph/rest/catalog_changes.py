@@ -4,7 +4,6 @@ take the path's id from the body."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import Field
@@ -12,7 +11,14 @@ from typing_extensions import TypedDict
 
 from cmdbgraph.db.tables import INT64_MAX, INT64_MIN, is_int64
 from cmdbgraph.rest import serialize
-from cmdbgraph.rest.declarations import GoStr, Int64, RequestModel, decoder_words, rest_call
+from cmdbgraph.rest.declarations import (
+    GoStr,
+    Int64,
+    RequestModel,
+    decoder_words,
+    go_parse_int,
+    rest_call,
+)
 from cmdbgraph.rest.endpoint import Call
 from cmdbgraph.services import catalog, kinds
 from cmdbgraph.services.errors import (
@@ -21,27 +27,9 @@ from cmdbgraph.services.errors import (
     parameter_check_failed,
     parameter_invalid,
     under_code,
-    verbatim,
 )
 
 TAG = "models"
-
-
-def _go_parse_int(text: str) -> int:
-    """Go's ``strconv.ParseInt(text, 10, 64)``; its error's words (1199006) otherwise."""
-    digits = text[1:] if text[:1] in "+-" else text
-    if digits and digits.isascii() and digits.isdigit():
-        value = int(text)
-        if INT64_MIN <= value <= INT64_MAX:
-            return value
-        reason = "value out of range"
-    else:
-        reason = "invalid syntax"
-    # Go quotes with strconv.Quote: JSON's escapes, non-ASCII letters kept.
-    quoted = json.dumps(text, ensure_ascii=False)
-    raise verbatim(
-        ErrorCode.PARAMETER_CHECK_FAILED, f"strconv.ParseInt: parsing {quoted}: {reason}"
-    )
 
 
 def _path_id(call: Call, from_body: int) -> int | None:
@@ -50,7 +38,7 @@ def _path_id(call: Call, from_body: int) -> int | None:
     if raw is None:
         return from_body
     try:
-        return _go_parse_int(raw)
+        return go_parse_int(raw, ErrorCode.PARAMETER_CHECK_FAILED)
     except CmdbError:
         return None
 
@@ -181,7 +169,7 @@ def _refuse_bad_path_id(path: dict, raw: dict) -> None:
     """update_object_association reads its path's id before the body: 1199011, unfilled."""
     if "id" in path:
         try:
-            _go_parse_int(path["id"])
+            go_parse_int(path["id"], ErrorCode.PARAMETER_CHECK_FAILED)
         except CmdbError:
             raise _unfilled_invalid() from None
 
@@ -340,7 +328,7 @@ class UpdateAssociationTypeBody(RequestModel):
 
 def _kind_id(call: Call, from_body: int) -> int:
     raw = call.request.path_params.get("id")
-    return from_body if raw is None else _go_parse_int(raw)
+    return from_body if raw is None else go_parse_int(raw, ErrorCode.PARAMETER_CHECK_FAILED)
 
 
 @rest_call(

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Generic, TypeVar, get_type_hints
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from cmdbgraph.db.tables import INT64_MAX, INT64_MIN
-from cmdbgraph.services.errors import CmdbError, ErrorCode, under_code
+from cmdbgraph.services.errors import CmdbError, ErrorCode, under_code, verbatim
 
 Body = TypeVar("Body", bound="RequestModel")
 
@@ -81,6 +81,49 @@ def decoder_words_formatted() -> CmdbError:
             "'Deserializing JSON data failed' data parameter verification does not pass",
         ),
     )
+
+
+def go_quote(text: str) -> str:
+    """Go's strconv.Quote."""
+    named = dict(zip("\a\b\f\n\r\t\v", ("\\" + c for c in "abfnrtv"), strict=True))
+    quoted = []
+    for char in text:
+        if char in ('"', "\\"):
+            quoted.append("\\" + char)
+        elif char.isprintable():
+            quoted.append(char)
+        elif char in named:
+            quoted.append(named[char])
+        elif ord(char) < 0x80:
+            quoted.append(f"\\x{ord(char):02x}")
+        elif ord(char) < 0x10000:
+            quoted.append(f"\\u{ord(char):04x}")
+        else:
+            quoted.append(f"\\U{ord(char):08x}")
+    return '"' + "".join(quoted) + '"'
+
+
+def go_parse_int(text: str, failure: ErrorCode) -> int:
+    """Go's strconv.ParseInt(text, 10, 64), as upstream reads an id in a path; what it
+    refuses answers ``failure`` with Go's words (upstream passes them on)."""
+
+    def refused(reason: str) -> CmdbError:
+        return verbatim(failure, f"strconv.ParseInt: parsing {go_quote(text)}: {reason}")
+
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not digits:
+        raise refused("invalid syntax")
+    value = 0
+    for char in digits:
+        if not "0" <= char <= "9":
+            raise refused("invalid syntax")
+        value = value * 10 + ord(char) - ord("0")
+        if value >= 2**64:
+            raise refused("value out of range")  # Go stops at the first digit too many
+    value = -value if text.startswith("-") else value
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise refused("value out of range")
+    return value
 
 
 def parse(model: type[Body], body: dict) -> Body:

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from pydantic import Field
 from typing_extensions import TypedDict
 
-from cmdbgraph.db.tables import INT64_MAX, INT64_MIN
 from cmdbgraph.rest import serialize
 from cmdbgraph.rest.declarations import (
     GoBool,
@@ -18,6 +17,7 @@ from cmdbgraph.rest.declarations import (
     Int64,
     NullIsEmpty,
     RequestModel,
+    go_parse_int,
     rest_call,
 )
 from cmdbgraph.rest.endpoint import Call
@@ -231,49 +231,6 @@ class TopologyBody(RequestModel):
     )
 
 
-def _go_quote(text: str) -> str:
-    """Go's strconv.Quote."""
-    named = dict(zip("\a\b\f\n\r\t\v", ("\\" + c for c in "abfnrtv"), strict=True))
-    quoted = []
-    for char in text:
-        if char in ('"', "\\"):
-            quoted.append("\\" + char)
-        elif char.isprintable():
-            quoted.append(char)
-        elif char in named:
-            quoted.append(named[char])
-        elif ord(char) < 0x80:
-            quoted.append(f"\\x{ord(char):02x}")
-        elif ord(char) < 0x10000:
-            quoted.append(f"\\u{ord(char):04x}")
-        else:
-            quoted.append(f"\\U{ord(char):08x}")
-    return '"' + "".join(quoted) + '"'
-
-
-def _go_parse_int(text: str) -> int:
-    """Go's strconv.ParseInt(text, 10, 64), as upstream reads the path's instance id; its
-    error is upstream's answer (1199998, Go's words)."""
-
-    def failure(reason: str) -> CmdbError:
-        return verbatim(ErrorCode.UNKNOWN, f"strconv.ParseInt: parsing {_go_quote(text)}: {reason}")
-
-    digits = text[1:] if text[:1] in ("+", "-") else text
-    if not digits:
-        raise failure("invalid syntax")
-    value = 0
-    for char in digits:
-        if not "0" <= char <= "9":
-            raise failure("invalid syntax")
-        value = value * 10 + ord(char) - ord("0")
-        if value >= 2**64:
-            raise failure("value out of range")  # Go stops at the first digit too many
-    value = -value if text.startswith("-") else value
-    if not INT64_MIN <= value <= INT64_MAX:
-        raise failure("value out of range")
-    return value
-
-
 @rest_call(
     "search_inst_association_topo",
     "POST",
@@ -292,7 +249,7 @@ def _go_parse_int(text: str) -> int:
 async def search_inst_association_topo(call: Call, body: TopologyBody) -> list[serialize.InstTopo]:
     path = call.request.path_params
     if "bk_inst_id" in path:
-        bk_inst_id = _go_parse_int(path["bk_inst_id"])
+        bk_inst_id = go_parse_int(path["bk_inst_id"], ErrorCode.UNKNOWN)
         bk_obj_id = path["bk_obj_id"]
     else:
         bk_obj_id, bk_inst_id = body.bk_obj_id, body.bk_inst_id
