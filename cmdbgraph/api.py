@@ -1,5 +1,6 @@
-"""The GraphQL API: ``build_schema(settings)`` puts the resolvers' ``Query`` and ``Mutation``
-together with the extensions the settings call for, and ``export_sdl`` writes its SDL.
+"""The GraphQL API: ``build_schema(settings)`` puts the resolvers' ``Query``, ``Mutation`` and
+``Subscription`` together with the extensions the settings call for, and ``export_sdl`` writes
+its SDL.
 
 It sits above ``resolvers/`` (which import ``schema/``); nothing below imports it."""
 
@@ -13,6 +14,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from cmdbgraph.resolvers.mutations import Mutation
 from cmdbgraph.resolvers.queries import Query
+from cmdbgraph.resolvers.subscriptions import Subscription
 from cmdbgraph.schema.extensions import ErrorMasking, RequestLogFields
 from cmdbgraph.schema.limits import limit_extensions
 from cmdbgraph.schema.scalars import SCALARS
@@ -41,6 +43,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
     )

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from cmdbgraph.api import build_schema
 from cmdbgraph.db import migrate
@@ -136,6 +136,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app = Starlette(
         routes=[
             Route("/graphql", GraphQLEndpoint(graphql), methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),  # subscriptions (http/subscriptions.py)
             graphiql.static_mount(),
             Route(api_docs.DOCS_PATH, api_docs.page, methods=["GET"]),
             api_docs.static_mount(),

@@ -3,7 +3,7 @@ operation names come from our routes and schema, never from client-chosen string
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter(
     "cmdbgraph_requests_total",
@@ -20,6 +20,15 @@ ASSOCIATION_ITEMS = Counter(
     "cmdbgraph_association_items_total",
     "Batch-create items, by result (created or failed) and upstream error code (0 if created).",
     ["result", "code"],
+)
+
+SUBSCRIPTIONS = Gauge(
+    "cmdbgraph_subscriptions_open",
+    "GraphQL subscriptions following the change stream in this process.",
+)
+SUBSCRIBERS_DROPPED = Counter(
+    "cmdbgraph_subscribers_dropped_total",
+    "Websocket connections closed because the client did not read what it was sent.",
 )
 
 

@@ -115,6 +115,26 @@ class Settings(BaseSettings):
     max_watches: int = Field(
         1_000, ge=1, description="Watches a process holds open at once; more answer 1199997."
     )
+    max_subscriptions: int = Field(
+        1_000,
+        ge=1,
+        description="GraphQL subscriptions a process follows at once; more are refused "
+        "with TOO_MANY_REQUESTS (1199997).",
+    )
+    max_subscriptions_per_connection: int = Field(
+        20, ge=1, description="Operations one websocket runs at once; more are refused."
+    )
+    subscription_send_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How long a message to a subscriber may wait for the client to read it; "
+        "then the connection is closed with 4429 (the client resumes by cursor).",
+    )
+    websocket_init_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How long a websocket may take to send connection_init; then 4408.",
+    )
     graphiql: bool = True
     introspection: bool = True
 

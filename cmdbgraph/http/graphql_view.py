@@ -7,6 +7,7 @@ document asking only for the schema. Every refusal is a JSON body with
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from cross_web import HTTPException
 from graphql import (
@@ -24,13 +25,18 @@ from graphql import (
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType as StrawberryOperationType
+from strawberry.types.unset import UNSET
 
 from cmdbgraph.db.engine import Database, DatabaseUnavailable
-from cmdbgraph.http import graphiql, identity, jsonbody
+from cmdbgraph.http import graphiql, identity, jsonbody, subscriptions
 from cmdbgraph.http.replies import encode_json, error_response, graphql_errors, status_for
 from cmdbgraph.schema.context import GraphQLContext
 from cmdbgraph.schema.extensions import MASKED_MESSAGE, mask
@@ -75,10 +81,23 @@ def _transport_error(error: HTTPException) -> TransportError:
 
 class GraphQLView(GraphQL):
     """Strawberry's ASGI view with our context, our JSON decoder and encoder, and every
-    refusal as a JSON body with ``errors[].extensions.code``."""
+    refusal as a JSON body with ``errors[].extensions.code``; and subscriptions over
+    websockets (see ``subscriptions``)."""
+
+    graphql_transport_ws_handler_class = subscriptions.TransportWSHandler
+    websocket_adapter_class = subscriptions.TextWebSocketAdapter
 
     def __init__(self, schema, settings: Settings, limits: Limits, db: Database) -> None:
-        super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None)
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql else None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=settings.websocket_init_timeout_seconds),
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+            # Browsers' pages from these origins may open websockets too (same-origin pages
+            # always may); other clients send no Origin.
+            allowed_origins=settings.cors_origins,
+        )
         self.settings = settings
         self.limits = limits
         self.db = db
@@ -105,24 +124,47 @@ class GraphQLView(GraphQL):
             graphql_errors(error.message, error.code), status_code=error.status, headers=headers
         )
 
-    async def get_context(  # type: ignore[override]  # HTTP only: no websocket route
-        self, request: Request, response: Response
+    async def get_context(  # type: ignore[override]
+        self, request: Request | WebSocket, response: Response | WebSocket
     ) -> GraphQLContext:
         # Every request but the IDE page was authenticated by GraphQLEndpoint; strawberry
-        # builds a context for the page too, with nobody in it.
+        # builds a context for the page too, with nobody in it. A websocket's caller is
+        # proven at its connection_init (on_ws_connect).
         caller: Caller = getattr(request.state, "caller", None) or Caller(
             language=identity.language(request.headers),
             request_id=identity.request_id(request.headers, request.state),
         )
-        response.headers["X-Request-ID"] = caller.request_id
+        websocket = isinstance(request, WebSocket)
+        if isinstance(response, Response):
+            response.headers["X-Request-ID"] = caller.request_id
         return GraphQLContext(
             request=request,
-            response=response,
+            response=response if isinstance(response, Response) else None,
             db=self.db,
             settings=self.settings,
             limits=self.limits,
             caller=caller,
+            # A connection lives for hours: what it reads must not be served from a cache
+            # filled an hour ago.
+            cache_loads=not websocket,
         )
+
+    async def on_ws_connect(self, context: GraphQLContext):  # type: ignore[override]
+        """Authenticate the connection from its ``connection_init`` payload (or its
+        handshake's headers): refused with 4403 and the reason."""
+        params = context.connection_params or {}
+        try:
+            caller = await identity.identify_connection(context.request, params)
+        except CmdbError as error:
+            headers = identity.connection_headers(context.request, params)
+            message = error.message(identity.language(headers))
+            raise subscriptions.Refused(subscriptions.FORBIDDEN, f"Forbidden: {message}") from None
+        except DatabaseUnavailable:
+            raise subscriptions.Refused(
+                subscriptions.UNAVAILABLE, "The database is unavailable: try again shortly"
+            ) from None
+        context.caller = caller
+        return UNSET
 
     def encode_json(self, data: object) -> bytes:
         return encode_json(data)
@@ -148,6 +190,35 @@ class GraphQLView(GraphQL):
             raise TransportError(400, "The request holds no GraphQL query.", "BAD_REQUEST")
         return data
 
+    async def execute_single(  # noqa: PLR0917  (strawberry's signature)
+        self, request, request_adapter, sub_response, context, root_value, request_data
+    ) -> ExecutionResult:
+        # Subscriptions run over a websocket only: over HTTP, strawberry would run one as a
+        # query, which can only fail.
+        allowed = StrawberryOperationType.from_http(request_adapter.method) - {
+            StrawberryOperationType.SUBSCRIPTION
+        }
+        if not self.allow_queries_via_get and request_adapter.method == "GET":
+            allowed -= {StrawberryOperationType.QUERY}
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except InvalidOperationTypeError as error:
+            if error.operation_type is StrawberryOperationType.SUBSCRIPTION:
+                raise TransportError(400, SUBSCRIPTION_OVER_HTTP, "WEBSOCKET_REQUIRED") from None
+            raise HTTPException(400, error.as_http_error_reason(request_adapter.method)) from error
+        except CannotGetOperationTypeError as error:
+            raise HTTPException(400, error.as_http_error_reason()) from error
+        except MissingQueryError as error:
+            raise HTTPException(400, "No GraphQL query found in the request") from error
+
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
@@ -172,6 +243,11 @@ class GraphQLView(GraphQL):
 
 
 _ERROR_CODE_VALUES = frozenset(code.value for code in ErrorCode)
+
+SUBSCRIPTION_OVER_HTTP = (
+    "Subscriptions run over a websocket at this path (the graphql-transport-ws protocol), "
+    "not over HTTP."
+)
 
 
 # The fields every type answers from the schema alone, never from the data.

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from cmdbgraph.services import auth
 from cmdbgraph.services.auth import Claims
@@ -171,8 +171,6 @@ def app_hint(app_code: str) -> str:
 async def identify(request: Request, body: Mapping | None = None) -> Caller:
     """The proven caller of ``request``; raises ``CmdbError`` (1100004 / 1199027) otherwise,
     with a hint when an app code was given but could not be authenticated."""
-    settings = request.app.state.settings
-    trusted_proxies: TrustedProxies = request.app.state.trusted_proxies
     headers = request.headers
     from_gateway = getattr(request.state, "gateway_caller", None)
     if from_gateway is not None:
@@ -184,14 +182,48 @@ async def identify(request: Request, body: Mapping | None = None) -> Caller:
             trusted=True,
         )
     else:
-        claimed = claims(headers, body, trusted=peer_address(request.scope) in trusted_proxies)
+        trusted = peer_address(request.scope) in request.app.state.trusted_proxies
+        claimed = claims(headers, body, trusted=trusted)
+    return await _prove(request, claimed, headers)
+
+
+# Headers only a trusted proxy may set (see ``claims``).
+_NATIVE_IDENTITY = frozenset({"x-bkcmdb-user", "x-bkcmdb-app-code", "bk_user"})
+
+
+def connection_headers(connection: HTTPConnection, params: Mapping) -> dict[str, str]:
+    """The headers a websocket's caller sends: its handshake's, then those of its
+    ``connection_init`` payload (names in any case; an object or array value as its JSON
+    text), except the identity headers only a trusted proxy may set: a payload passes through
+    a proxy untouched, so it never speaks for the proxy."""
+    headers = dict(connection.headers)
+    for name, value in params.items():
+        if not isinstance(name, str) or name.lower() in _NATIVE_IDENTITY:
+            continue
+        if isinstance(value, dict | list):
+            headers[name.lower()] = orjson.dumps(value).decode()
+        elif isinstance(value, str):
+            headers[name.lower()] = value
+    return headers
+
+
+async def identify_connection(connection: HTTPConnection, params: Mapping) -> Caller:
+    """The proven caller of a websocket connection, from its ``connection_init`` payload
+    ``params`` (headers, or the ESB body's credential fields) and its handshake's headers (see
+    ``connection_headers``); raises as ``identify`` does."""
+    headers = connection_headers(connection, params)
+    trusted = peer_address(connection.scope) in connection.app.state.trusted_proxies
+    return await _prove(connection, claims(headers, params, trusted=trusted), headers)
+
+
+async def _prove(connection: HTTPConnection, claimed: Claims, headers: Mapping[str, str]) -> Caller:
     try:
         return await auth.authenticate(
-            request.app.state.db,
+            connection.app.state.db,
             claimed,
             language=language(headers),
-            request_id=request_id(headers, request.state),
-            enforce=settings.auth,
+            request_id=request_id(headers, connection.state),
+            enforce=connection.app.state.settings.auth,
         )
     except CmdbError as error:
         if error.code is ErrorCode.CALL_SOURCE_AUTHENTICATION_FAILED and claimed.app_code:

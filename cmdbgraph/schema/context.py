@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
@@ -22,7 +22,7 @@ from cmdbgraph.settings import Settings
 class Loaders:
     """One DataLoader per lookup: one ``IN (...)`` query per batch of keys."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, cache: bool = True) -> None:
         async def load_instances(keys: list[int]) -> list[InstanceRecord | None]:
             found = await instances.instances_by_id(db, keys)
             return [found.get(key) for key in keys]
@@ -43,19 +43,19 @@ class Loaders:
 
             return load
 
-        self.instance = DataLoader(load_fn=load_instances)
-        self.model = DataLoader(load_fn=load_models)
+        self.instance = DataLoader(load_fn=load_instances, cache=cache)
+        self.model = DataLoader(load_fn=load_models, cache=cache)
         self.associations_as_source = DataLoader(
-            load_fn=by_page_size(associations.associations_by_source)
+            load_fn=by_page_size(associations.associations_by_source), cache=cache
         )
         self.associations_as_target = DataLoader(
-            load_fn=by_page_size(associations.associations_by_target)
+            load_fn=by_page_size(associations.associations_by_target), cache=cache
         )
 
 
 @dataclass
 class GraphQLContext:
-    request: Request
+    request: HTTPConnection  # a Request, or the WebSocket of a subscription
     response: Response | None
     db: Database
     settings: Settings
@@ -64,9 +64,13 @@ class GraphQLContext:
     loaders: Loaders = field(init=False)
     # Set when a mutation answers with a typed failure: the request log's outcome.
     outcome: str | None = None
+    # Loads are cached for the request; a websocket's operations, which live long, read anew.
+    cache_loads: bool = True
+    # A websocket's connection_init payload.
+    connection_params: dict | None = None
 
     def __post_init__(self) -> None:
-        self.loaders = Loaders(self.db)
+        self.loaders = Loaders(self.db, cache=self.cache_loads)
 
     @property
     def language(self) -> str:

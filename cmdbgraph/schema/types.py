@@ -191,6 +191,25 @@ class InstAssociation(FromRecord):
         return None if record is None else Instance.from_record(record)
 
 
+@strawberry.enum(description="What happened to an instance association.")
+class InstAssociationEventType(enum.Enum):
+    CREATE = "create"
+    DELETE = "delete"
+
+
+@strawberry.type(description="An instance association created or deleted, as it committed.")
+class InstAssociationEvent:
+    cursor: str = strawberry.field(
+        description="This event's place in the stream: subscribe with `after:` it to go on "
+        "after it (after a disconnect, say)."
+    )
+    event_type: InstAssociationEventType
+    create_time: datetime = strawberry.field(description="When the change was made.")
+    association: InstAssociation = strawberry.field(
+        description="The association as it was created, or as it was when deleted."
+    )
+
+
 @strawberry.type(description="One audited change.")
 class AuditEntry(FromRecord):
     id: BigInt

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import time
 import weakref
 import zlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -168,6 +169,26 @@ def association_detail(a: InstAssociation) -> dict:
     }
 
 
+def association_of(event: Event) -> InstAssociation:
+    """The association an event of ``INST_ASST`` carries: as created, or as it was deleted."""
+    d = event.detail
+    return InstAssociation(
+        id=d["id"],
+        bk_obj_asst_id=d["bk_obj_asst_id"],
+        bk_asst_id=d["bk_asst_id"],
+        bk_obj_id=d["bk_obj_id"],
+        bk_inst_id=d["bk_inst_id"],
+        bk_asst_obj_id=d["bk_asst_obj_id"],
+        bk_asst_inst_id=d["bk_asst_inst_id"],
+        bk_supplier_account=d["bk_supplier_account"],
+        bk_biz_id=d["bk_biz_id"],
+        creator=d.get("creator") or "",
+        create_time=datetime.fromisoformat(d["create_time"])
+        if d.get("create_time")
+        else event.create_time,
+    )
+
+
 async def record_associations(
     db: Database,
     conn: AsyncConnection,
@@ -192,27 +213,59 @@ async def record_associations(
 
 # --- Waking watchers ----------------------------------------------------------------------
 
-_signals: weakref.WeakKeyDictionary[Database, asyncio.Event] = weakref.WeakKeyDictionary()
+
+class _Signal:
+    """Commits of events to one database seen by this process: ``generation`` counts them, and
+    ``changed`` is set (then replaced) at each. A watcher notes the generation before it reads,
+    and reads again at once if it moved meanwhile: no commit slips between a read that found
+    nothing and the wait that follows."""
+
+    __slots__ = ("changed", "generation")
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self.changed = asyncio.Event()
+
+    def bump(self) -> None:
+        self.generation += 1
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+    async def wait(self, generation: int, seconds: float) -> None:
+        """Return once a commit after ``generation`` is seen, or after ``seconds``."""
+        if self.generation != generation:
+            return
+        try:
+            await asyncio.wait_for(self.changed.wait(), seconds)
+        except TimeoutError:
+            pass
+
+
+_signals: weakref.WeakKeyDictionary[Database, _Signal] = weakref.WeakKeyDictionary()
 # Whether this process LISTENs for the commits of every process on a database (PostgreSQL).
 _listening: weakref.WeakKeyDictionary[Database, bool] = weakref.WeakKeyDictionary()
 
 
-def committed(db: Database) -> None:
-    """Wake this process's watchers of ``db``: events were just committed."""
-    signal = _signals.pop(db, None)
-    if signal is not None:
-        signal.set()
-
-
-async def _changed(db: Database, seconds: float) -> None:
-    """Return when this process commits events to ``db``, or after ``seconds``."""
+def _signal(db: Database) -> _Signal:
     signal = _signals.get(db)
     if signal is None:
-        signal = _signals[db] = asyncio.Event()
-    try:
-        await asyncio.wait_for(signal.wait(), seconds)
-    except TimeoutError:
-        pass
+        signal = _signals[db] = _Signal()
+    return signal
+
+
+def committed(db: Database) -> None:
+    """Wake this process's watchers of ``db``: events were just committed (here, or in another
+    process that notified)."""
+    _signal(db).bump()
+
+
+async def _poll_seconds(db: Database) -> float:
+    """How long a watcher may wait before it reads again: LISTEN (PostgreSQL) tells of every
+    process's commits, so reading again is only a safeguard; otherwise a short interval."""
+    if db not in _listening:
+        _listening[db] = False  # watchers meanwhile read again at the short interval
+        _listening[db] = await db.listen(CHANNEL, lambda: committed(db))
+    return LISTENING_POLL_SECONDS if _listening[db] else POLL_SECONDS
 
 
 # --- Reading ------------------------------------------------------------------------------
@@ -249,10 +302,22 @@ async def events_after(db: Database, flt: EventFilter, after: int, *, limit: int
 
 
 async def position_at(db: Database, moment: datetime) -> Position:
-    """The position just before the first event written at or after ``moment``."""
+    """The position just before the first event written at or after ``moment``.
+
+    Event times ascend with ids (``bulk.insert_events``): the first event at or after
+    ``moment`` is the first of the oldest time at or after it, two seeks in the index on
+    create_time whatever the table's size. (The lowest id of every event at or after
+    ``moment`` read them all, or every event before it.)"""
+    first_time = (
+        select(func.min(events.c.create_time))
+        .where(events.c.create_time >= moment)
+        .scalar_subquery()
+    )
     async with db.read() as conn:
         first = (
-            await conn.execute(select(func.min(events.c.id)).where(events.c.create_time >= moment))
+            await conn.execute(
+                select(func.min(events.c.id)).where(events.c.create_time == first_time)
+            )
         ).scalar_one()
         if first is None:
             last = (await conn.execute(select(func.max(events.c.id)))).scalar_one()
@@ -285,16 +350,15 @@ async def wait_for_events(
     """The events after ``after``, as soon as there is one, waiting up to ``wait_seconds``;
     no database connection is held while waiting."""
     deadline = time.monotonic() + wait_seconds
-    if db not in _listening:
-        _listening[db] = False  # watchers meanwhile read again at the short interval
-        _listening[db] = await db.listen(CHANNEL, lambda: committed(db))
-    poll = LISTENING_POLL_SECONDS if _listening[db] else POLL_SECONDS
+    poll = await _poll_seconds(db)
+    signal = _signal(db)
     while True:
+        generation = signal.generation
         found = await events_after(db, flt, after, limit=limit)
         remaining = deadline - time.monotonic()
         if found or remaining <= 0:
             return Watched(found)
-        await _changed(db, min(remaining, poll))
+        await signal.wait(generation, min(remaining, poll))
 
 
 def expired(position: Position, retention: timedelta, *, now: datetime | None = None) -> bool:
@@ -308,14 +372,41 @@ async def sweep(db: Database, retention: timedelta) -> int:
     lock) when there is nothing to delete."""
     cutoff = datetime.now(UTC) - retention
     async with db.read() as conn:
-        stale = await conn.execute(
-            select(events.c.id).where(events.c.create_time < cutoff).limit(1)
-        )
-        if stale.first() is None:
+        # The oldest time: one seek in the index on create_time. (A row older than the
+        # cutoff, LIMIT 1, was planned by PostgreSQL as a sequential scan while its statistics
+        # still counted the rows the last sweep deleted, and then read the whole table.)
+        oldest = (await conn.execute(select(func.min(events.c.create_time)))).scalar_one()
+        if oldest is None or oldest >= cutoff:
             return 0
     async with db.write() as conn:
         result = await conn.execute(delete(events).where(events.c.create_time < cutoff))
         return result.rowcount or 0
+
+
+class Slots:
+    """How many of something this process holds open, below a limit."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+
+    def check(self, limit: int) -> None:
+        """1199997 when all ``limit`` slots are taken."""
+        if self.taken >= limit:
+            raise CmdbError(ErrorCode.TOO_MANY_REQUESTS)
+
+    @contextlib.contextmanager
+    def take(self, limit: int) -> Iterator[None]:
+        """Hold one slot; 1199997 when all ``limit`` are taken."""
+        self.check(limit)
+        self.taken += 1
+        try:
+            yield
+        finally:
+            self.taken -= 1
+
+
+WATCHES = Slots()  # REST watches waiting
+FOLLOWERS = Slots()  # GraphQL subscriptions
 
 
 # --- upstream's resource_watch --------------------------------------------------------------
@@ -362,12 +453,6 @@ def check_watch(request: WatchRequest) -> None:
         raise _unknown(f"unsupported cursor type {request.resource}")
 
 
-class _Watches:
-    """How many watches this process holds open."""
-
-    open = 0
-
-
 async def watch(
     db: Database,
     request: WatchRequest,
@@ -395,15 +480,10 @@ async def watch(
                 raise CmdbError(ErrorCode.EVENT_NODE_NOT_FOUND) from None
             if expired(position, retention, now=now):
                 raise CmdbError(ErrorCode.EVENT_NODE_NOT_FOUND)
-        if _Watches.open >= max_watches:
-            raise CmdbError(ErrorCode.TOO_MANY_REQUESTS)
-        _Watches.open += 1
-        try:
+        with WATCHES.take(max_watches):
             found = await wait_for_events(
                 db, flt, position.id, limit=MAX_EVENTS, wait_seconds=wait_seconds
             )
-        finally:
-            _Watches.open -= 1
         if found.events:
             return WatchReply(True, found.events, "")
         newest = await latest(db, flt)
@@ -435,3 +515,100 @@ async def _head_cursor(db: Database, flt: EventFilter, now: datetime) -> str:
     """A cursor after the newest event (before every event when there is none)."""
     newest = await latest(db, flt)
     return encode(Position(newest.id if newest is not None else 0, now))
+
+
+# --- Following the stream ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFilter:
+    """Which instance association events a follower wants: all when a field is empty."""
+
+    event_types: frozenset[str] = frozenset()
+    bk_obj_id: str | None = None  # the source's or the target's model
+    bk_obj_asst_id: str | None = None
+
+    def matches(self, event: Event) -> bool:
+        return (
+            event.resource == INST_ASST
+            and (not self.event_types or event.event_type in self.event_types)
+            and (
+                self.bk_obj_id is None or self.bk_obj_id in (event.bk_obj_id, event.bk_asst_obj_id)
+            )
+            and (
+                self.bk_obj_asst_id is None
+                or event.detail.get("bk_obj_asst_id") == self.bk_obj_asst_id
+            )
+        )
+
+
+def start(cursor: str | None, *, retention: timedelta) -> Position | None:
+    """Where a follower that gives ``cursor`` starts: after its event; None (no cursor) for
+    the newest event. 1103007 for a cursor this service did not write, or one older than the
+    retention (events after it may be gone: never a silent gap)."""
+    if cursor is None:
+        return None
+    try:
+        position = decode(cursor)
+    except BadCursor:
+        raise CmdbError(ErrorCode.EVENT_NODE_NOT_FOUND) from None
+    if expired(position, retention):
+        raise CmdbError(ErrorCode.EVENT_NODE_NOT_FOUND)
+    return position
+
+
+async def head(db: Database) -> int:
+    """The id of the newest event (0 when there is none)."""
+    async with db.read() as conn:
+        return (await conn.execute(select(func.max(events.c.id)))).scalar_one() or 0
+
+
+# The reads in flight, by database and position: followers at the same position (a commit
+# wakes them together) share one query.
+_reads: weakref.WeakKeyDictionary[Database, dict[int, asyncio.Future[list[Event]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _read_after(db: Database, after: int) -> list[Event]:
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(*_COLUMNS).where(events.c.id > after).order_by(events.c.id).limit(MAX_EVENTS)
+        )
+        return [_event(row) for row in rows]
+
+
+async def _shared_read(db: Database, after: int) -> list[Event]:
+    """The events after ``after`` (up to ``MAX_EVENTS``), read once for every follower that
+    asks from there meanwhile. A follower that goes away does not cancel the others' read."""
+    pending = _reads.setdefault(db, {})
+    read = pending.get(after)
+    if read is None:
+        read = pending[after] = asyncio.ensure_future(_read_after(db, after))
+
+        def done(finished: asyncio.Future[list[Event]]) -> None:
+            if pending.get(after) is finished:
+                del pending[after]
+            if not finished.cancelled():
+                finished.exception()  # retrieved here: nobody may be left to await it
+
+        read.add_done_callback(done)
+    return await asyncio.shield(read)
+
+
+async def follow(db: Database, after: int, flt: StreamFilter) -> AsyncIterator[Event]:
+    """Every event after the id ``after`` that ``flt`` matches, oldest first, as they commit
+    in any process, until the caller stops. Reads only from the table; holds no connection
+    while it waits."""
+    poll = await _poll_seconds(db)
+    signal = _signal(db)
+    while True:
+        generation = signal.generation
+        batch = await _shared_read(db, after)
+        for event in batch:
+            if flt.matches(event):
+                yield event
+        if batch:
+            after = batch[-1].id
+        if len(batch) < MAX_EVENTS:
+            await signal.wait(generation, poll)
