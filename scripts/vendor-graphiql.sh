@@ -18,6 +18,9 @@ REACT_DOM_VERSION=18.3.1
 # OneGraph's graphiql-explorer, whose tarball is fetched for its licence only.
 PLUGIN_EXPLORER_VERSION=3.2.6
 GRAPHIQL_EXPLORER_VERSION=0.9.0
+# The client of the graphql-transport-ws protocol the server's subscriptions speak; its UMD build
+# (the 6.x line still ships one) sets the global graphqlWs and needs nothing else.
+GRAPHQL_WS_VERSION=6.4.2
 
 DEST=cmdbgraph/static/graphiql
 WORK="$(mktemp -d)"
@@ -36,6 +39,7 @@ unpack "react@$REACT_VERSION"
 unpack "react-dom@$REACT_DOM_VERSION"
 unpack "@graphiql/plugin-explorer@$PLUGIN_EXPLORER_VERSION"
 unpack "graphiql-explorer@$GRAPHIQL_EXPLORER_VERSION"
+unpack "graphql-ws@$GRAPHQL_WS_VERSION"
 
 PLUGIN="$WORK/@graphiql/plugin-explorer"
 rm -rf "$DEST"
@@ -59,6 +63,8 @@ else
     plugin_licence="graphql/graphiql's LICENSE (from the graphiql tarball: the plugin's ships none)"
 fi
 cp "$WORK/graphiql-explorer/LICENSE" "$DEST/LICENSE.graphiql-explorer"
+cp "$WORK/graphql-ws/umd/graphql-ws.min.js" "$DEST/graphql-ws.min.js"
+cp "$WORK/graphql-ws/LICENSE.md" "$DEST/LICENSE.graphql-ws"
 
 node scripts/precompress.mjs "$DEST"/*.js "$DEST"/*.css
 
@@ -75,6 +81,7 @@ node scripts/precompress.mjs "$DEST"/*.js "$DEST"/*.css
     echo "  LICENSE.graphiql-plugin-explorer: $plugin_licence"
     echo "graphiql-explorer $GRAPHIQL_EXPLORER_VERSION (MIT), bundled in the plugin's UMD build:"
     echo "  LICENSE.graphiql-explorer"
+    echo "graphql-ws $GRAPHQL_WS_VERSION (MIT): umd/graphql-ws.min.js, LICENSE.md as LICENSE.graphql-ws"
     echo
     echo "npm tarballs (sha256):"
     while read -r tarball; do

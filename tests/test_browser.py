@@ -14,12 +14,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
 
+from cmdbgraph.http import graphiql
 from tests.support.servers import live_server
 
 CHROMIUM_FLAGS = [
@@ -34,6 +36,7 @@ CHROMIUM_FLAGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 TIMEOUT_MS = 20_000
+ASSETS = graphiql.SCRIPTS + graphiql.STYLESHEETS
 
 MODELS_QUERY = "query ListModels { models { bkObjId bkObjName } }"
 SEED_MUTATION = """mutation SeedExample {
@@ -180,14 +183,14 @@ def _run_in_editor(page, query: str, operation_name: str) -> None:
     page.keyboard.press("Control+Enter")
 
 
-def _wait_for_response(page, text: str) -> dict:
+def _wait_for_response(page, text: str, timeout: int = TIMEOUT_MS) -> dict:
     page.wait_for_function(
         """text => {
             const editor = document.querySelector(".graphiql-response .CodeMirror");
             return editor !== null && editor.CodeMirror.getValue().includes(text);
         }""",
         arg=text,
-        timeout=TIMEOUT_MS,
+        timeout=timeout,
     )
     return json.loads(_editor_value(page, ".graphiql-response"))
 
@@ -227,7 +230,7 @@ def test_graphiql_runs_a_query_and_the_seed_mutation(
         assert session.elsewhere == [], "the page tried to reach another host"
         assert session.problems == []
         # Chromium takes brotli: every asset came compressed so.
-        assert len(session.encodings) == 6, session.encodings
+        assert len(session.encodings) == len(ASSETS), session.encodings
         assert set(session.encodings.values()) == {"br"}, session.encodings
 
 
@@ -239,7 +242,7 @@ def test_the_ready_made_tabs_run_on_the_demo_data(chromium, sync_playwright, dem
         _open_graphiql(session, demo_server)
         tabs = page.locator(".graphiql-tab .graphiql-tab-button")
         tabs.nth(2).wait_for()
-        assert tabs.all_inner_texts() == ["Models", "BatchCreate", "Instance"]
+        assert tabs.all_inner_texts() == ["Models", "BatchCreate", "Instance", "Events"]
 
         # The batch tab holds the README's mutation, and answers what the README shows.
         _run_tab(page, tabs.nth(1), "BatchCreate")
@@ -268,8 +271,7 @@ def test_the_ready_made_tabs_run_on_the_demo_data(chromium, sync_playwright, dem
         assert session.problems == []
 
 
-def _run_tab(page, tab, operation_name: str) -> None:
-    """Open ``tab`` and run it as it stands (with the headers it shows)."""
+def _open_tab(page, tab, operation_name: str) -> None:
     tab.click()
     page.wait_for_function(
         """name => document.querySelector(".graphiql-query-editor .CodeMirror")
@@ -277,12 +279,138 @@ def _run_tab(page, tab, operation_name: str) -> None:
         arg=operation_name,
         timeout=TIMEOUT_MS,
     )
+
+
+def _run_tab(page, tab, operation_name: str) -> None:
+    """Open ``tab`` and run it as it stands (with the headers it shows)."""
+    _open_tab(page, tab, operation_name)
     page.get_by_role("button", name="Headers").click()
     headers_editor = ".graphiql-editor-tool .graphiql-editor:not(.hidden)"
     headers = json.loads(_editor_value(page, headers_editor))
     assert headers["X-Bkapi-Authorization"]["bk_app_code"] == "esb_test"
     page.click(".graphiql-query-editor .CodeMirror")
     page.keyboard.press("Control+Enter")
+
+
+def _websocket_messages(page) -> list[tuple[str, dict]]:
+    """The messages ``page`` sends on websockets from now on, as (socket URL, message)."""
+    sent: list[tuple[str, dict]] = []
+    page.on(
+        "websocket",
+        lambda socket: socket.on(
+            "framesent", lambda payload: sent.append((socket.url, json.loads(payload)))
+        ),
+    )
+    return sent
+
+
+def _wait_until(page, condition, what: str, timeout: int = TIMEOUT_MS) -> None:
+    """Wait for ``condition()``, letting ``page`` run: Playwright hands the page's events to
+    Python only while it waits."""
+    deadline = time.monotonic() + timeout / 1000
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {timeout} ms"
+        page.wait_for_timeout(50)
+
+
+def _set_headers(page, text: str) -> None:
+    page.get_by_role("button", name="Headers").click()
+    headers_editor = ".graphiql-editor-tool .graphiql-editor:not(.hidden)"
+    page.click(f"{headers_editor} .CodeMirror")
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(text)
+    assert _editor_value(page, headers_editor) == text
+
+
+def test_a_subscription_shows_what_another_browser_tab_commits(
+    chromium, sync_playwright, demo_server, tmp_path
+):
+    """The Events tab runs its subscription over a websocket to the page's own path, the
+    Headers pane's credentials as the connection_init payload; the BatchCreate tab run in a
+    second browser tab shows in the first as a CREATE event. With the credentials removed,
+    the server closes the socket with 4403 and the page says so at once."""
+    with browsing(
+        sync_playwright, chromium, demo_server, tmp_path, "subscription", locale="en-US"
+    ) as session:
+        listener = session.page
+        sent = _websocket_messages(listener)
+        posted: list[str] = []  # a subscription must never go over HTTP
+        listener.on(
+            "request",
+            lambda request: (
+                "instAssociationEvents" in (request.post_data or "")
+                and posted.append(request.post_data)
+            ),
+        )
+        _open_graphiql(session, demo_server)
+        tabs = listener.locator(".graphiql-tab .graphiql-tab-button")
+        _run_tab(listener, tabs.nth(3), "Events")
+        _wait_until(
+            listener, lambda: any(m["type"] == "subscribe" for _, m in sent), "subscribe message"
+        )
+        # The socket's URL is the page's, with ws:; the credentials go as the HTTP fetcher
+        # sends them (the object as its JSON text), then the tab's operation.
+        websocket_url = f"ws://{urlsplit(demo_server).netloc}/graphql"
+        assert [(url, message["type"]) for url, message in sent] == [
+            (websocket_url, "connection_init"),
+            (websocket_url, "subscribe"),
+        ]
+        credentials = sent[0][1]["payload"]["X-Bkapi-Authorization"]
+        assert json.loads(credentials) == graphiql.DEMO_CREDENTIALS
+        subscribe = sent[1][1]["payload"]
+        assert (subscribe["operationName"], subscribe["query"]) == ("Events", graphiql.EVENTS_TAB)
+
+        # Another browser tab of the same browser runs the README's batch mutation. The
+        # subscription starts from the events' head when the server reads its subscribe
+        # message, sent above: long before this tab has loaded GraphiQL and committed.
+        writer = listener.context.new_page()
+        writer.on("pageerror", lambda error: session.problems.append(f"page error: {error}"))
+        writer.on(
+            "console",
+            lambda message: message.type == "error" and session.problems.append(message.text),
+        )
+        writer_sent = _websocket_messages(writer)
+        writer.goto(f"{demo_server}/graphql")
+        writer.wait_for_selector(".graphiql-query-editor .CodeMirror")
+        writer_tabs = writer.locator(".graphiql-tab .graphiql-tab-button")
+        _run_tab(writer, writer_tabs.nth(1), "BatchCreate")
+        payload = _wait_for_response(writer, "the association inst is not exist")["data"][
+            "batchCreateInstAssociations"
+        ]
+        (created_id,) = payload["successCreated"].values()
+
+        # Back in the first tab, the event is there within seconds.
+        listener.bring_to_front()
+        event = _wait_for_response(listener, '"CREATE"', timeout=5_000)["data"][
+            "instAssociationEvents"
+        ]
+        assert event["eventType"] == "CREATE" and event["cursor"]
+        assert event["association"] == {
+            "id": created_id,
+            "bkObjAsstId": "bk_switch_belong_host",
+            "bkInstId": 13,
+            "bkAsstInstId": 22,
+        }
+        listener.locator(".graphiql-response .CodeMirror-line", has_text='"CREATE"').wait_for()
+        assert posted == []
+
+        # Without credentials: the server refuses the connection, and the page shows why
+        # instead of waiting (graphql-ws alone would retry for half a minute).
+        writer.bring_to_front()
+        _open_tab(writer, writer_tabs.nth(3), "Events")
+        _set_headers(writer, "{}")
+        writer.click(".graphiql-query-editor .CodeMirror")
+        writer.keyboard.press("Control+Enter")
+        (error,) = _wait_for_response(writer, "4403", timeout=10_000)["errors"]
+        assert error["message"].startswith("The websocket closed: 4403 "), error
+        assert [message for _, message in writer_sent][0] == {
+            "type": "connection_init",
+            "payload": {},
+        }
+
+        assert session.elsewhere == [], "the page tried to reach another host"
+        assert session.problems == []
 
 
 @pytest.fixture
@@ -363,7 +491,7 @@ def test_the_schema_loads_on_a_database_without_the_demo_app(
             if not (problem.startswith("401 ") or "status of 401" in problem)
         ]
         assert unexpected == []
-        assert len(session.encodings) == 6, session.encodings
+        assert len(session.encodings) == len(ASSETS), session.encodings
         assert set(session.encodings.values()) == {"gzip"}, session.encodings
 
 

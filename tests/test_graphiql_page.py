@@ -118,10 +118,17 @@ async def test_the_page_opens_ready_made_tabs(tmp_path):
         _, page = await _page(client)
     tabs = _boot_literal(page.inline_scripts[0], "defaultTabs")
     queries = [tab["query"] for tab in tabs]
-    assert queries == [graphiql.DEFAULT_QUERY, graphiql.BATCH_TAB, graphiql.INSTANCE_TAB]
+    assert queries == [
+        graphiql.DEFAULT_QUERY,
+        graphiql.BATCH_TAB,
+        graphiql.INSTANCE_TAB,
+        graphiql.EVENTS_TAB,
+    ]
     # GraphiQL names a tab after its operation: every tab's operation has a name.
-    names = [re.search(r"^(?:query|mutation) (\w+)", query, re.M)[1] for query in queries]
-    assert names == ["Models", "BatchCreate", "Instance"]
+    names = [
+        re.search(r"^(?:query|mutation|subscription) (\w+)", query, re.M)[1] for query in queries
+    ]
+    assert names == ["Models", "BatchCreate", "Instance", "Events"]
     # The batch tab is the README's example, word for word.
     readme = README.read_text(encoding="utf-8")
     section = readme.split("\n## GraphQL\n", 1)[1].split("\n## ", 1)[0]
@@ -129,6 +136,7 @@ async def test_the_page_opens_ready_made_tabs(tmp_path):
     assert example == graphiql.BATCH_MUTATION
     assert graphiql.BATCH_TAB.endswith(example)
     assert "instance(bkInstId: 13)" in graphiql.INSTANCE_TAB
+    assert "instAssociationEvents {" in graphiql.EVENTS_TAB
 
 
 async def test_the_demo_headers_read_as_plain_json(tmp_path):
@@ -163,6 +171,18 @@ async def test_the_explorer_plugin_is_loaded_and_enabled(tmp_path):
     # Its UMD build reads the globals the page's GraphiQL sets.
     plugin = (graphiql.STATIC_DIR / "graphiql-plugin-explorer.umd.js").read_text()
     assert "z.GraphiQLPluginExplorer={},z.React,z.GraphiQL.React,z.GraphiQL.GraphQL" in plugin
+
+
+async def test_subscriptions_go_over_the_vendored_websocket_client(tmp_path):
+    async with _client(tmp_path) as client:
+        _, page = await _page(client)
+    names = [HASHED.fullmatch(url.rsplit("/", 1)[1]) for url in page.urls if "graphql-ws" in url]
+    assert [f"{m['stem']}{m['suffix']}" for m in names if m] == ["graphql-ws.min.js"]
+    assert "graphqlWs.createClient({" in page.inline_scripts[0]
+    assert 'operation.operation === "subscription"' in page.inline_scripts[0]
+    # Its UMD build sets the global the boot script reads.
+    client = (graphiql.STATIC_DIR / "graphql-ws.min.js").read_text()
+    assert ".graphqlWs={}" in client
 
 
 async def test_every_asset_is_served_by_the_app(tmp_path):
@@ -319,11 +339,13 @@ async def test_the_vendored_licences_are_there():
         "LICENSE.react-dom",
         "LICENSE.graphiql-plugin-explorer",
         "LICENSE.graphiql-explorer",
+        "LICENSE.graphql-ws",
     ):
         assert "MIT License" in (graphiql.STATIC_DIR / licence).read_text(), licence
     versions = (graphiql.STATIC_DIR / "VERSIONS").read_text()
     assert "@graphiql/plugin-explorer 3.2.6 (MIT)" in versions
     assert "graphiql 3.9.0 (MIT)" in versions
+    assert "graphql-ws 6.4.2 (MIT)" in versions
 
 
 async def test_no_page_when_graphiql_is_off(database_url):
