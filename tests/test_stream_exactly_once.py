@@ -277,3 +277,22 @@ def test_sigterm_closes_subscriptions_cleanly(database_url, tmp_path):
         server.process.wait(timeout=30)
     assert code == 1012 and took < 5, (code, took)
     assert "Traceback" not in server.log(), server.log()
+
+
+def test_a_websocket_message_beyond_the_body_limit_closes_the_connection(database_url, tmp_path):
+    """A real server holds websocket messages to CMDBGRAPH_MAX_BODY_BYTES: 1009 (message too
+    big), and nothing else is affected."""
+    env = {"CMDBGRAPH_MAX_BODY_BYTES": "4096"}
+    with live_server(database_url, tmp_path / "server.log", env=env) as server:
+
+        async def scenario() -> int | None:
+            url = server.url.replace("http://", "ws://") + "/graphql"
+            async with Subscriber.connect(url) as client:
+                await client.subscribe("s", "{ models { bkObjId } }" + " " * 5000)
+                closed = await client.closed()
+            async with Subscriber.connect(url) as other:
+                await other.subscribe("q", "{ models { bkObjId } }")
+                assert (await other.receive())["type"] == "next"
+            return closed.code
+
+        assert asyncio.run(scenario()) == 1009

@@ -424,13 +424,38 @@ async def test_idle_subscribers_hold_no_database_connection(settings, db):
         for client in clients:
             await client.subscribe("s", subscription())
         await asyncio.sleep(0.5)
-        async with httpx.AsyncClient(base_url=http_url(url), timeout=10) as http:
+        async with httpx.AsyncClient(base_url=http_url(url), timeout=30) as http:
             written = await http.post(
                 ESB_PATH, json=rest_body("bk_switch", "host", BELONG, [(11, 21)])
             )
             assert written.json()["data"]["success_created"], written.text
-        got = await asyncio.gather(*(client.events("s", 1) for client in clients))
+        got = await asyncio.gather(*(client.events("s", 1, seconds=30) for client in clients))
     assert {event["association"]["bkInstId"] for (event,) in got} == {11}
+
+
+async def test_idle_subscribers_do_not_each_poll_the_database(url, monkeypatch):
+    """Thirty subscribers waiting: the process looks for other processes' commits with one
+    query a quarter second (SQLite) or every two seconds (PostgreSQL, which also notifies),
+    not one per subscriber."""
+    reads: dict[str, int] = {"_read_after": 0, "head": 0}
+    for name in reads:
+        original = getattr(events, name)
+
+        async def counted(*args, _original=original, _name=name, **kwargs):
+            reads[_name] += 1
+            return await _original(*args, **kwargs)
+
+        monkeypatch.setattr(events, name, counted)
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(30):
+            client = await stack.enter_async_context(Subscriber.connect(url))
+            await client.subscribe("s", subscription())
+        await asyncio.sleep(1.0)  # all subscribed and waiting
+        before = dict(reads)
+        await asyncio.sleep(2.0)
+        during = {name: reads[name] - before[name] for name in reads}
+    assert during["_read_after"] == 0, during
+    assert during["head"] <= 10, during
 
 
 def dropped_so_far() -> float:

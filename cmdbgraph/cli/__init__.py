@@ -214,7 +214,10 @@ def serve(
         # (uvicorn's own handling would believe any of them from 127.0.0.1).
         proxy_headers=False,
         # SIGTERM: stop accepting, let in-flight requests finish (up to this long), then exit.
+        # Websockets are closed with 1012 (service restart) at once.
         timeout_graceful_shutdown=30,
+        # A websocket message is held to the size of a request body.
+        ws_max_size=settings.max_body_bytes,
     )
     if workers > 1:
         sock = config.bind_socket()

@@ -31,11 +31,13 @@ from cmdbgraph.services.records import InstAssociation
 INST_ASST = "inst_asst"
 CREATE, UPDATE, DELETE = "create", "update", "delete"
 EVENT_TYPES = (CREATE, UPDATE, DELETE)
-# How long a watcher waits before it reads again for other processes' commits: on SQLite, and
-# on PostgreSQL when it cannot LISTEN; with LISTEN, a commit anywhere wakes it, and it reads
-# again only as a safeguard.
+# How often a process looks for other processes' commits (one query, whoever waits): on
+# SQLite, and on PostgreSQL when it cannot LISTEN; with LISTEN, a commit anywhere wakes the
+# watchers, and the look is only a safeguard against a lost notification.
 POLL_SECONDS = 0.25
 LISTENING_POLL_SECONDS = 2.0
+# How long a watcher waits before it reads again on its own: the lookout wakes it before.
+SAFEGUARD_SECONDS = 30.0
 CHANNEL = "cmdbgraph_events"
 
 
@@ -218,12 +220,13 @@ class _Signal:
     """Commits of events to one database seen by this process: ``generation`` counts them, and
     ``changed`` is set (then replaced) at each. A watcher notes the generation before it reads,
     and reads again at once if it moved meanwhile: no commit slips between a read that found
-    nothing and the wait that follows."""
+    nothing and the wait that follows. ``waiting`` counts the watchers waiting now."""
 
-    __slots__ = ("changed", "generation")
+    __slots__ = ("changed", "generation", "waiting")
 
     def __init__(self) -> None:
         self.generation = 0
+        self.waiting = 0
         self.changed = asyncio.Event()
 
     def bump(self) -> None:
@@ -235,15 +238,20 @@ class _Signal:
         """Return once a commit after ``generation`` is seen, or after ``seconds``."""
         if self.generation != generation:
             return
+        self.waiting += 1
         try:
             await asyncio.wait_for(self.changed.wait(), seconds)
         except TimeoutError:
             pass
+        finally:
+            self.waiting -= 1
 
 
 _signals: weakref.WeakKeyDictionary[Database, _Signal] = weakref.WeakKeyDictionary()
 # Whether this process LISTENs for the commits of every process on a database (PostgreSQL).
 _listening: weakref.WeakKeyDictionary[Database, bool] = weakref.WeakKeyDictionary()
+# Where it cannot, one task per database looks for other processes' commits for every watcher.
+_lookouts: weakref.WeakKeyDictionary[Database, asyncio.Task] = weakref.WeakKeyDictionary()
 
 
 def _signal(db: Database) -> _Signal:
@@ -260,12 +268,38 @@ def committed(db: Database) -> None:
 
 
 async def _poll_seconds(db: Database) -> float:
-    """How long a watcher may wait before it reads again: LISTEN (PostgreSQL) tells of every
-    process's commits, so reading again is only a safeguard; otherwise a short interval."""
+    """How long a watcher may wait before it reads again on its own. Commits wake it: this
+    process's at once (``committed``), other processes' through one lookout task per process
+    (``_look_out``); reading again after this long is only a safeguard."""
     if db not in _listening:
-        _listening[db] = False  # watchers meanwhile read again at the short interval
+        _listening[db] = False
         _listening[db] = await db.listen(CHANNEL, lambda: committed(db))
-    return LISTENING_POLL_SECONDS if _listening[db] else POLL_SECONDS
+    lookout = _lookouts.get(db)
+    if lookout is None or lookout.done():
+        _lookouts[db] = asyncio.create_task(_look_out(db))
+    return SAFEGUARD_SECONDS
+
+
+async def _look_out(db: Database) -> None:
+    """While watchers of ``db`` wait, read the newest event id and wake them when it moved
+    (another process committed): every ``POLL_SECONDS``, or with LISTEN (which wakes them
+    itself) every ``LISTENING_POLL_SECONDS`` in case a notification was lost. One query per
+    interval however many watchers wait. Ends once nobody has waited for a few intervals."""
+    signal = _signal(db)
+    interval = LISTENING_POLL_SECONDS if _listening.get(db) else POLL_SECONDS
+    # The first look wakes everyone: a commit may have come between a watcher's read and it.
+    newest: int | None = -1
+    idle_rounds = 0
+    while idle_rounds < 8:
+        try:
+            now_newest = await head(db)
+        except Exception:  # the database away for a moment: look again next round
+            now_newest = newest
+        if now_newest != newest:
+            committed(db)
+        newest = now_newest
+        await asyncio.sleep(interval)
+        idle_rounds = 0 if signal.waiting else idle_rounds + 1
 
 
 # --- Reading ------------------------------------------------------------------------------
@@ -350,7 +384,6 @@ async def wait_for_events(
     """The events after ``after``, as soon as there is one, waiting up to ``wait_seconds``;
     no database connection is held while waiting."""
     deadline = time.monotonic() + wait_seconds
-    poll = await _poll_seconds(db)
     signal = _signal(db)
     while True:
         generation = signal.generation
@@ -358,6 +391,7 @@ async def wait_for_events(
         remaining = deadline - time.monotonic()
         if found or remaining <= 0:
             return Watched(found)
+        poll = await _poll_seconds(db)
         await signal.wait(generation, min(remaining, poll))
 
 
@@ -600,7 +634,6 @@ async def follow(db: Database, after: int, flt: StreamFilter) -> AsyncIterator[E
     """Every event after the id ``after`` that ``flt`` matches, oldest first, as they commit
     in any process, until the caller stops. Reads only from the table; holds no connection
     while it waits."""
-    poll = await _poll_seconds(db)
     signal = _signal(db)
     while True:
         generation = signal.generation
@@ -611,4 +644,4 @@ async def follow(db: Database, after: int, flt: StreamFilter) -> AsyncIterator[E
         if batch:
             after = batch[-1].id
         if len(batch) < MAX_EVENTS:
-            await signal.wait(generation, poll)
+            await signal.wait(generation, await _poll_seconds(db))
