@@ -284,3 +284,30 @@ async def test_the_wait_ends_before_the_request_timeout(settings, db):
         reply = await watch(http, "native", {"bk_cursor": cursor})
     assert (reply.status, reply.code, reply.data["bk_watched"]) == (200, 0, False)
     assert 1.4 <= time.monotonic() - began < 2
+
+
+async def test_waiting_watches_hold_no_database_connection(settings, db):
+    """Twenty watches waiting on a pool of two connections: a write goes through at once, and
+    every watch answers with its event."""
+    app = create_app(
+        settings.model_copy(update={"watch_wait_seconds": 15, "db_pool_size": 2}), db=db
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=30
+    ) as http:
+        cursor = cursor_of(await watch(http, "native", {}))
+        waiting = [
+            asyncio.create_task(watch(http, "native", {"bk_cursor": cursor})) for _ in range(20)
+        ]
+        await asyncio.sleep(0.5)
+        began = time.monotonic()
+        written = await http.post(
+            ESB_PATH,
+            json=rest_body("bk_switch", "host", BELONG, [(11, 21)]),
+            headers=demo_headers(),
+        )
+        assert written.json()["data"]["success_created"], written.text
+        assert time.monotonic() - began < 3
+        replies = await asyncio.gather(*waiting)
+    assert all(reply.data["bk_watched"] for reply in replies)
+    assert {reply.data["bk_events"][0]["bk_detail"]["bk_inst_id"] for reply in replies} == {11}
