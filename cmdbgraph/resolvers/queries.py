@@ -14,12 +14,15 @@ from cmdbgraph.schema.types import (
     AssociationMapping,
     AuditEntry,
     AuditEntryPage,
+    Connection,
     Instance,
     InstancePage,
     InstAssociation,
     InstAssociationPage,
     Model,
     ModelAssociation,
+    connection,
+    page_window,
 )
 from cmdbgraph.services import associations, audit, catalog, conditions, instances, kinds
 from cmdbgraph.services.errors import ErrorCode, exceeds_limit, verbatim
@@ -48,6 +51,30 @@ def _page(info: Info, offset: int, limit: int | None) -> tuple[int, int]:
         maximum=limits.max_page_size,
         start_name="offset",
         limit_name="limit",
+    )
+
+
+def _association_filter(flt: InstAssociationFilter) -> associations.AssociationFilter:
+    return associations.AssociationFilter(
+        ids=flt.ids,
+        bk_obj_asst_id=flt.bk_obj_asst_id,
+        bk_asst_id=flt.bk_asst_id,
+        bk_obj_id=flt.bk_obj_id,
+        bk_asst_obj_id=flt.bk_asst_obj_id,
+        bk_inst_id=flt.bk_inst_id,
+        bk_asst_inst_id=flt.bk_asst_inst_id,
+        involving_inst_id=flt.involving_inst_id,
+        condition=_where(flt.where, associations.CONDITION_FIELDS),
+    )
+
+
+def _audit_filter(flt: AuditEntryFilter) -> audit.AuditFilter:
+    return audit.AuditFilter(
+        resource_type=flt.resource_type,
+        action=flt.action,
+        resource_id=flt.resource_id,
+        bk_username=flt.bk_username,
+        request_id=flt.request_id,
     )
 
 
@@ -85,7 +112,11 @@ class CatalogQueries:
 
 @strawberry.type
 class InstanceQueries:
-    @strawberry.field(description="Instances, optionally of one model, ordered by id.")
+    @strawberry.field(
+        description="Instances, optionally of one model, ordered by id.",
+        deprecation_reason="Use instancesConnection: it pages by cursor, at the same cost "
+        "anywhere in the list.",
+    )
     async def instances(
         self,
         info: Info,
@@ -120,6 +151,43 @@ class InstanceQueries:
             total_count=page.total_count, items=[Instance.from_record(i) for i in page.items]
         )
 
+    @strawberry.field(
+        description="Instances, optionally of one model, by id, a page at a time (`first` "
+        "defaults to `CMDBGRAPH_DEFAULT_PAGE_SIZE`, at most `CMDBGRAPH_MAX_PAGE_SIZE`)."
+    )
+    async def instances_connection(
+        self,
+        info: Info,
+        bk_obj_id: str | None = None,
+        name_contains: str | None = None,
+        where: Annotated[
+            JSON | None,
+            strawberry.argument(description="Upstream's condition language, as for `instances`."),
+        ] = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Instance]:
+        win = page_window(info, instances.LIST, first, after, last, before)
+        most = info.context.limits.max_filter_length
+        if name_contains is not None and len(name_contains) > most:
+            raise exceeds_limit("nameContains", most)
+        flt = instances.InstanceFilter(
+            bk_obj_id=bk_obj_id,
+            name_contains=name_contains,
+            condition=_where(where, instances.CONDITION_FIELDS),
+        )
+        db = info.context.db
+        found = await instances.instance_slice(db, flt, win)
+        return connection(
+            found,
+            instances.LIST,
+            lambda i: i.bk_inst_id,
+            Instance.from_record,
+            lambda: instances.count_instances(db, flt),
+        )
+
     @strawberry.field(description="One instance, with its associations in both directions.")
     async def instance(self, info: Info, bk_inst_id: BigInt) -> Instance | None:
         record = await info.context.loaders.instance.load(bk_inst_id)
@@ -128,7 +196,11 @@ class InstanceQueries:
 
 @strawberry.type
 class AssociationQueries:
-    @strawberry.field(description="Instance associations, ordered by id.")
+    @strawberry.field(
+        description="Instance associations, ordered by id.",
+        deprecation_reason="Use instAssociationsConnection: it pages by cursor, at the same "
+        "cost anywhere in the list.",
+    )
     async def inst_associations(
         self,
         info: Info,
@@ -137,20 +209,9 @@ class AssociationQueries:
         limit: int | None = None,
     ) -> InstAssociationPage:
         offset, limit = _page(info, offset, limit)
-        flt = filter or InstAssociationFilter()
         page = await associations.list_associations(
             info.context.db,
-            associations.AssociationFilter(
-                ids=flt.ids,
-                bk_obj_asst_id=flt.bk_obj_asst_id,
-                bk_asst_id=flt.bk_asst_id,
-                bk_obj_id=flt.bk_obj_id,
-                bk_asst_obj_id=flt.bk_asst_obj_id,
-                bk_inst_id=flt.bk_inst_id,
-                bk_asst_inst_id=flt.bk_asst_inst_id,
-                involving_inst_id=flt.involving_inst_id,
-                condition=_where(flt.where, associations.CONDITION_FIELDS),
-            ),
+            _association_filter(filter or InstAssociationFilter()),
             offset=offset,
             limit=limit,
         )
@@ -159,7 +220,61 @@ class AssociationQueries:
             items=[InstAssociation.from_record(a) for a in page.items],
         )
 
-    @strawberry.field(description="Audit entries, newest first.")
+    @strawberry.field(
+        description="Instance associations, by id, a page at a time (`first` defaults to "
+        "`CMDBGRAPH_DEFAULT_PAGE_SIZE`, at most `CMDBGRAPH_MAX_PAGE_SIZE`)."
+    )
+    async def inst_associations_connection(
+        self,
+        info: Info,
+        filter: InstAssociationFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[InstAssociation]:
+        win = page_window(info, associations.LIST, first, after, last, before)
+        flt = _association_filter(filter or InstAssociationFilter())
+        db = info.context.db
+        found = await associations.association_slice(db, flt, win)
+        return connection(
+            found,
+            associations.LIST,
+            lambda a: a.id,
+            InstAssociation.from_record,
+            lambda: associations.count_associations(db, flt),
+        )
+
+    @strawberry.field(
+        description="Audit entries, newest first, a page at a time (`first` defaults to "
+        "`CMDBGRAPH_DEFAULT_PAGE_SIZE`, at most `CMDBGRAPH_MAX_PAGE_SIZE`)."
+    )
+    async def audit_entries_connection(
+        self,
+        info: Info,
+        filter: AuditEntryFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[AuditEntry]:
+        win = page_window(info, audit.LIST, first, after, last, before)
+        flt = _audit_filter(filter or AuditEntryFilter())
+        db = info.context.db
+        found = await audit.audit_slice(db, flt, win)
+        return connection(
+            found,
+            audit.LIST,
+            lambda e: e.id,
+            AuditEntry.from_record,
+            lambda: audit.count_audit_entries(db, flt),
+        )
+
+    @strawberry.field(
+        description="Audit entries, newest first.",
+        deprecation_reason="Use auditEntriesConnection: it pages by cursor, at the same cost "
+        "anywhere in the list.",
+    )
     async def audit_entries(
         self,
         info: Info,
@@ -168,18 +283,8 @@ class AssociationQueries:
         limit: int | None = None,
     ) -> AuditEntryPage:
         offset, limit = _page(info, offset, limit)
-        flt = filter or AuditEntryFilter()
         page = await audit.list_audit_entries(
-            info.context.db,
-            audit.AuditFilter(
-                resource_type=flt.resource_type,
-                action=flt.action,
-                resource_id=flt.resource_id,
-                bk_username=flt.bk_username,
-                request_id=flt.request_id,
-            ),
-            offset=offset,
-            limit=limit,
+            info.context.db, _audit_filter(filter or AuditEntryFilter()), offset=offset, limit=limit
         )
         return AuditEntryPage(
             total_count=page.total_count, items=[AuditEntry.from_record(e) for e in page.items]

@@ -11,7 +11,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
 from cmdbgraph.db.engine import Database
-from cmdbgraph.services import associations, catalog, instances
+from cmdbgraph.services import associations, catalog, instances, paging
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.limits import Limits
 from cmdbgraph.services.records import Instance as InstanceRecord
@@ -43,7 +43,24 @@ class Loaders:
 
             return load
 
+        def by_window(as_target: bool):
+            # Keys are (instance id, window): one batch per window asked for.
+            async def load(keys: list[tuple[int, paging.Window]]) -> list[paging.Slice]:
+                found: dict[tuple[int, paging.Window], paging.Slice] = {}
+                for win in {win for _, win in keys}:
+                    ids = [inst_id for inst_id, w in keys if w == win]
+                    slices = await associations.association_slices(
+                        db, as_target=as_target, inst_ids=ids, win=win
+                    )
+                    for inst_id, found_slice in slices.items():
+                        found[inst_id, win] = found_slice
+                return [found[key] for key in keys]
+
+            return load
+
         self.instance = DataLoader(load_fn=load_instances, cache=cache)
+        self.source_slices = DataLoader(load_fn=by_window(False), cache=cache)
+        self.target_slices = DataLoader(load_fn=by_window(True), cache=cache)
         self.model = DataLoader(load_fn=load_models, cache=cache)
         self.associations_as_source = DataLoader(
             load_fn=by_page_size(associations.associations_by_source), cache=cache

@@ -162,6 +162,12 @@ class CostModel:
             ("Instance", "associationsAsSource"): nested,
             ("Instance", "associationsAsTarget"): nested,
         }
+        # Connections sized by their own ``first``/``last`` (for their ``edges``), nested ones
+        # with the nested page sizes.
+        self.nested_connections = {
+            ("Instance", "associationsAsSourceConnection"): nested,
+            ("Instance", "associationsAsTargetConnection"): nested,
+        }
         self.page = (limits.default_page_size, limits.max_page_size)
 
 
@@ -180,10 +186,12 @@ class _CostMeter:
         self.memo: dict[tuple[str, int], int] = {}
         self.visiting: set[str] = set()
 
-    def _size(self, field: FieldNode, bounds: tuple[int, int]) -> int:
+    def _size(
+        self, field: FieldNode, bounds: tuple[int, int], names: tuple[str, ...] = ("limit",)
+    ) -> int:
         default, maximum = bounds
         for argument in field.arguments or ():
-            if argument.name.value != "limit":
+            if argument.name.value not in names:
                 continue
             value: object = None
             if isinstance(argument.value, IntValueNode):
@@ -241,6 +249,9 @@ class _CostMeter:
         child_page = page
         if "limit" in definition.args and key not in self.model.nested_pages:
             child_page = self._size(field, self.model.page)  # a page: sizes its ``items``
+        elif "first" in definition.args:  # a connection: sizes its ``edges``
+            bounds = self.model.nested_connections.get(key, self.model.page)
+            child_page = self._size(field, bounds, ("first", "last"))
         children = self.cost(field.selection_set, named, child_page)
         if isinstance(field_type, GraphQLNonNull):
             field_type = field_type.of_type
@@ -250,7 +261,7 @@ class _CostMeter:
             size = self._size(field, self.model.nested_pages[key])
         elif key in self.model.bounded:
             size = self.model.bounded[key]
-        elif name == "items":
+        elif name in ("items", "edges"):
             size = page
         else:
             size = self.model.page[1]

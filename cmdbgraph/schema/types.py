@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
 from strawberry.types.base import get_object_definition
 
 from cmdbgraph.schema.context import Info
 from cmdbgraph.schema.scalars import JSON, BigInt
-from cmdbgraph.services import records
+from cmdbgraph.services import associations, paging, records
 from cmdbgraph.services.errors import ErrorCode as ServiceErrorCode
 from cmdbgraph.services.limits import page_bounds
 
@@ -144,7 +145,8 @@ class Instance(FromRecord):
     @strawberry.field(
         description="Associations where this instance is the source, the first `limit` by id "
         "(default `CMDBGRAPH_DEFAULT_NESTED_PAGE_SIZE`, at most "
-        "`CMDBGRAPH_MAX_NESTED_PAGE_SIZE`)."
+        "`CMDBGRAPH_MAX_NESTED_PAGE_SIZE`).",
+        deprecation_reason="Use associationsAsSourceConnection: it pages by cursor.",
     )
     async def associations_as_source(
         self, info: Info, limit: int | None = None
@@ -156,7 +158,8 @@ class Instance(FromRecord):
     @strawberry.field(
         description="Associations where this instance is the target, the first `limit` by id "
         "(default `CMDBGRAPH_DEFAULT_NESTED_PAGE_SIZE`, at most "
-        "`CMDBGRAPH_MAX_NESTED_PAGE_SIZE`)."
+        "`CMDBGRAPH_MAX_NESTED_PAGE_SIZE`).",
+        deprecation_reason="Use associationsAsTargetConnection: it pages by cursor.",
     )
     async def associations_as_target(
         self, info: Info, limit: int | None = None
@@ -164,6 +167,57 @@ class Instance(FromRecord):
         key = (self.bk_inst_id, nested_page_size(info, limit))
         found = await info.context.loaders.associations_as_target.load(key)
         return [InstAssociation.from_record(r) for r in found]
+
+    @strawberry.field(
+        description="Associations where this instance is the source, by id, a page at a time "
+        "(`first` defaults to `CMDBGRAPH_DEFAULT_NESTED_PAGE_SIZE`, at most "
+        "`CMDBGRAPH_MAX_NESTED_PAGE_SIZE`)."
+    )
+    async def associations_as_source_connection(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[InstAssociation]:
+        return await self._associations(info, False, first, after, last, before)
+
+    @strawberry.field(
+        description="Associations where this instance is the target, by id, a page at a time "
+        "(`first` defaults to `CMDBGRAPH_DEFAULT_NESTED_PAGE_SIZE`, at most "
+        "`CMDBGRAPH_MAX_NESTED_PAGE_SIZE`)."
+    )
+    async def associations_as_target_connection(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[InstAssociation]:
+        return await self._associations(info, True, first, after, last, before)
+
+    async def _associations(
+        self, info: Info, as_target: bool, first, after, last, before
+    ) -> Connection[InstAssociation]:
+        win = page_window(info, associations.LIST, first, after, last, before, nested=True)
+        loaders = info.context.loaders
+        loader = loaders.target_slices if as_target else loaders.source_slices
+        found = await loader.load((self.bk_inst_id, win))
+        flt = (
+            associations.AssociationFilter(bk_asst_inst_id=self.bk_inst_id)
+            if as_target
+            else associations.AssociationFilter(bk_inst_id=self.bk_inst_id)
+        )
+        db = info.context.db
+        return connection(
+            found,
+            associations.LIST,
+            lambda a: a.id,
+            InstAssociation.from_record,
+            lambda: associations.count_associations(db, flt),
+        )
 
 
 @strawberry.type(description="An association between two instances.")
@@ -242,3 +296,87 @@ class InstAssociationPage:
 class AuditEntryPage:
     total_count: int
     items: list[AuditEntry]
+
+
+# --- Cursor connections (Relay) -------------------------------------------------------------
+
+Item = TypeVar("Item")
+
+
+@strawberry.type(description="Where a page stands in its list (Relay's `PageInfo`).")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type(description="An item of a page and its cursor.")
+class Edge(Generic[Item]):
+    cursor: str = strawberry.field(
+        description="Give it as `after` (or `before`) to read on from this item."
+    )
+    node: Item
+
+
+@strawberry.type(
+    description="A page of a list, read by cursor at the same cost anywhere in the list "
+    "(Relay's connection: `first`/`after` forward, `last`/`before` backward)."
+)
+class Connection(Generic[Item]):
+    edges: list[Edge[Item]]
+    page_info: PageInfo
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(
+        description="How many items the whole list holds: counted only when asked for."
+    )
+    async def total_count(self) -> int:
+        return await self.count()
+
+
+def connection(
+    found: paging.Slice,
+    list_kind: str,
+    key: Callable[[Any], int],
+    node: Callable[[Any], Any],
+    count: Callable[[], Awaitable[int]],
+) -> Connection:
+    """A page of ``found`` (a slice of the list ``list_kind``), each item made a node."""
+    edges = [
+        Edge(cursor=paging.encode(list_kind, key(item)), node=node(item)) for item in found.items
+    ]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=found.has_next,
+            has_previous_page=found.has_previous,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        count=count,
+    )
+
+
+def page_window(
+    info: Info,
+    list_kind: str,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    *,
+    nested: bool = False,
+) -> paging.Window:
+    """Relay's arguments as a window of the list ``list_kind``, with this service's page sizes
+    (the nested ones for an instance's associations)."""
+    limits = info.context.limits
+    return paging.window(
+        list_kind,
+        first=first,
+        after=after,
+        last=last,
+        before=before,
+        default=limits.default_nested_page_size if nested else limits.default_page_size,
+        maximum=limits.max_nested_page_size if nested else limits.max_page_size,
+    )

@@ -39,6 +39,7 @@ from cmdbgraph.services import (
     conditions,
     events,
     idempotency,
+    paging,
     permissions,
 )
 from cmdbgraph.services.caller import Caller
@@ -633,6 +634,49 @@ async def list_associations(
             await catalog.require_models(conn, _named_models(flt))
         items = await _rows(conn, where, offset=offset, limit=limit, sort=sort)
         return Page(total, items)
+
+
+LIST = "inst_asst"  # the cursors of association lists
+
+
+async def association_slice(
+    db: Database, flt: AssociationFilter, win: paging.Window
+) -> paging.Slice[InstAssociation]:
+    """The associations matching ``flt`` in the window ``win`` of the list ordered by id."""
+    where = _conditions(flt, db.dialect)
+    async with db.read() as conn:
+        found = await paging.keyset(
+            conn,
+            select(*_INST_ASSOCIATION_COLUMNS),
+            inst_associations.c.id,
+            where,
+            win,
+            InstAssociation.from_row,
+        )
+        if not found.items and win.after is None and win.before is None:
+            await catalog.require_models(conn, _named_models(flt))
+        return found
+
+
+async def association_slices(
+    db: Database, *, as_target: bool, inst_ids: Sequence[int], win: paging.Window
+) -> dict[int, paging.Slice[InstAssociation]]:
+    """For each of ``inst_ids``, the window ``win`` of the associations whose source (or
+    target, ``as_target``) it is, ordered by id: one keyset query per instance (an index range
+    each), on one connection."""
+    side = inst_associations.c.bk_asst_inst_id if as_target else inst_associations.c.bk_inst_id
+    found: dict[int, paging.Slice[InstAssociation]] = {}
+    async with db.read() as conn:
+        for inst_id in dict.fromkeys(inst_ids):
+            found[inst_id] = await paging.keyset(
+                conn,
+                select(*_INST_ASSOCIATION_COLUMNS),
+                inst_associations.c.id,
+                [side == inst_id],
+                win,
+                InstAssociation.from_row,
+            )
+    return found
 
 
 async def find_associations(

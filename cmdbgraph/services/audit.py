@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cmdbgraph.db import bulk
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import audit_entries, instances
+from cmdbgraph.services import paging
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.records import AuditEntry, InstAssociation, Page, build_all, field_names
 
@@ -78,10 +79,8 @@ class AuditFilter:
     request_id: str | None = None
 
 
-async def list_audit_entries(
-    db: Database, flt: AuditFilter, *, offset: int = 0, limit: int = 50
-) -> Page[AuditEntry]:
-    conditions = [
+def _audit_conditions(flt: AuditFilter) -> list:
+    return [
         audit_entries.c[name] == value
         for name, value in (
             ("resource_type", flt.resource_type),
@@ -92,6 +91,12 @@ async def list_audit_entries(
         )
         if value is not None
     ]
+
+
+async def list_audit_entries(
+    db: Database, flt: AuditFilter, *, offset: int = 0, limit: int = 50
+) -> Page[AuditEntry]:
+    conditions = _audit_conditions(flt)
     async with db.read() as conn:
         total = (
             await conn.execute(select(func.count()).select_from(audit_entries).where(*conditions))
@@ -104,6 +109,31 @@ async def list_audit_entries(
             .limit(limit)
         )
         return Page(total, await build_all(rows, AuditEntry.from_row))
+
+
+LIST = "audit"  # the cursors of audit lists
+
+
+async def audit_slice(
+    db: Database, flt: AuditFilter, win: paging.Window
+) -> paging.Slice[AuditEntry]:
+    """The entries matching ``flt`` in the window ``win`` of the list, newest first."""
+    async with db.read() as conn:
+        return await paging.keyset(
+            conn,
+            select(*_COLUMNS),
+            audit_entries.c.id,
+            _audit_conditions(flt),
+            win,
+            AuditEntry.from_row,
+            descending=True,
+        )
+
+
+async def count_audit_entries(db: Database, flt: AuditFilter) -> int:
+    async with db.read() as conn:
+        query = select(func.count()).select_from(audit_entries).where(*_audit_conditions(flt))
+        return (await conn.execute(query)).scalar_one()
 
 
 @dataclass(frozen=True, slots=True)

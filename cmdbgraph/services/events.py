@@ -291,6 +291,7 @@ async def _look_out(db: Database) -> None:
     newest: int | None = -1
     idle_rounds = 0
     while idle_rounds < 8:
+        now_newest: int | None
         try:
             now_newest = await head(db)
         except Exception:  # the database away for a moment: look again next round

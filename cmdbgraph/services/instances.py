@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import inst_associations, instances, models, text_length
-from cmdbgraph.services import catalog, conditions, permissions
+from cmdbgraph.services import catalog, conditions, paging, permissions
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.errors import CmdbError, ErrorCode, exceeds_limit, parameter_invalid
 from cmdbgraph.services.limits import Limits
@@ -182,6 +182,30 @@ async def list_instances(
             select(*_COLUMNS).where(*where).order_by(*_order_by(sort)).offset(offset).limit(limit)
         )
         return Page(total, await build_all(rows, Instance.from_row))
+
+
+LIST = "instance"  # the cursors of instance lists
+
+
+async def instance_slice(
+    db: Database, flt: InstanceFilter, win: paging.Window
+) -> paging.Slice[Instance]:
+    """The instances matching ``flt`` in the window ``win`` of the list ordered by id."""
+    where = _where(flt, db.dialect)
+    async with db.read() as conn:
+        found = await paging.keyset(
+            conn, select(*_COLUMNS), instances.c.bk_inst_id, where, win, Instance.from_row
+        )
+        if not found.items and win.after is None and win.before is None:
+            await catalog.require_models(conn, {"bk_obj_id": flt.bk_obj_id})
+        return found
+
+
+async def count_instances(db: Database, flt: InstanceFilter) -> int:
+    """How many instances match ``flt``."""
+    async with db.read() as conn:
+        query = select(func.count()).select_from(instances).where(*_where(flt, db.dialect))
+        return (await conn.execute(query)).scalar_one()
 
 
 # --- Instances through their associated instances (upstream's search_inst) ------------------

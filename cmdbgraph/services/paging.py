@@ -1,0 +1,158 @@
+"""Keyset paging: a slice of a list ordered by one unique integer key, after or before a cursor,
+at the same cost wherever it is in the list (``WHERE key > :after ORDER BY key LIMIT n`` on an
+index, never OFFSET). Cursors are opaque: they name the list they came from and a key, with a
+checksum, so that a cursor of another list, or one altered by hand, is refused rather than
+misread."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Row, Select, exists, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cmdbgraph.services.errors import ErrorCode, exceeds_limit, parameter_invalid, verbatim
+from cmdbgraph.services.records import build_all
+
+T = TypeVar("T")
+
+_PREFIX = "k1"
+
+
+def encode(kind: str, key: int) -> str:
+    """The cursor of the row whose key is ``key`` in the list ``kind``."""
+    body = f"{_PREFIX}:{kind}:{key}"
+    raw = f"{body}:{zlib.crc32(body.encode()):08x}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(kind: str, cursor: str, argument: str) -> int:
+    """The key a cursor of the list ``kind`` names; 1199006 naming ``argument`` for anything
+    else."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
+        body, _, check = text.rpartition(":")
+        prefix, cursor_kind, key_text = body.split(":")
+        if (
+            prefix == _PREFIX
+            and cursor_kind == kind
+            and key_text.lstrip("-").isdigit()
+            and check == f"{zlib.crc32(body.encode()):08x}"
+            and -(2**63) <= int(key_text) < 2**63
+        ):
+            return int(key_text)
+    except (UnicodeError, binascii.Error, ValueError):
+        pass
+    raise verbatim(
+        ErrorCode.PARAMETER_CHECK_FAILED, f"{argument} is not a cursor of this list"
+    ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Which part of a list: Relay's ``first``/``after`` (forward) or ``last``/``before``
+    (backward), keys already decoded. ``size`` is the page size (checked by the caller)."""
+
+    size: int
+    backward: bool = False
+    after: int | None = None
+    before: int | None = None
+
+
+def window(
+    kind: str,
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    default: int,
+    maximum: int,
+) -> Window:
+    """Relay's arguments checked: ``first`` and ``last`` not both (1199006), each within
+    0..maximum (1199011 negative, 1199035 beyond), cursors of this list (1199006)."""
+    if first is not None and last is not None:
+        raise verbatim(ErrorCode.PARAMETER_CHECK_FAILED, "first and last cannot be used together")
+    size = last if last is not None else first
+    name = "last" if last is not None else "first"
+    if size is None:
+        size = default
+    elif size < 0:
+        raise parameter_invalid(name)
+    elif size > maximum:
+        raise exceeds_limit(name, maximum)
+    return Window(
+        size=size,
+        backward=last is not None,
+        after=None if after is None else decode(kind, after, "after"),
+        before=None if before is None else decode(kind, before, "before"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Slice(Generic[T]):
+    """The items of a window, in list order, and whether the list goes on either side."""
+
+    items: list[T]
+    has_next: bool
+    has_previous: bool
+
+
+async def keyset(
+    conn: AsyncConnection,
+    query: Select,
+    key: ColumnElement,
+    where: Sequence[ColumnElement[bool]],
+    win: Window,
+    build: Callable[[Row], T],
+    *,
+    descending: bool = False,
+) -> Slice[T]:
+    """The rows of ``query`` (filtered by ``where``) in ``win``, the list ordered by ``key``
+    (descending when ``descending``). One query for the page (one row more than asked, to
+    know whether there are more), and one EXISTS on the index for the other side when a
+    cursor was given."""
+
+    def beyond(cursor: int) -> ColumnElement[bool]:  # rows after ``cursor`` in list order
+        return key < cursor if descending else key > cursor
+
+    def before_(cursor: int) -> ColumnElement[bool]:  # rows before ``cursor`` in list order
+        return key > cursor if descending else key < cursor
+
+    bounds = list(where)
+    if win.after is not None:
+        bounds.append(beyond(win.after))
+    if win.before is not None:
+        bounds.append(before_(win.before))
+    # Backward: read from the end of the window towards its start, then turn the page round.
+    reading_down = descending != win.backward
+    order = key.desc() if reading_down else key.asc()
+    rows = list(
+        (await conn.execute(query.where(*bounds).order_by(order).limit(win.size + 1))).all()
+    )
+    more = len(rows) > win.size
+    rows = rows[: win.size]
+    if win.backward:
+        rows.reverse()
+    items = await build_all(rows, build)
+
+    async def any_where(condition: ColumnElement[bool]) -> bool:
+        return bool((await conn.execute(select(exists().where(*where, condition)))).scalar())
+
+    if win.backward:
+        has_previous = more
+        has_next = win.before is not None and await any_where(
+            (key <= win.before) if descending else (key >= win.before)
+        )
+    else:
+        has_next = more
+        has_previous = win.after is not None and await any_where(
+            (key >= win.after) if descending else (key <= win.after)
+        )
+    return Slice(items, has_next, has_previous)
