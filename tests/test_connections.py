@@ -263,3 +263,48 @@ async def test_the_cost_counts_connections_by_their_page_size(client):
     small = """{ instancesConnection(first: 10) { edges { node {
         associationsAsSourceConnection(first: 10) { edges { node { id } } } } } } }"""
     assert "errors" not in await graphql(client, small)
+
+
+async def test_every_node_is_fetched_again_by_its_node_id(client, db):
+    made = await many_associations(db, 1, 2)
+    reply = await graphql(
+        client,
+        """query ($id: BigInt!) { instance(bkInstId: $id) { nodeId bkInstName
+             model { nodeId bkObjId }
+             associationsAsSourceConnection { edges { node { nodeId id } } } } }""",
+        {"id": made.switches[0]},
+    )
+    instance = reply["data"]["instance"]
+    ids = [
+        instance["nodeId"],
+        instance["model"]["nodeId"],
+        *(edge["node"]["nodeId"] for edge in instance["associationsAsSourceConnection"]["edges"]),
+    ]
+    assert len(set(ids)) == 4
+    fetched = await graphql(
+        client,
+        """query ($ids: [ID!]!) { nodes(nodeIds: $ids) { __typename nodeId
+             ... on Instance { bkInstName } ... on Model { bkObjId }
+             ... on InstAssociation { id } } }""",
+        {"ids": ids},
+    )
+    nodes = fetched["data"]["nodes"]
+    assert [node["nodeId"] for node in nodes] == ids
+    assert [node["__typename"] for node in nodes] == [
+        "Instance",
+        "Model",
+        "InstAssociation",
+        "InstAssociation",
+    ]
+    assert nodes[0]["bkInstName"] == instance["bkInstName"]
+    assert nodes[1]["bkObjId"] == "bk_switch"
+    assert [node["id"] for node in nodes[2:]] == made.ids
+    # Gone: null. Not an id of this API: a clear error.
+    await associations.delete_associations(db, SYSTEM, [made.ids[0]])
+    one = await graphql(client, "query ($id: ID!) { node(nodeId: $id) { nodeId } }", {"id": ids[2]})
+    assert one == {"data": {"node": None}}
+    for forged in ("garbage", "SW5zdGFuY2U=", "Tm9wZToxMw=="):  # "Instance", "Nope:13"
+        bad = await graphql(
+            client, "query ($id: ID!) { node(nodeId: $id) { nodeId } }", {"id": forged}
+        )
+        assert bad["errors"][0]["extensions"]["code"] == "PARAMETER_CHECK_FAILED", bad

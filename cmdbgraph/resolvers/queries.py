@@ -21,8 +21,10 @@ from cmdbgraph.schema.types import (
     InstAssociationPage,
     Model,
     ModelAssociation,
+    Node,
     connection,
     page_window,
+    parse_global_id,
 )
 from cmdbgraph.services import associations, audit, catalog, conditions, instances, kinds
 from cmdbgraph.services.errors import ErrorCode, exceeds_limit, verbatim
@@ -291,6 +293,45 @@ class AssociationQueries:
         )
 
 
+async def _node(info: Info, node_id: str) -> Node | None:
+    parsed = parse_global_id(node_id)
+    if parsed is None:
+        raise verbatim(ErrorCode.PARAMETER_CHECK_FAILED, f"{node_id!r} is not an id of this API")
+    type_name, key = parsed
+    loaders = info.context.loaders
+    if type_name == "Model":
+        model = await loaders.model.load(key)
+        return None if model is None else Model.from_record(model)
+    if not key.lstrip("-").isdigit() or not -(2**63) <= int(key) < 2**63:
+        return None
+    if type_name == "Instance":
+        instance = await loaders.instance.load(int(key))
+        return None if instance is None else Instance.from_record(instance)
+    found = await associations.find_associations(
+        info.context.db, associations.AssociationFilter(ids=[int(key)])
+    )
+    return InstAssociation.from_record(found[0]) if found else None
+
+
 @strawberry.type
-class Query(CatalogQueries, InstanceQueries, AssociationQueries):
+class NodeQueries:
+    @strawberry.field(
+        description="The object whose `nodeId` this is (null when it is gone): Relay's refetch."
+    )
+    async def node(self, info: Info, node_id: strawberry.ID) -> Node | None:
+        return await _node(info, node_id)
+
+    @strawberry.field(
+        description="The objects of these `nodeId`s, in their order (null for one that is "
+        "gone); at most `CMDBGRAPH_MAX_PAGE_SIZE`."
+    )
+    async def nodes(self, info: Info, node_ids: list[strawberry.ID]) -> list[Node | None]:
+        most = info.context.limits.max_page_size
+        if len(node_ids) > most:
+            raise exceeds_limit("nodeIds", most)
+        return [await _node(info, node_id) for node_id in node_ids]
+
+
+@strawberry.type
+class Query(CatalogQueries, InstanceQueries, AssociationQueries, NodeQueries):
     pass

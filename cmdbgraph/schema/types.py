@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import enum
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -71,8 +72,38 @@ class OnDelete(enum.Enum):
     DELETE_DEST = "delete_dest"
 
 
+@strawberry.interface(
+    description="An object that can be fetched again by its `nodeId` (`node`, `nodes`): "
+    "Relay's Node, its id field named `nodeId` (this API's `id` fields are BlueKing's numeric "
+    'ids; Relay\'s compiler takes `nodeInterfaceIdField: "nodeId"`).'
+)
+class Node:
+    @strawberry.field(description="A global id: the type and its key, opaque.")
+    def node_id(self) -> strawberry.ID:
+        raise NotImplementedError  # every implementing type answers its own
+
+
+def global_id(type_name: str, key: object) -> strawberry.ID:
+    """The opaque global id of the object of ``type_name`` whose key is ``key`` (base64 of
+    ``Type:key``, as graphql-relay writes them)."""
+    return strawberry.ID(base64.b64encode(f"{type_name}:{key}".encode()).decode())
+
+
+def parse_global_id(node_id: str) -> tuple[str, str] | None:
+    """``(type name, key)`` of a global id; None for anything this service did not write."""
+    try:
+        text = base64.b64decode(node_id.encode("ascii"), validate=True).decode()
+    except (UnicodeError, ValueError):
+        return None
+    type_name, sep, key = text.partition(":")
+    return (type_name, key) if sep and type_name in NODE_TYPES and key else None
+
+
+NODE_TYPES = ("Instance", "InstAssociation", "Model")
+
+
 @strawberry.type(description="A model (object type) such as `host` or `bk_switch`.")
-class Model(FromRecord):
+class Model(FromRecord, Node):
     bk_obj_id: str
     bk_obj_name: str
     bk_classification_id: str
@@ -84,6 +115,10 @@ class Model(FromRecord):
     modifier: str
     create_time: datetime
     last_time: datetime
+
+    @strawberry.field(description="A global id: the type and its key, opaque.")
+    def node_id(self) -> strawberry.ID:
+        return global_id("Model", self.bk_obj_id)
 
 
 @strawberry.type(description="An association kind such as `belong` or `connect`.")
@@ -127,7 +162,7 @@ class ModelAssociation:
 
 
 @strawberry.type(description="An instance of a model.")
-class Instance(FromRecord):
+class Instance(FromRecord, Node):
     bk_inst_id: BigInt
     bk_obj_id: str
     bk_inst_name: str
@@ -136,6 +171,10 @@ class Instance(FromRecord):
     creator: str
     create_time: datetime
     last_time: datetime
+
+    @strawberry.field(description="A global id: the type and its key, opaque.")
+    def node_id(self) -> strawberry.ID:
+        return global_id("Instance", self.bk_inst_id)
 
     @strawberry.field(description="The model of this instance.")
     async def model(self, info: Info) -> Model | None:
@@ -221,7 +260,7 @@ class Instance(FromRecord):
 
 
 @strawberry.type(description="An association between two instances.")
-class InstAssociation(FromRecord):
+class InstAssociation(FromRecord, Node):
     id: BigInt
     bk_obj_asst_id: str
     bk_asst_id: str
@@ -233,6 +272,10 @@ class InstAssociation(FromRecord):
     bk_biz_id: BigInt
     creator: str
     create_time: datetime
+
+    @strawberry.field(description="A global id: the type and its key, opaque.")
+    def node_id(self) -> strawberry.ID:
+        return global_id("InstAssociation", self.id)
 
     @strawberry.field(description="The source instance.")
     async def source(self, info: Info) -> Instance | None:
