@@ -348,10 +348,20 @@ Item = TypeVar("Item")
 
 @strawberry.type(description="Where a page stands in its list (Relay's `PageInfo`).")
 class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
     start_cursor: str | None
     end_cursor: str | None
+    found: strawberry.Private[paging.Slice]
+
+    @strawberry.field(description="Whether the list goes on after this page.")
+    async def has_next_page(self) -> bool:
+        return await self.found.has_next()
+
+    @strawberry.field(
+        description="Whether the list holds items before this page (read from the database "
+        "only when asked)."
+    )
+    async def has_previous_page(self) -> bool:
+        return await self.found.has_previous()
 
 
 @strawberry.type(description="An item of a page and its cursor.")
@@ -392,10 +402,9 @@ def connection(
     return Connection(
         edges=edges,
         page_info=PageInfo(
-            has_next_page=found.has_next,
-            has_previous_page=found.has_previous,
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
+            found=found,
         ),
         count=count,
     )

@@ -646,12 +646,13 @@ async def association_slice(
     where = _conditions(flt, db.dialect)
     async with db.read() as conn:
         found = await paging.keyset(
-            conn,
+            db,
             select(*_INST_ASSOCIATION_COLUMNS),
             inst_associations.c.id,
             where,
             win,
             InstAssociation.from_row,
+            conn=conn,
         )
         if not found.items and win.after is None and win.before is None:
             await catalog.require_models(conn, _named_models(flt))
@@ -669,12 +670,13 @@ async def association_slices(
     async with db.read() as conn:
         for inst_id in dict.fromkeys(inst_ids):
             found[inst_id] = await paging.keyset(
-                conn,
+                db,
                 select(*_INST_ASSOCIATION_COLUMNS),
                 inst_associations.c.id,
                 [side == inst_id],
                 win,
                 InstAssociation.from_row,
+                conn=conn,
             )
     return found
 

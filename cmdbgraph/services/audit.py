@@ -118,16 +118,15 @@ async def audit_slice(
     db: Database, flt: AuditFilter, win: paging.Window
 ) -> paging.Slice[AuditEntry]:
     """The entries matching ``flt`` in the window ``win`` of the list, newest first."""
-    async with db.read() as conn:
-        return await paging.keyset(
-            conn,
-            select(*_COLUMNS),
-            audit_entries.c.id,
-            _audit_conditions(flt),
-            win,
-            AuditEntry.from_row,
-            descending=True,
-        )
+    return await paging.keyset(
+        db,
+        select(*_COLUMNS),
+        audit_entries.c.id,
+        _audit_conditions(flt),
+        win,
+        AuditEntry.from_row,
+        descending=True,
+    )
 
 
 async def count_audit_entries(db: Database, flt: AuditFilter) -> int:

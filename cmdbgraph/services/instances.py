@@ -194,7 +194,7 @@ async def instance_slice(
     where = _where(flt, db.dialect)
     async with db.read() as conn:
         found = await paging.keyset(
-            conn, select(*_COLUMNS), instances.c.bk_inst_id, where, win, Instance.from_row
+            db, select(*_COLUMNS), instances.c.bk_inst_id, where, win, Instance.from_row, conn=conn
         )
         if not found.items and win.after is None and win.before is None:
             await catalog.require_models(conn, {"bk_obj_id": flt.bk_obj_id})

@@ -9,13 +9,14 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Row, Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cmdbgraph.db.engine import Database
 from cmdbgraph.services.errors import ErrorCode, exceeds_limit, parameter_invalid, verbatim
 from cmdbgraph.services.records import build_all
 
@@ -97,15 +98,24 @@ def window(
 
 @dataclass(frozen=True, slots=True)
 class Slice(Generic[T]):
-    """The items of a window, in list order, and whether the list goes on either side."""
+    """The items of a window, in list order, and whether the list goes on either side: known
+    from the page's own read on the side it was read towards; on the other side (the list
+    before an ``after``, after a ``before``) asked of the database only when wanted."""
 
     items: list[T]
-    has_next: bool
-    has_previous: bool
+    more: bool  # beyond the window, on the side it was read towards
+    backward: bool
+    other_side: Callable[[], Awaitable[bool]]
+
+    async def has_next(self) -> bool:
+        return await self.other_side() if self.backward else self.more
+
+    async def has_previous(self) -> bool:
+        return self.more if self.backward else await self.other_side()
 
 
 async def keyset(
-    conn: AsyncConnection,
+    db: Database,
     query: Select,
     key: ColumnElement,
     where: Sequence[ColumnElement[bool]],
@@ -113,46 +123,51 @@ async def keyset(
     build: Callable[[Row], T],
     *,
     descending: bool = False,
+    conn: AsyncConnection | None = None,
 ) -> Slice[T]:
     """The rows of ``query`` (filtered by ``where``) in ``win``, the list ordered by ``key``
-    (descending when ``descending``). One query for the page (one row more than asked, to
-    know whether there are more), and one EXISTS on the index for the other side when a
-    cursor was given."""
+    (descending when ``descending``): one query (one row more than asked, to know whether the
+    list goes on), on ``conn`` when given. Whether it goes on on the other side of the cursor
+    is one EXISTS on the index, run when asked."""
 
     def beyond(cursor: int) -> ColumnElement[bool]:  # rows after ``cursor`` in list order
         return key < cursor if descending else key > cursor
 
-    def before_(cursor: int) -> ColumnElement[bool]:  # rows before ``cursor`` in list order
+    def behind(cursor: int) -> ColumnElement[bool]:  # rows before ``cursor`` in list order
         return key > cursor if descending else key < cursor
 
     bounds = list(where)
     if win.after is not None:
         bounds.append(beyond(win.after))
     if win.before is not None:
-        bounds.append(before_(win.before))
+        bounds.append(behind(win.before))
     # Backward: read from the end of the window towards its start, then turn the page round.
     reading_down = descending != win.backward
     order = key.desc() if reading_down else key.asc()
-    rows = list(
-        (await conn.execute(query.where(*bounds).order_by(order).limit(win.size + 1))).all()
-    )
+    statement = query.where(*bounds).order_by(order).limit(win.size + 1)
+    if conn is None:
+        async with db.read() as own:
+            rows = list((await own.execute(statement)).all())
+    else:
+        rows = list((await conn.execute(statement)).all())
     more = len(rows) > win.size
     rows = rows[: win.size]
     if win.backward:
         rows.reverse()
     items = await build_all(rows, build)
-
-    async def any_where(condition: ColumnElement[bool]) -> bool:
-        return bool((await conn.execute(select(exists().where(*where, condition)))).scalar())
-
-    if win.backward:
-        has_previous = more
-        has_next = win.before is not None and await any_where(
-            (key <= win.before) if descending else (key >= win.before)
-        )
+    # The other side: at or before ``after`` (forward), at or after ``before`` (backward).
+    cursor = win.before if win.backward else win.after
+    if cursor is None:
+        other = None
+    elif win.backward:
+        other = (key <= cursor) if descending else (key >= cursor)
     else:
-        has_next = more
-        has_previous = win.after is not None and await any_where(
-            (key >= win.after) if descending else (key <= win.after)
-        )
-    return Slice(items, has_next, has_previous)
+        other = (key >= cursor) if descending else (key <= cursor)
+
+    async def other_side() -> bool:
+        if other is None:
+            return False
+        async with db.read() as check:
+            return bool((await check.execute(select(exists().where(*where, other)))).scalar())
+
+    return Slice(items, more, win.backward, other_side)
