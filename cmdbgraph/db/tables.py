@@ -300,6 +300,10 @@ idempotency_keys = Table(
 # The change stream: one row per change of a watched resource, written in the transaction of
 # the change, its id the position a cursor encodes. Ids follow commit order: writers take a
 # lock before they insert events (services/events.py), so no lower id commits after a higher.
+# Readers go through the primary key (after an id, in id order; the resource is a filter: one
+# resource is watched), and by create_time for the retention and a start moment. No other
+# index: every one is written with each of the batch's events (migration 0007 dropped the one
+# on (resource, id), which ordered the rows as the primary key does).
 events = Table(
     "events",
     metadata,
@@ -312,7 +316,6 @@ events = Table(
     Column("bk_asst_obj_id", String(64), nullable=False, server_default=""),
     Column("detail", JSON, nullable=False),
     Column("create_time", UTCDateTime(), nullable=False),
-    Index(None, "resource", "id"),
     Index(None, "create_time"),
     sqlite_autoincrement=True,
 )

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -155,12 +156,13 @@ def upstream_detail(event: Event, fields: Sequence[str] = ()) -> dict:
 
 
 def association_detail(a: InstAssociation) -> dict:
-    """An association as its event carries it."""
+    """An association as its event carries it (the three ids first: ``record_associations``
+    encodes the rest once for the associations that share it)."""
     return {
         "id": a.id,
         "bk_inst_id": a.bk_inst_id,
-        "bk_obj_id": a.bk_obj_id,
         "bk_asst_inst_id": a.bk_asst_inst_id,
+        "bk_obj_id": a.bk_obj_id,
         "bk_asst_obj_id": a.bk_asst_obj_id,
         "bk_supplier_account": a.bk_supplier_account,
         "bk_obj_asst_id": a.bk_obj_asst_id,
@@ -203,14 +205,35 @@ async def record_associations(
     events lock: the transaction should commit soon after."""
     if not associations:
         return
+    # Each detail as JSON text, ``association_detail(a)`` encoded. The associations of a batch
+    # differ only in their ids: what follows the ids is encoded once per run of associations
+    # that share it.
+    rows = []
+    shared: tuple | None = None
+    rest = ""
+    for a in associations:
+        key = (
+            a.bk_obj_id,
+            a.bk_asst_obj_id,
+            a.bk_supplier_account,
+            a.bk_obj_asst_id,
+            a.bk_asst_id,
+            a.bk_biz_id,
+            a.creator,
+            a.create_time,
+        )
+        if key != shared:
+            shared = key
+            detail = association_detail(a)
+            del detail["id"], detail["bk_inst_id"], detail["bk_asst_inst_id"]
+            rest = orjson.dumps(detail).decode()[1:]  # without its "{"
+        text = (
+            f'{{"id":{int(a.id)},"bk_inst_id":{int(a.bk_inst_id)},'
+            f'"bk_asst_inst_id":{int(a.bk_asst_inst_id)},{rest}'
+        )
+        rows.append((a.id, a.bk_obj_id, a.bk_asst_obj_id, text))
     await db.lock_events(conn, notify=CHANNEL)
-    await bulk.insert_events(
-        conn,
-        resource=INST_ASST,
-        event_type=event_type,
-        now=now,
-        rows=[(a.id, a.bk_obj_id, a.bk_asst_obj_id, association_detail(a)) for a in associations],
-    )
+    await bulk.insert_events(conn, resource=INST_ASST, event_type=event_type, now=now, rows=rows)
 
 
 # --- Waking watchers ----------------------------------------------------------------------
