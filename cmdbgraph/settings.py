@@ -137,6 +137,19 @@ class Settings(BaseSettings):
     )
     graphiql: bool = True
     introspection: bool = True
+    persisted_queries: Literal["off", "auto", "allowlist"] = Field(
+        "auto",
+        description="off: no persisted queries; auto: automatic persisted queries (Apollo's "
+        "APQ protocol: a client sends a document's SHA-256, and the document once when the "
+        "server does not know it); allowlist: only documents registered with `cmdbgraph "
+        "queries register` run (by hash or by their full text), clients store nothing.",
+    )
+    max_persisted_queries: int = Field(
+        10_000,
+        ge=1,
+        description="Documents kept for automatic persisted queries; beyond, the oldest are "
+        "dropped (a client sends a dropped one again). Registered documents do not count.",
+    )
 
     # Database tuning.
     db_pool_size: int = Field(10, ge=1)
@@ -147,7 +160,7 @@ class Settings(BaseSettings):
     def _database_url(cls, value: object) -> object:
         return normalize_database_url(value) if isinstance(value, str) else value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "persisted_queries", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

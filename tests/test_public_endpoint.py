@@ -350,10 +350,11 @@ MUTATION = 'mutation { createModel(input: {bkObjId: "m", bkObjName: "m"}) { __ty
         (
             "POST",
             None,
+            # A persisted query's hash that is no SHA-256 (the rest: test_persisted_queries.py).
             b'{"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "ab"}}}',
             "application/json",
             400,
-            "PERSISTED_QUERY_NOT_SUPPORTED",
+            "BAD_REQUEST",
         ),
         (
             "POST",

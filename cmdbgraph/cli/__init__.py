@@ -68,6 +68,11 @@ app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 watch_app = typer.Typer(help="Follow the change stream.", no_args_is_help=True)
 app.add_typer(watch_app, name="watch")
+queries_app = typer.Typer(
+    help="Persisted GraphQL documents: the allow-list and what clients stored.",
+    no_args_is_help=True,
+)
+app.add_typer(queries_app, name="queries")
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -742,6 +747,189 @@ def watch_associations(
         if position_box:
             console.print(f"stopped; go on with --from-cursor {events.encode(position_box[-1])}")
         raise SystemExit(130) from None
+
+
+async def _schema_is_current(db) -> None:
+    from cmdbgraph.db import migrate
+
+    if await migrate.pending(db):
+        raise NoDatabase("the database schema is behind this version: run `cmdbgraph db upgrade`")
+
+
+def _document_problems(schema, settings: Settings, text: str) -> list[str]:
+    """What keeps ``text`` from running on ``schema``: its syntax, the schema's validation and
+    the document limits of ``settings`` (depth, aliases, tokens); none when it runs."""
+    from graphql import GraphQLError, OperationDefinitionNode, parse, specified_rules, validate
+    from graphql.validation import NoSchemaIntrospectionCustomRule
+
+    from cmdbgraph.schema.limits import NoNulCharactersRule, alias_rule, depth_rule
+
+    try:
+        document = parse(text, max_tokens=settings.max_tokens)
+    except GraphQLError as error:
+        return [_located(error)]
+    if not any(isinstance(d, OperationDefinitionNode) for d in document.definitions):
+        return ["the document holds no operation"]
+    rules = [
+        *specified_rules,
+        depth_rule(settings.max_query_depth),
+        alias_rule(settings.max_aliases),
+        NoNulCharactersRule,
+    ]
+    if not settings.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return [_located(error) for error in validate(schema._schema, document, rules)]
+
+
+def _located(error) -> str:
+    where = error.locations[0] if error.locations else None
+    return f"{where.line}:{where.column}: {error.message}" if where else error.message
+
+
+def _operation_names(text: str) -> str:
+    from graphql import GraphQLError, OperationDefinitionNode, parse
+
+    try:
+        document = parse(text, no_location=True)
+    except (GraphQLError, RecursionError):
+        return "?"
+    names = [
+        f"{d.operation.value} {d.name.value if d.name else '(anonymous)'}"
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    ]
+    return ", ".join(names)
+
+
+def _hash_argument(value: str) -> str:
+    from cmdbgraph.services.persisted_queries import is_hash
+
+    if not is_hash(value):
+        console.print(
+            f"[red]error[/red]: {escape(repr(value))} is not a document's hash: 64 hex digits, as "
+            "`cmdbgraph queries list` prints them",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    return value.lower()
+
+
+@queries_app.command("register")
+def queries_register(
+    files: list[str] = typer.Argument(
+        ..., help=".graphql files, each one document (which may hold several operations)."
+    ),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Validate each document against the schema and register it: with
+    CMDBGRAPH_PERSISTED_QUERIES=allowlist only registered documents run. Prints each one's
+    hash and file, as sha256sum does: the SHA-256 of the file's text, which clients send as
+    extensions.persistedQuery.sha256Hash (or send that exact text). Nothing is registered
+    unless every file is valid; registering a document again changes nothing."""
+    from cmdbgraph.api import build_schema
+    from cmdbgraph.services import persisted_queries
+
+    settings = _settings(database_url)
+    schema = build_schema(settings)
+    documents: list[tuple[str, str]] = []
+    problems: list[str] = []
+    for file in files:
+        try:
+            # The bytes as they are (no newline translation): the hash is sha256sum's.
+            with open(file, "rb") as handle:
+                text = handle.read().decode("utf-8")
+        except OSError as error:
+            problems.append(f"cannot read {file}: {error.strerror}")
+            continue
+        except UnicodeDecodeError:
+            problems.append(f"{file}: not UTF-8 text")
+            continue
+        problems.extend(
+            f"{file}:{problem}" for problem in _document_problems(schema, settings, text)
+        )
+        documents.append((file, text))
+    if problems:
+        for problem in problems:
+            console.print(f"[red]error[/red]: {escape(problem)}", highlight=False)
+        console.print("nothing registered", highlight=False)
+        raise typer.Exit(2)
+
+    async def work(db):
+        await _schema_is_current(db)
+        return await persisted_queries.register(db, [text for _, text in documents])
+
+    new = _manage(database_url, work)
+    for file, text in documents:
+        print(f"{persisted_queries.document_hash(text)}  {file}")
+    added = sum(1 for is_new in new.values() if is_new)
+    console.print(
+        f"{added} document{'' if added == 1 else 's'} registered, "
+        f"{len(new) - added} already registered",
+        highlight=False,
+    )
+
+
+@queries_app.command("list")
+def queries_list(
+    registered_only: bool = typer.Option(
+        False, "--registered", help="Only the registered documents (the allow-list)."
+    ),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """List the persisted documents: hash, registered or automatic (stored by a client),
+    when, and the operations each holds."""
+    from cmdbgraph.services import persisted_queries
+
+    async def work(db):
+        await _schema_is_current(db)
+        return await persisted_queries.list_queries(db, registered_only=registered_only)
+
+    for query in _manage(database_url, work):
+        kind = "registered" if query.registered else "automatic"
+        when = query.create_time.isoformat(timespec="seconds")
+        print(f"{query.sha256_hash}\t{kind}\t{when}\t{_operation_names(query.document)}")
+
+
+@queries_app.command("show")
+def queries_show(
+    sha256_hash: str = typer.Argument(..., metavar="HASH"),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Print the document stored under HASH."""
+    from cmdbgraph.services import persisted_queries
+
+    wanted = _hash_argument(sha256_hash)
+
+    async def work(db):
+        await _schema_is_current(db)
+        return await persisted_queries.get(db, wanted)
+
+    query = _manage(database_url, work)
+    if query is None:
+        console.print(f"no persisted document {wanted}", highlight=False)
+        raise typer.Exit(1)
+    sys.stdout.write(query.document if query.document.endswith("\n") else query.document + "\n")
+
+
+@queries_app.command("remove")
+def queries_remove(
+    sha256_hash: str = typer.Argument(..., metavar="HASH"),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Remove the document stored under HASH (registered or automatic). Running servers may
+    still run it for up to a minute (their caches)."""
+    from cmdbgraph.services import persisted_queries
+
+    wanted = _hash_argument(sha256_hash)
+
+    async def work(db):
+        await _schema_is_current(db)
+        return await persisted_queries.remove(db, wanted)
+
+    if not _manage(database_url, work):
+        console.print(f"no persisted document {wanted}", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"removed {wanted}", highlight=False)
 
 
 def _grant_scope(grant) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     text,
@@ -318,4 +319,19 @@ events = Table(
     Column("create_time", UTCDateTime(), nullable=False),
     Index(None, "create_time"),
     sqlite_autoincrement=True,
+)
+
+
+# GraphQL documents kept by their SHA-256 (hex): those clients stored through automatic persisted
+# queries (registered false, the oldest dropped beyond CMDBGRAPH_MAX_PERSISTED_QUERIES), and
+# those an operator registered with `cmdbgraph queries register` (registered true: the allow-list,
+# never dropped). See services/persisted_queries.py.
+persisted_queries = Table(
+    "persisted_queries",
+    metadata,
+    Column("sha256_hash", String(64), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("registered", Boolean, nullable=False, server_default=text("false")),
+    Column("create_time", UTCDateTime(), nullable=False),
+    Index(None, "registered", "create_time"),
 )

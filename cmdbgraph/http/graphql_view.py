@@ -2,11 +2,13 @@
 it that authenticates every request but the GraphiQL page and, while introspection is on, a
 document asking only for the schema. Every refusal is a JSON body with
 ``errors[].extensions.code``, and errors that fail the whole request carry their HTTP status
-(see ``replies``)."""
+(see ``replies``). Persisted queries (a document's hash instead of its text, the allow-list)
+are applied as the request is read (see ``persisted``)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from cross_web import HTTPException
@@ -28,7 +30,7 @@ from starlette.types import Message, Receive
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import MissingQueryError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
@@ -36,7 +38,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperationType
 from strawberry.types.unset import UNSET
 
 from cmdbgraph.db.engine import Database, DatabaseUnavailable
-from cmdbgraph.http import graphiql, identity, jsonbody, subscriptions
+from cmdbgraph.http import graphiql, identity, jsonbody, persisted, subscriptions
 from cmdbgraph.http.replies import encode_json, error_response, graphql_errors, status_for
 from cmdbgraph.schema.context import GraphQLContext
 from cmdbgraph.schema.extensions import MASKED_MESSAGE, mask
@@ -101,6 +103,7 @@ class GraphQLView(GraphQL):
         self.settings = settings
         self.limits = limits
         self.db = db
+        self.persisted = persisted.PersistedQueryGate(settings, db, self._public_introspection)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -113,6 +116,13 @@ class GraphQLView(GraphQL):
             response = self._refusal(request, _transport_error(error))
         except TransportError as error:
             response = self._refusal(request, error)
+        except DatabaseUnavailable:  # reading a persisted query, before execution
+            response = error_response(
+                request.url.path,
+                database_unavailable(),
+                request_id=identity.request_id(request.headers, request.state),
+                language=identity.language(request.headers),
+            )
         await response(scope, receive, send)
 
     @staticmethod
@@ -178,17 +188,37 @@ class GraphQLView(GraphQL):
             raise TransportError(400, "The request body must be a JSON object.", "BAD_REQUEST")
         return parsed
 
+    def should_render_graphql_ide(self, request) -> bool:
+        # A GET carrying only a persisted query's hash runs it, whatever it accepts (Apollo
+        # Client sends Accept: */*).
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(
+            request
+        )
+
     async def parse_http_body(self, request):
         data = await super().parse_http_body(request)
-        if not isinstance(data, list) and not data.query:
-            if isinstance(data.extensions, dict) and "persistedQuery" in data.extensions:
-                # What Apollo Client and urql expect when the server keeps no persisted
-                # queries: they send the full query instead.
-                raise TransportError(
-                    400, "PersistedQueryNotSupported", "PERSISTED_QUERY_NOT_SUPPORTED"
-                )
+        if isinstance(data, list):
+            return data
+        # Persisted queries (see persisted.py): the stored document for a hash, the refusals.
+        try:
+            store_as = await self.persisted.prepare(data)
+        except persisted.Refused as error:
+            raise TransportError(error.status, error.message, error.code) from None
+        if not data.query:
             raise TransportError(400, "The request holds no GraphQL query.", "BAD_REQUEST")
+        if store_as is not None:
+            return _DocumentToStore(
+                data.query,
+                data.variables,
+                data.operation_name,
+                data.extensions,
+                data.protocol,
+                store_as=store_as,
+            )
         return data
+
+    def _public_introspection(self, query: str) -> bool:
+        return self.settings.introspection and introspection_only(query, self.settings.max_tokens)
 
     async def execute_single(  # noqa: PLR0917  (strawberry's signature)
         self, request, request_adapter, sub_response, context, root_value, request_data
@@ -201,7 +231,7 @@ class GraphQLView(GraphQL):
         if not self.allow_queries_via_get and request_adapter.method == "GET":
             allowed -= {StrawberryOperationType.QUERY}
         try:
-            return await self.schema.execute(
+            result = await self.schema.execute(
                 request_data.query,
                 root_value=root_value,
                 variable_values=request_data.variables,
@@ -218,6 +248,9 @@ class GraphQLView(GraphQL):
             raise HTTPException(400, error.as_http_error_reason()) from error
         except MissingQueryError as error:
             raise HTTPException(400, "No GraphQL query found in the request") from error
+        if isinstance(request_data, _DocumentToStore) and request_data.query:
+            await self.persisted.store_validated(request_data.store_as, request_data.query, result)
+        return result
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -243,6 +276,15 @@ class GraphQLView(GraphQL):
 
 
 _ERROR_CODE_VALUES = frozenset(code.value for code in ErrorCode)
+
+
+@dataclass
+class _DocumentToStore(GraphQLRequestData):
+    """A request whose document came with its hash (automatic persisted queries): stored
+    under ``store_as`` once it ran, unless it did not parse or validate."""
+
+    store_as: str = ""
+
 
 SUBSCRIPTION_OVER_HTTP = (
     "Subscriptions run over a websocket at this path (the graphql-transport-ws protocol), "
@@ -338,6 +380,7 @@ class GraphQLEndpoint:
             self.view.settings.graphiql
             and request.method == "GET"
             and "query" not in request.query_params
+            and "extensions" not in request.query_params
             and "text/html" in request.headers.get("accept", "")
         )
         if not wants_ide:

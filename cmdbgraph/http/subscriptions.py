@@ -38,6 +38,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.utils.aio import aclosing
 
 from cmdbgraph import metrics
+from cmdbgraph.http import persisted
 from cmdbgraph.schema.extensions import mask
 
 log = logging.getLogger("cmdbgraph.subscriptions")
@@ -106,17 +107,35 @@ def _problem(message: object) -> str | None:
 
 class _MaskingSchema:
     """The schema, whose streams' errors are masked as HTTP replies' are (``mask``: a code in
-    ``extensions``, the caller's language, nothing internal shown)."""
+    ``extensions``, the caller's language, nothing internal shown). In allow-list mode
+    (``CMDBGRAPH_PERSISTED_QUERIES=allowlist``) only registered documents run, as over HTTP:
+    another is answered with an ``error`` message, ``PERSISTED_QUERY_NOT_ALLOWED``."""
 
-    def __init__(self, schema: BaseSchema) -> None:
+    def __init__(
+        self, schema: BaseSchema, gate: persisted.PersistedQueryGate | None = None
+    ) -> None:
         self._schema = schema
+        self._gate = gate
 
     def __getattr__(self, name: str):
         return getattr(self._schema, name)
 
     async def stream(self, query, **kwargs):
+        language = kwargs["context_value"].language
+        if self._gate is not None and self._gate.mode == "allowlist":
+            try:
+                await self._gate.require_registered(query)
+            except persisted.Refused as refused:
+                error = GraphQLError(refused.message, extensions={"code": refused.code})
+                return _refusal(error)
+            except Exception as failure:  # the database out of reach: coded as over HTTP
+                return _refusal(mask(GraphQLError(str(failure), original_error=failure), language))
         source = await self._schema.stream(query, **kwargs)
-        return _masked(source, kwargs["context_value"].language)
+        return _masked(source, language)
+
+
+async def _refusal(error: GraphQLError):
+    yield PreExecutionError(data=None, errors=[error])
 
 
 async def _masked(source, language: str):
@@ -137,7 +156,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.schema = _MaskingSchema(self.schema)  # type: ignore[assignment]
+        gate = getattr(self.view, "persisted", None)
+        self.schema = _MaskingSchema(self.schema, gate)  # type: ignore[assignment]
         self._closing: set[asyncio.Task] = set()
 
     def _closed(self, task: asyncio.Task) -> None:
