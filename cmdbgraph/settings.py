@@ -96,6 +96,21 @@ class Settings(BaseSettings):
     )
     default_nested_page_size: int = Field(10, ge=1, description="Associations per instance.")
     max_nested_page_size: int = Field(200, ge=1)
+    topology_max_depth: int = Field(
+        6, ge=1, description="The most associations a topology follows from its instance."
+    )
+    topology_max_nodes: int = Field(
+        1_000,
+        ge=1,
+        description="The most instances (and associations) a topology or impact answers: "
+        "maxNodes' maximum.",
+    )
+    topology_default_nodes: int = Field(
+        200,
+        ge=1,
+        description="maxNodes when not given (at most topology_max_nodes): the query cost "
+        "counts a topology's lists at this size.",
+    )
     max_filter_length: int = Field(
         1_000, ge=1, description="Characters in a free-text filter such as nameContains."
     )

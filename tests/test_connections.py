@@ -308,3 +308,11 @@ async def test_every_node_is_fetched_again_by_its_node_id(client, db):
             client, "query ($id: ID!) { node(nodeId: $id) { nodeId } }", {"id": forged}
         )
         assert bad["errors"][0]["extensions"]["code"] == "PARAMETER_CHECK_FAILED", bad
+
+
+async def test_a_variable_left_out_counts_at_its_declared_default(client):
+    query = """query ($n: Int = 10) { instancesConnection(first: $n) { edges { node {
+        associationsAsSourceConnection(first: $n) { edges { node { id } } } } } } }"""
+    assert "errors" not in await graphql(client, query)
+    refused = await graphql(client, query, {"n": 200})
+    assert refused["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"

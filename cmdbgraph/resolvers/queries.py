@@ -6,6 +6,7 @@ from typing import Annotated
 
 import strawberry
 
+from cmdbgraph.resolvers.topology import TopologyQueries
 from cmdbgraph.schema.context import Info
 from cmdbgraph.schema.inputs import AuditEntryFilter, InstAssociationFilter
 from cmdbgraph.schema.scalars import JSON, BigInt
@@ -333,5 +334,5 @@ class NodeQueries:
 
 
 @strawberry.type
-class Query(CatalogQueries, InstanceQueries, AssociationQueries, NodeQueries):
+class Query(CatalogQueries, InstanceQueries, AssociationQueries, NodeQueries, TopologyQueries):
     pass

@@ -9,8 +9,9 @@ exponential.
 
 The cost is computed before execution from the selected operation and its variables: every
 field counts 1, and a list multiplies what is selected in it by how many items it can hold (its
-``limit`` argument, or its default; lists without a page size count at their maximum). It is
-the most fields the reply can hold. An operation over ``max_query_cost`` is refused whole.
+``limit`` argument, or its default; a topology's by its ``maxNodes``; lists without a page size
+count at their maximum). It is the most fields the reply can hold. An operation over
+``max_query_cost`` is refused whole.
 """
 
 from __future__ import annotations
@@ -169,6 +170,13 @@ class CostModel:
             ("Instance", "associationsAsTargetConnection"): nested,
         }
         self.page = (limits.default_page_size, limits.max_page_size)
+        # Fields whose lists are capped by their ``maxNodes`` (default: the setting's default).
+        nodes = (
+            min(limits.topology_default_nodes, limits.topology_max_nodes),
+            limits.topology_max_nodes,
+        )
+        self.node_caps = {("Instance", "topology"): nodes, ("Query", "impact"): nodes}
+        self.capped_lists = {("Topology", "nodes"), ("Topology", "edges"), ("Impact", "nodes")}
 
 
 class _CostMeter:
@@ -197,7 +205,8 @@ class _CostMeter:
             if isinstance(argument.value, IntValueNode):
                 value = int(argument.value.value)
             elif isinstance(argument.value, VariableNode):
-                value = self.variables.get(argument.value.name.value, maximum)
+                # Left out (and no declared default): null, so the field's default.
+                value = self.variables.get(argument.value.name.value)
             if type(value) is not int:
                 return maximum if value is not None else default
             return max(0, min(value, maximum))
@@ -247,7 +256,9 @@ class _CostMeter:
         named: GraphQLNamedType = get_named_type(field_type)
         key = (parent.name, name)
         child_page = page
-        if "limit" in definition.args and key not in self.model.nested_pages:
+        if key in self.model.node_caps:  # sizes its ``nodes`` and ``edges``
+            child_page = self._size(field, self.model.node_caps[key], ("maxNodes",))
+        elif "limit" in definition.args and key not in self.model.nested_pages:
             child_page = self._size(field, self.model.page)  # a page: sizes its ``items``
         elif "first" in definition.args:  # a connection: sizes its ``edges``
             bounds = self.model.nested_connections.get(key, self.model.page)
@@ -261,7 +272,7 @@ class _CostMeter:
             size = self._size(field, self.model.nested_pages[key])
         elif key in self.model.bounded:
             size = self.model.bounded[key]
-        elif name in ("items", "edges"):
+        elif key in self.model.capped_lists or name in ("items", "edges"):
             size = page
         else:
             size = self.model.page[1]
@@ -294,9 +305,16 @@ def query_cost(
     operation: OperationDefinitionNode,
     variables: Mapping[str, Any] | None,
 ) -> int:
-    """The most fields the reply to ``operation`` can hold."""
+    """The most fields the reply to ``operation`` can hold. A variable the request leaves out
+    counts at its declared default."""
     root = schema.get_root_type(operation.operation)
-    meter = _CostMeter(schema, model, _fragments(document), variables or {})
+    values: dict[str, Any] = {}
+    for definition in operation.variable_definitions or ():
+        default = definition.default_value
+        if isinstance(default, IntValueNode):
+            values[definition.variable.name.value] = int(default.value)
+    values.update(variables or {})
+    meter = _CostMeter(schema, model, _fragments(document), values)
     return meter.cost(operation.selection_set, root, model.page[0])
 
 
@@ -331,7 +349,8 @@ def cost_extension(settings: Settings) -> type[SchemaExtension]:
                     if cost > budget:
                         error = GraphQLError(
                             f"The query costs {cost}, more than the limit of {budget}: ask for "
-                            "smaller pages (limit) or fewer nested lists.",
+                            "smaller pages (limit, first, last, maxNodes) or fewer nested "
+                            "lists.",
                             extensions={"code": "QUERY_TOO_COSTLY", "cost": cost, "limit": budget},
                         )
                 if error is not None:

@@ -13,6 +13,12 @@ from strawberry.types.base import get_object_definition
 
 from cmdbgraph.schema.context import Info
 from cmdbgraph.schema.scalars import JSON, BigInt
+from cmdbgraph.schema.topology import (
+    TOPOLOGY_DESCRIPTION,
+    Topology,
+    TopologyDirection,
+    neighbourhood,
+)
 from cmdbgraph.services import associations, paging, records
 from cmdbgraph.services.errors import ErrorCode as ServiceErrorCode
 from cmdbgraph.services.limits import page_bounds
@@ -236,6 +242,26 @@ class Instance(FromRecord, Node):
         before: str | None = None,
     ) -> Connection[InstAssociation]:
         return await self._associations(info, True, first, after, last, before)
+
+    @strawberry.field(description=TOPOLOGY_DESCRIPTION)
+    async def topology(
+        self,
+        info: Info,
+        depth: int = 1,
+        direction: TopologyDirection = TopologyDirection.BOTH,
+        bk_asst_ids: list[str] | None = None,
+        bk_obj_ids: list[str] | None = None,
+        max_nodes: int | None = None,
+    ) -> Topology:
+        return await neighbourhood(
+            info,
+            int(self.bk_inst_id),
+            depth=depth,
+            direction=direction,
+            bk_asst_ids=bk_asst_ids,
+            bk_obj_ids=bk_obj_ids,
+            max_nodes=max_nodes,
+        )
 
     async def _associations(
         self, info: Info, as_target: bool, first, after, last, before

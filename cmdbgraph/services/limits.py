@@ -36,6 +36,9 @@ class Limits:
     search_inst_page_size: int = SEARCH_INST_PAGE_SIZE
     max_idempotency_key: int = MAX_IDEMPOTENCY_KEY
     max_filter_length: int = 1_000
+    topology_max_depth: int = 6
+    topology_max_nodes: int = 1_000
+    topology_default_nodes: int = 200
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -46,6 +49,9 @@ class Limits:
             default_nested_page_size=settings.default_nested_page_size,
             max_nested_page_size=settings.max_nested_page_size,
             max_filter_length=settings.max_filter_length,
+            topology_max_depth=settings.topology_max_depth,
+            topology_max_nodes=settings.topology_max_nodes,
+            topology_default_nodes=settings.topology_default_nodes,
         )
 
 
