@@ -191,8 +191,9 @@ inst_associations = Table(
         name="fk_inst_associations_model_association",
     ),
     Index("ix_inst_associations_target", "bk_obj_asst_id", "bk_asst_inst_id"),
-    Index("ix_inst_associations_src_inst", "bk_inst_id"),
-    Index("ix_inst_associations_dest_inst", "bk_asst_inst_id"),
+    # Each side ordered by id: an instance's associations are paged by id (migration 0009).
+    Index("ix_inst_associations_src_inst", "bk_inst_id", "id"),
+    Index("ix_inst_associations_dest_inst", "bk_asst_inst_id", "id"),
     Index(
         "uq_inst_associations_one_to_one_source",
         "bk_obj_asst_id",
