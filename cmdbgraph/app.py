@@ -1,5 +1,5 @@
-"""Builds the Starlette application from settings: GraphQL, the REST shim, GraphiQL and the
-API docs, health and metrics, behind the request middleware."""
+"""Builds the Starlette application from settings: GraphQL, the REST shim, GraphiQL, the
+topology page and the API docs, health and metrics, behind the request middleware."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from starlette.routing import Route, WebSocketRoute
 from cmdbgraph.api import build_schema
 from cmdbgraph.db import migrate
 from cmdbgraph.db.engine import Database, DatabaseUnavailable
-from cmdbgraph.http import api_docs, gateway, graphiql, identity, operations
+from cmdbgraph.http import api_docs, gateway, graphiql, identity, operations, topology_page
 from cmdbgraph.http.graphql_view import GraphQLEndpoint, GraphQLView
 from cmdbgraph.http.middleware import RequestMiddleware
 from cmdbgraph.rest.routes import routes as rest_routes
@@ -140,6 +140,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             graphiql.static_mount(),
             Route(api_docs.DOCS_PATH, api_docs.page, methods=["GET"]),
             api_docs.static_mount(),
+            Route(topology_page.PAGE_PATH, topology_page.page, methods=["GET"]),
+            topology_page.static_mount(),
             Route("/healthz", operations.healthz, methods=["GET"]),
             Route("/readyz", operations.readyz, methods=["GET"]),
             Route("/metrics", operations.metrics, methods=["GET"]),

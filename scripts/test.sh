@@ -1,7 +1,8 @@
 #!/usr/bin/env sh
 # Installs everything the tests need, then runs the whole suite (extra arguments go to pytest).
-# Needs Python 3.11+; installs PostgreSQL's server and Chromium (for tests/test_browser.py) with
-# apt-get where they are missing.
+# Needs Python 3.11+; installs PostgreSQL's server, Chromium (for tests/test_browser.py) and
+# Node.js with npm (for the front-end examples, tests/test_examples.py) with apt-get where they
+# are missing.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,8 @@ missing=""
 have_postgres || missing="postgresql"
 # Debian's browser: Playwright drives it and never downloads one of its own.
 have_chromium || missing="${missing:+$missing }chromium"
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+    missing="${missing:+$missing }nodejs npm"
 if [ -n "$missing" ]; then
     echo "installing $missing (apt-get)" >&2
     as_root apt-get update -qq

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from cmdbgraph.http import graphiql
@@ -517,3 +518,181 @@ def test_the_api_docs_page_shows_every_call(chromium, sync_playwright, demo_serv
         assert session.elsewhere == [], "the page tried to reach another host"
         assert session.problems == []
         assert set(session.encodings.values()) == {"br"}, session.encodings
+
+
+# ---------------------------------------------------------------------------------------------
+# The topology page
+
+# Switch 11 -> hosts 21, 22 and switch 13 -> host 22 (belong); switch 13 -> host 23 (connect);
+# router 31 -> firewall 41, which no switch reaches.
+TOPOLOGY_ASSOCIATIONS = (
+    ("bk_switch_belong_host", "bk_switch", "host", [(11, 21), (11, 22), (13, 22)]),
+    ("bk_switch_connect_host", "bk_switch", "host", [(13, 23)]),
+    ("bk_router_default_bk_firewall", "bk_router", "bk_firewall", [(31, 41)]),
+)
+
+
+def _create_topology_associations(base_url: str) -> None:
+    for model_association, source, target, pairs in TOPOLOGY_ASSOCIATIONS:
+        details = ", ".join(f"{{bkInstId: {a}, bkAsstInstId: {b}}}" for a, b in pairs)
+        mutation = f"""mutation {{
+          batchCreateInstAssociations(input: {{bkObjId: "{source}", bkAsstObjId: "{target}",
+            bkObjAsstId: "{model_association}", details: [{details}]}}) {{
+            ... on BatchCreateInstAssociationsPayload {{ createdCount errorMsg }}
+          }}
+        }}"""
+        reply = httpx.post(
+            f"{base_url}/graphql",
+            json={"query": mutation},
+            headers={
+                "X-Bkapi-Authorization": json.dumps(graphiql.DEMO_CREDENTIALS),
+                "Accept-Language": "en",
+            },
+            timeout=30,
+        )
+        assert reply.status_code == 200, reply.text
+        payload = reply.json()["data"]["batchCreateInstAssociations"]
+        assert payload == {"createdCount": len(pairs), "errorMsg": {}}, payload
+
+
+def _graph_labels(page) -> tuple[list[str], list[str]]:
+    """The drawn graph: its nodes' labels and its edges as "source -label-> target"."""
+    nodes, edges = page.evaluate(
+        """() => [
+            window.topology.nodes().map((node) => node.data("label")),
+            window.topology.edges().map((edge) =>
+                `${edge.source().data("label")} -${edge.data("label")}-> ` +
+                `${edge.target().data("label")}`),
+        ]"""
+    )
+    return sorted(nodes), sorted(edges)
+
+
+def _wait_for_nodes(page, labels: list[str]) -> None:
+    """Wait until the graph holds exactly the nodes ``labels`` and the page is idle."""
+    page.wait_for_function(
+        """labels => window.topology !== undefined
+            && !document.body.hasAttribute("aria-busy")
+            && JSON.stringify(window.topology.nodes().map((n) => n.data("label")).sort())
+               === JSON.stringify(labels)""",
+        arg=sorted(labels),
+        timeout=TIMEOUT_MS,
+    )
+
+
+def _click_node(page, label: str) -> None:
+    """Click the node ``label`` where the canvas draws it, as a user would."""
+    x, y = page.evaluate(
+        """label => {
+            const node = window.topology.nodes().filter((n) => n.data("label") === label)[0];
+            const box = document.getElementById("graph").getBoundingClientRect();
+            const at = node.renderedPosition();
+            return [box.left + at.x, box.top + at.y];
+        }""",
+        label,
+    )
+    page.mouse.click(x, y)
+
+
+def test_the_topology_page_draws_and_expands_a_neighbourhood(
+    chromium, sync_playwright, demo_server, tmp_path
+):
+    """The topology page on the demo data: search "sw-01", pick it, its hosts drawn; a click on
+    a host adds the other switch of that host; depth 2 and 3 from the switch redraw further;
+    bad credentials and an empty search are said in the page. Nothing leaves the server."""
+    _create_topology_associations(demo_server)
+    with browsing(
+        sync_playwright, chromium, demo_server, tmp_path, "topology", locale="en-US"
+    ) as session:
+        page = session.page
+        page.goto(f"{demo_server}/topology")
+        credentials = json.loads(page.input_value("#credentials"))
+        assert credentials == graphiql.DEMO_CREDENTIALS
+        page.fill("#name", "sw-01")
+        page.click("#search button[type=submit]")
+        result = page.locator("#results button", has_text="sw-01")
+        result.wait_for()
+        assert page.locator("#results button").count() == 1
+        result.click()
+
+        _wait_for_nodes(page, ["sw-01", "10.0.0.1", "10.0.0.2"])
+        nodes, edges = _graph_labels(page)
+        assert edges == ["sw-01 -belong-> 10.0.0.1", "sw-01 -belong-> 10.0.0.2"]
+        # A legend of the models drawn, each with the colour of its nodes.
+        legend = page.evaluate(
+            """() => [...document.querySelectorAll("#legend-models li")].map((item) => [
+                item.dataset.model,
+                getComputedStyle(item.querySelector(".swatch")).backgroundColor,
+            ])"""
+        )
+        assert [model for model, _ in legend] == ["bk_switch", "host"]
+        colours = page.evaluate(
+            """() => Object.fromEntries(window.topology.nodes().map((node) =>
+                [node.data("model"), node.style("background-color")]))"""
+        )
+        swatches = {model: colour.replace(" ", "") for model, colour in legend}
+        assert swatches == colours and len(set(colours.values())) == 2, (legend, colours)
+        assert page.locator("#status").inner_text().startswith("sw-01 at depth 1: 3 instances")
+
+        # A click on a host reads its neighbourhood and adds it: the other switch it belongs to.
+        _click_node(page, "10.0.0.2")
+        _wait_for_nodes(page, ["sw-01", "10.0.0.1", "10.0.0.2", "sw-02"])
+        assert "sw-02 -belong-> 10.0.0.2" in _graph_labels(page)[1]
+        assert page.locator("#status").inner_text().startswith("Expanded 10.0.0.2")
+
+        # Depth 2 from the switch: the same instances, read at once; depth 3 reaches the host
+        # connected to sw-02, with that association's kind on its edge.
+        page.select_option("#depth", "2")
+        _wait_for_nodes(page, ["sw-01", "10.0.0.1", "10.0.0.2", "sw-02"])
+        assert page.locator("#status").inner_text().startswith("sw-01 at depth 2: 4 instances")
+        page.select_option("#depth", "3")
+        _wait_for_nodes(page, ["sw-01", "10.0.0.1", "10.0.0.2", "sw-02", "10.0.0.3"])
+        assert _graph_labels(page)[1] == [
+            "sw-01 -belong-> 10.0.0.1",
+            "sw-01 -belong-> 10.0.0.2",
+            "sw-02 -belong-> 10.0.0.2",
+            "sw-02 -connect-> 10.0.0.3",
+        ]
+        assert page.locator("#legend-kinds li").all_inner_texts() == ["belong: 3", "connect: 1"]
+        page.screenshot(path=str(tmp_path / "topology.png"), full_page=True)
+
+        # Reset: the picked instance at the depth chosen again, the expansion dropped.
+        page.select_option("#depth", "1")
+        _wait_for_nodes(page, ["sw-01", "10.0.0.1", "10.0.0.2"])
+        _click_node(page, "10.0.0.2")
+        _wait_for_nodes(page, ["sw-01", "10.0.0.1", "10.0.0.2", "sw-02"])
+        page.click("#reset")
+        _wait_for_nodes(page, ["sw-01", "10.0.0.1", "10.0.0.2"])
+
+        # Nothing found, and bad credentials: said in the page, the graph left as it was.
+        page.fill("#name", "no-such-instance")
+        page.click("#search button[type=submit]")
+        page.locator("#error", has_text="No instance's name contains").wait_for()
+        assert page.locator("#results li").count() == 0
+        page.click("#credentials-box summary")
+        page.fill("#credentials", json.dumps({**graphiql.DEMO_CREDENTIALS, "bk_app_secret": "no"}))
+        page.fill("#name", "sw")
+        page.click("#search button[type=submit]")
+        page.locator("#error", has_text="call source authentication failed").wait_for()
+        assert "1100004" in page.locator("#error").inner_text()
+        page.screenshot(path=str(tmp_path / "topology-refused.png"), full_page=True)
+        page.fill("#credentials", "{not json")
+        page.click("#search button[type=submit]")
+        page.locator("#error", has_text="The credentials are not JSON").wait_for()
+        _wait_for_nodes(page, ["sw-01", "10.0.0.1", "10.0.0.2"])
+
+        assert session.elsewhere == [], "the page tried to reach another host"
+        # The refused search is the only failure: a 401 and the browser's note of it.
+        unexpected = [
+            problem
+            for problem in session.problems
+            if not (problem.startswith("401 ") or "status of 401" in problem)
+        ]
+        assert unexpected == []
+        assert len([p for p in session.problems if p.startswith("401 ")]) == 1
+        # Chromium takes brotli: the vendored library came compressed so; the page's own
+        # files have no compressed copies.
+        assert session.encodings == {
+            path: ("br" if "/cytoscape." in path else "identity") for path in session.encodings
+        }
+        assert len(session.encodings) == 3, session.encodings

@@ -62,6 +62,8 @@ DEFAULT_QUERY = """\
 # object is sent as its JSON text).
 # Docs and Explorer (left): every query and
 # mutation; build one by clicking.
+# An instance's neighbourhood as a graph:
+# the topology page, /topology.
 
 query Models {
   models {
