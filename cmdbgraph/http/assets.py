@@ -151,6 +151,20 @@ class StaticAssets:
             raise KeyError(f"{name} is not served under a hashed name")
         return hashed
 
+    def tags(
+        self, base: str, scripts: tuple[str, ...], stylesheets: tuple[str, ...]
+    ) -> tuple[str, str]:
+        """The ``<link>`` tags of ``stylesheets`` and the ``<script>`` tags of ``scripts``, by
+        their hashed names under ``base`` (a path relative to the page), one a line."""
+        styles = "\n".join(
+            f'    <link rel="stylesheet" href="{base}/{self.url_name(name)}" />'
+            for name in stylesheets
+        )
+        loaded = "\n".join(
+            f'    <script src="{base}/{self.url_name(name)}"></script>' for name in scripts
+        )
+        return styles, loaded
+
     async def __call__(self, scope, receive, send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
             raise HTTPException(405, headers={"Allow": "GET, HEAD"})

@@ -287,14 +287,7 @@ def page() -> str:
     """The page's HTML (built on first use: the asset names hash the files' contents)."""
     # Relative to /graphql, "static/graphiql/x" is /static/graphiql/x (or the same under a
     # proxy's prefix).
-    base = STATIC_PATH.lstrip("/")
-    styles = "\n".join(
-        f'    <link rel="stylesheet" href="{base}/{ASSETS.url_name(name)}" />'
-        for name in STYLESHEETS
-    )
-    scripts = "\n".join(
-        f'    <script src="{base}/{ASSETS.url_name(name)}"></script>' for name in SCRIPTS
-    )
+    styles, scripts = ASSETS.tags(STATIC_PATH.lstrip("/"), SCRIPTS, STYLESHEETS)
     return f"""<!doctype html>
 <html lang="en">
   <head>

@@ -75,14 +75,7 @@ def _page() -> str:
     """The page's HTML (built on first use: the asset names hash the files' contents)."""
     # Relative to /topology, "static/topology/x" is /static/topology/x and "graphql" is
     # /graphql (or the same under a proxy's prefix).
-    base = STATIC_PATH.lstrip("/")
-    styles = "\n".join(
-        f'    <link rel="stylesheet" href="{base}/{ASSETS.url_name(name)}" />'
-        for name in STYLESHEETS
-    )
-    scripts = "\n".join(
-        f'    <script src="{base}/{ASSETS.url_name(name)}"></script>' for name in SCRIPTS
-    )
+    styles, scripts = ASSETS.tags(STATIC_PATH.lstrip("/"), SCRIPTS, STYLESHEETS)
     credentials = html.escape(DEFAULT_CREDENTIALS, quote=False)
     return f"""<!doctype html>
 <html lang="en">
