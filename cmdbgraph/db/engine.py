@@ -160,6 +160,7 @@ class Database:
         self._writer_suspect = False
         # PostgreSQL connections that LISTEN (see ``listen``), closed with the engines.
         self._listeners: list[Any] = []
+        self._tasks: set[asyncio.Task] = set()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -283,7 +284,17 @@ class Database:
         self._listeners.append(conn)
         return True
 
+    def keep(self, task: asyncio.Task) -> None:
+        """Hold ``task`` (work of this database's watchers) until it ends; ``dispose`` cancels
+        it first, so that it never runs a statement on an engine going away."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def dispose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         for listener in self._listeners:
             with contextlib.suppress(Exception):
                 await listener.close(timeout=5)

@@ -299,7 +299,8 @@ async def _poll_seconds(db: Database) -> float:
         _listening[db] = await db.listen(CHANNEL, lambda: committed(db))
     lookout = _lookouts.get(db)
     if lookout is None or lookout.done():
-        _lookouts[db] = asyncio.create_task(_look_out(db))
+        _lookouts[db] = lookout = asyncio.create_task(_look_out(db))
+        db.keep(lookout)
     return SAFEGUARD_SECONDS
 
 
@@ -623,7 +624,7 @@ async def head(db: Database) -> int:
 
 # The reads in flight, by database and position: followers at the same position (a commit
 # wakes them together) share one query.
-_reads: weakref.WeakKeyDictionary[Database, dict[int, asyncio.Future[list[Event]]]] = (
+_reads: weakref.WeakKeyDictionary[Database, dict[int, asyncio.Task[list[Event]]]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -642,15 +643,16 @@ async def _shared_read(db: Database, after: int) -> list[Event]:
     pending = _reads.setdefault(db, {})
     read = pending.get(after)
     if read is None:
-        read = pending[after] = asyncio.ensure_future(_read_after(db, after))
+        read = pending[after] = asyncio.create_task(_read_after(db, after))
 
-        def done(finished: asyncio.Future[list[Event]]) -> None:
+        def done(finished: asyncio.Task[list[Event]]) -> None:
             if pending.get(after) is finished:
                 del pending[after]
             if not finished.cancelled():
                 finished.exception()  # retrieved here: nobody may be left to await it
 
         read.add_done_callback(done)
+        db.keep(read)
     return await asyncio.shield(read)
 
 
