@@ -11,6 +11,7 @@ from pathlib import Path
 import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from cmdbgraph.resolvers.mutations import Mutation
 from cmdbgraph.resolvers.queries import Query
@@ -21,6 +22,21 @@ from cmdbgraph.schema.scalars import SCALARS
 from cmdbgraph.settings import Settings
 
 SDL_PATH = Path(__file__).resolve().parents[1] / "schema.graphql"
+
+
+class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context, with a memory of its own for each subscription event.
+
+    graphql-core 3.3 runs each event of a subscription on a shallow copy of the subscription's
+    executor, so every copy shares one memo of the subfields it collected, keyed by the
+    identity of lists that are new for each event: the memo would grow with every event (about
+    2 kB each) for as long as the subscription lives."""
+
+    def build_per_event_executor(self, payload):
+        executor = super().build_per_event_executor(payload)
+        if isinstance(getattr(executor, "_relevant_sub_fields", None), dict):
+            executor._relevant_sub_fields = {}
+        return executor
 
 
 class Schema(strawberry.Schema):
@@ -45,6 +61,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
+        execution_context_class=ExecutionContext,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
     )
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -530,3 +532,29 @@ async def test_over_http_a_subscription_is_told_to_use_the_websocket(client, met
             }
         ],
     }
+
+
+async def test_a_long_subscription_does_not_grow_the_servers_memory(url, db):
+    """Thousands of events to one subscriber: what the server holds for it stays flat (each
+    event used to leave about 2 kB behind for as long as the subscription lived)."""
+    async with Subscriber.connect(url) as client:
+        await client.subscribe("s", subscription())
+        await asyncio.sleep(0.2)
+
+        async def follow_and_churn(rounds: int) -> None:
+            reading = asyncio.create_task(client.events("s", rounds * 2 * len(ALL_PAIRS), 60))
+            await churn(db, rounds)
+            await reading
+
+        await follow_and_churn(20)  # warm: caches filled, pools sized
+        tracemalloc.start()
+        try:
+            await follow_and_churn(100)  # 1,800 events: whatever fills once, fills here
+            gc.collect()
+            before, _ = tracemalloc.get_traced_memory()
+            await follow_and_churn(100)  # 1,800 more
+            gc.collect()
+            after, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert after - before < 1_000_000, f"grew {after - before:,} bytes over 1,800 events"
