@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, insert, select
 from benchmarks.preparation import CALLER, DEST_OBJ, OBJ_ASST_ID, SRC_OBJ
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import audit_entries, inst_associations, instances
-from cmdbgraph.services import associations, audit, limits, permissions
+from cmdbgraph.services import associations, audit, events, limits, permissions
 from cmdbgraph.services.caller import Caller
 from cmdbgraph.services.records import InstAssociation
 from tests.support.calls import ESB_PATH, batch_input, demo_headers, rest_body
@@ -201,6 +201,23 @@ def requests_of(batches: list[list[tuple[int, int]]]) -> list[associations.Batch
         )
         for details in batches
     ]
+
+
+@contextlib.contextmanager
+def events_off() -> Iterator[None]:
+    """Within: ``batch_create`` records no event (``events.record_associations`` does nothing;
+    no events lock either). What a batch cost before events existed, measured in the same run.
+    The methods run one at a time, so nothing else in this process writes meanwhile."""
+    record = events.record_associations
+
+    async def skip(*args: object, **kwargs: object) -> None:
+        return None
+
+    events.record_associations = skip  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        events.record_associations = record
 
 
 # ---------------------------------------------------------------------------------------------

@@ -169,8 +169,9 @@ class PostgresStore:
         return self.server.url(database)
 
 
-async def verify(url: str, expected: int) -> None:
-    """Every batch was fully written: rows, and one matching audit entry per row."""
+async def verify(url: str, expected: int, *, expected_events: int) -> None:
+    """Every batch was fully written: rows, one matching audit entry per row, and one create
+    event per row where events were recorded (``expected_events``: 0 where they were not)."""
     db = Database(Settings(database_url=url))
     if db.is_sqlite:
         asst_id = "json_extract(a.operation_detail, '$.inst_asst_id')"
@@ -193,10 +194,22 @@ async def verify(url: str, expected: int) -> None:
                     )
                 )
             ).scalar_one()
+            recorded = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM events e JOIN inst_associations i "
+                        "ON i.id = e.resource_id "
+                        "WHERE e.resource = 'inst_asst' AND e.event_type = 'create' "
+                        "AND i.bk_obj_asst_id = :id"
+                    ),
+                    {"id": OBJ_ASST_ID},
+                )
+            ).scalar_one()
     finally:
         await db.dispose()
-    if stored != expected or audited != expected:
+    if stored != expected or audited != expected or recorded != expected_events:
         raise SystemExit(
-            f"verification failed on {url}: {stored} associations and {audited} matching audit "
-            f"entries, expected {expected}"
+            f"verification failed on {url}: {stored} associations, {audited} matching audit "
+            f"entries and {recorded} events, expected {expected}, {expected} and "
+            f"{expected_events}"
         )

@@ -26,6 +26,7 @@ from benchmarks.methods import (
     RawSqlite,
     bench_server,
     created_by_reply,
+    events_off,
     graphql_call,
     per_item_batch,
     requests_of,
@@ -39,7 +40,7 @@ from benchmarks.preparation import (
     prepare,
     verify,
 )
-from benchmarks.report import Series, report
+from benchmarks.report import METHODS, Series, report
 from cmdbgraph.db.engine import Database
 from cmdbgraph.services import associations, limits
 from cmdbgraph.settings import Settings
@@ -74,21 +75,26 @@ def process_cpu_seconds(pid: int) -> float | None:
 BatchRunner = Callable[[int], Awaitable[int]]
 
 
-def clone_databases(store, *, with_raw: bool) -> dict[str, str]:
+def clone_databases(store, methods: list[str]) -> dict[str, str]:
     """A fresh copy of the prepared database per method (the HTTP methods share one)."""
-    names = ["raw"] if with_raw else []
-    return {name: store.clone(name) for name in [*names, "service", "http", "per-item"]}
+    names = [m for m in methods if m not in HTTP_SERIES]
+    if any(m in HTTP_SERIES for m in methods):
+        names.append("http")
+    return {name: store.clone(name) for name in names}
 
 
 async def measure_backend(
-    store, urls: dict[str, str], workload: Workload, directory: Path
+    store, urls: dict[str, str], workload: Workload, directory: Path, methods: list[str]
 ) -> list[Series]:
-    """Run every method's batches round-robin (the order rotates each round), so that a
-    slower or busier stretch of the run hits every method alike and the ratios stay fair."""
+    """Run every method's batches round-robin (the order rotates each round, and runs
+    backwards every other round), so that a slower or busier stretch of the run hits every
+    method alike and the ratios stay fair."""
     backend = store.backend
     size = workload.batch_size
     runners: dict[str, BatchRunner] = {}
     floor = Series("http-floor", backend, 0)
+    http_series = [m for m in HTTP_SERIES if m in methods]
+    server_pid: int | None = None
     async with contextlib.AsyncExitStack() as stack:
         if "raw" in urls:
             raw = RawSqlite(store.path_of("raw"))
@@ -101,25 +107,46 @@ async def measure_backend(
             runners["raw"] = run_raw
 
         requests = requests_of(workload.series_batches(0))
-        service_db = Database(Settings(database_url=urls["service"]))
-        stack.push_async_callback(service_db.dispose)
+        if "service" in urls:
+            service_db = Database(Settings(database_url=urls["service"]))
+            stack.push_async_callback(service_db.dispose)
 
-        async def run_service(k: int) -> int:
-            caller = workload.caller(f"bench-service-{k}")
-            return (await associations.batch_create(service_db, caller, requests[k])).created_count
+            async def run_service(k: int) -> int:
+                caller = workload.caller(f"bench-service-{k}")
+                result = await associations.batch_create(service_db, caller, requests[k])
+                return result.created_count
 
-        runners["service"] = run_service
+            runners["service"] = run_service
 
-        base_url, server_pid = stack.enter_context(
-            bench_server(urls["http"], directory / f"server-{backend}.log", auth_on=workload.auth)
-        )
-        client = await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=60))
+        if "service-no-events" in urls:
+            # The same batches on a copy of their own, with event recording replaced by a no-op
+            # for these calls only: the difference with "service" is what events cost.
+            quiet_db = Database(Settings(database_url=urls["service-no-events"]))
+            stack.push_async_callback(quiet_db.dispose)
+
+            async def run_service_no_events(k: int) -> int:
+                caller = workload.caller(f"bench-service-no-events-{k}")
+                with events_off():
+                    result = await associations.batch_create(quiet_db, caller, requests[k])
+                return result.created_count
+
+            runners["service-no-events"] = run_service_no_events
+
+        if http_series:
+            base_url, server_pid = stack.enter_context(
+                bench_server(
+                    urls["http"], directory / f"server-{backend}.log", auth_on=workload.auth
+                )
+            )
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=base_url, timeout=60)
+            )
         builders = {
             "rest": rest_call,
             "graphql": graphql_call(BATCH_MUTATION),
             "graphql-min": graphql_call(MINIMAL_MUTATION),
         }
-        for slot, method in enumerate(HTTP_SERIES):
+        for slot, method in enumerate(http_series):
             # Bodies are encoded before the clock starts; it stops once the reply is decoded.
             calls = [builders[method](details) for details in workload.series_batches(slot)]
 
@@ -132,45 +159,52 @@ async def measure_backend(
 
             runners[method] = run_http
 
-        per_item_db = Database(Settings(database_url=urls["per-item"]))
-        stack.push_async_callback(per_item_db.dispose)
+        if "per-item" in urls:
+            per_item_db = Database(Settings(database_url=urls["per-item"]))
+            stack.push_async_callback(per_item_db.dispose)
 
-        async def run_per_item(k: int) -> int:
-            caller = workload.caller(f"bench-per-item-{k}")
-            success, errors = await per_item_batch(per_item_db, caller, requests[k])
-            if errors:
-                raise SystemExit(f"per-item: batch {k} failed items {errors}")
-            return len(success)
+            async def run_per_item(k: int) -> int:
+                caller = workload.caller(f"bench-per-item-{k}")
+                success, errors = await per_item_batch(per_item_db, caller, requests[k])
+                if errors:
+                    raise SystemExit(f"per-item: batch {k} failed items {errors}")
+                return len(success)
 
-        runners["per-item"] = run_per_item
+            runners["per-item"] = run_per_item
 
-        for n in range(workload.warmup + 100):
-            server_cpu = process_cpu_seconds(server_pid)
-            cpu = time.process_time()
-            start = time.perf_counter()
-            (await client.get("/healthz")).raise_for_status()
-            elapsed = timed_ms(start)
-            cpu = time.process_time() - cpu
-            after = process_cpu_seconds(server_pid)
-            if n >= workload.warmup:
-                floor.samples_ms.append(elapsed)
-                if server_cpu is not None and after is not None:
-                    floor.cpu_ms.append((cpu + after - server_cpu) * 1000)
+        if server_pid is not None:
+            for n in range(workload.warmup + 100):
+                server_cpu = process_cpu_seconds(server_pid)
+                cpu = time.process_time()
+                start = time.perf_counter()
+                (await client.get("/healthz")).raise_for_status()
+                elapsed = timed_ms(start)
+                cpu = time.process_time() - cpu
+                after = process_cpu_seconds(server_pid)
+                if n >= workload.warmup:
+                    floor.samples_ms.append(elapsed)
+                    if server_cpu is not None and after is not None:
+                        floor.cpu_ms.append((cpu + after - server_cpu) * 1000)
 
         series = {name: Series(name, backend, size) for name in runners}
         names = list(runners)
         gc.collect()
         for k in range(workload.per_series):
             shift = k % len(names)
-            for name in names[shift:] + names[:shift]:
-                remote = name in HTTP_SERIES
+            order = names[shift:] + names[:shift]
+            if k % 2:
+                # Backwards every other round: each method runs as often just before another
+                # as just after it (the events on / off pair, say).
+                order.reverse()
+            for name in order:
+                remote = name in HTTP_SERIES and server_pid is not None
                 server_cpu = process_cpu_seconds(server_pid) if remote else 0.0
                 cpu = time.process_time()
                 start = time.perf_counter()
                 created = await runners[name](k)
                 elapsed = timed_ms(start)
                 cpu = time.process_time() - cpu
-                if remote and server_cpu is not None:
+                if remote and server_cpu is not None and server_pid is not None:
                     after = process_cpu_seconds(server_pid)
                     server_cpu = None if after is None else after - server_cpu
                 if created != size:
@@ -181,12 +215,15 @@ async def measure_backend(
                         series[name].cpu_ms.append((cpu + server_cpu) * 1000)
             if k == workload.warmup - 1:
                 log(f"[{backend}] warmed up, measuring {workload.rounds} rounds ...")
-    # Everything written, and only that: rows and one matching audit entry each.
+    # Everything written, and only that: rows, one matching audit entry each, and one event
+    # each where events were recorded (the raw and per-item methods write none).
     per_series = workload.per_series * size
     for name, url in urls.items():
-        await verify(url, len(HTTP_SERIES) * per_series if name == "http" else per_series)
-    order = ["raw", "service", *HTTP_SERIES, "per-item"]
-    return [series[name] for name in order if name in series] + [floor]
+        expected = len(http_series) * per_series if name == "http" else per_series
+        recorded = expected if name in ("service", "http") else 0
+        await verify(url, expected, expected_events=recorded)
+    ordered = [series[name] for name in METHODS if name in series]
+    return ordered + ([floor] if server_pid is not None else [])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,9 +266,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "enforce_permissions); default off, as with CMDBGRAPH_AUTH=false",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help="the methods to measure, comma-separated (default: all). raw is always measured "
+        "on SQLite: every row is compared with it. E.g. --methods service,service-no-events "
+        "for what events cost, in a fraction of the time",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.warmup < 0:
         parser.error("--rounds must be >= 1 and --warmup >= 0")
+    chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = sorted(set(chosen) - set(METHODS))
+    if unknown or not chosen:
+        parser.error(f"--methods: choose among {', '.join(METHODS)} (not {', '.join(unknown)})")
+    args.methods = [m for m in METHODS if m in chosen or m == "raw"]
     if not 1 <= args.batch_size <= limits.MAX_BATCH_SIZE:
         parser.error(f"--batch-size must be between 1 and {limits.MAX_BATCH_SIZE}")
     return args
@@ -241,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     directory = Path(tempfile.mkdtemp(prefix="cmdbgraph-bench-"))
-    # Every method's database receives at most len(HTTP_SERIES) series of fresh pairs.
-    total_batches = len(HTTP_SERIES) * (args.warmup + args.rounds)
+    # Every method's database receives at most one series of fresh pairs per HTTP method.
+    http_count = sum(m in HTTP_SERIES for m in args.methods)
+    total_batches = max(1, http_count) * (args.warmup + args.rounds)
     results: list[Series] = []
     try:
         store = SqliteStore(directory)
@@ -258,9 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
         gc.freeze()
         loads = [os.getloadavg()[0]]
-        log("[sqlite] measuring raw, service, REST, GraphQL and per-item, interleaved ...")
-        urls = clone_databases(store, with_raw=True)
-        results += run_async(measure_backend(store, urls, workload, directory))
+        log(f"[sqlite] measuring {', '.join(args.methods)}, interleaved ...")
+        urls = clone_databases(store, args.methods)
+        results += run_async(measure_backend(store, urls, workload, directory, args.methods))
         loads.append(os.getloadavg()[0])
         if args.postgresql:
             from tests.support.pgserver import postgres_server
@@ -274,9 +324,12 @@ def main(argv: list[str] | None = None) -> int:
                 pg_workload = Workload(
                     args.batch_size, args.warmup, args.rounds, args.auth, pg_batches
                 )
-                log("[postgresql] measuring service, REST, GraphQL and per-item ...")
-                pg_urls = clone_databases(pg, with_raw=False)
-                results += run_async(measure_backend(pg, pg_urls, pg_workload, directory))
+                pg_methods = [m for m in args.methods if m != "raw"]
+                log(f"[postgresql] measuring {', '.join(pg_methods)}, interleaved ...")
+                pg_urls = clone_databases(pg, pg_methods)
+                results += run_async(
+                    measure_backend(pg, pg_urls, pg_workload, directory, pg_methods)
+                )
                 loads.append(os.getloadavg()[0])
     finally:
         if args.keep:
