@@ -9,12 +9,9 @@ look again at a short interval for commits of other processes."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import time
 import weakref
-import zlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cmdbgraph.db import bulk
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import events
+from cmdbgraph.services import cursors
 from cmdbgraph.services.errors import CmdbError, ErrorCode, parameter_check_failed, verbatim
 from cmdbgraph.services.records import InstAssociation
 
@@ -91,37 +89,21 @@ _CURSOR_PREFIX = "cg1"
 
 def encode(position: Position) -> str:
     """The opaque cursor of ``position``."""
-    millis = int(position.moment.timestamp() * 1000)
-    body = f"{_CURSOR_PREFIX}:{position.id}:{millis}"
-    raw = f"{body}:{_check(body)}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _check(body: str) -> str:
-    """A checksum of a cursor's fields: a cursor altered by hand is refused, not misread."""
-    return f"{zlib.crc32(body.encode()):08x}"
+    return cursors.seal(_CURSOR_PREFIX, position.id, int(position.moment.timestamp() * 1000))
 
 
 def decode(cursor: str) -> Position:
     """The position a cursor of ``encode`` names; raises ``BadCursor`` for anything else."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
-        body, _, check = text.rpartition(":")
-        prefix, id_text, millis_text = body.split(":")
-        if (
-            prefix != _CURSOR_PREFIX
-            or not id_text.isdigit()
-            or not millis_text.isdigit()
-            or check != _check(body)
-        ):
-            raise BadCursor(cursor)
-        position_id, millis = int(id_text), int(millis_text)
-        if position_id >= 2**63 or millis > 253402300799999:  # int64; year 9999
-            raise BadCursor(cursor)
-        return Position(position_id, datetime.fromtimestamp(millis / 1000, UTC))
-    except (UnicodeError, binascii.Error, ValueError, OverflowError):
-        raise BadCursor(cursor) from None
+    fields = cursors.unseal(cursor)
+    if fields is None or len(fields) != 3:
+        raise BadCursor(cursor)
+    prefix, id_text, millis_text = fields
+    if prefix != _CURSOR_PREFIX or not id_text.isdigit() or not millis_text.isdigit():
+        raise BadCursor(cursor)
+    position_id, millis = int(id_text), int(millis_text)
+    if position_id >= 2**63 or millis > 253402300799999:  # int64; year 9999
+        raise BadCursor(cursor)
+    return Position(position_id, datetime.fromtimestamp(millis / 1000, UTC))
 
 
 def position_of(event: Event) -> Position:

@@ -6,9 +6,6 @@ misread."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -17,6 +14,7 @@ from sqlalchemy import ColumnElement, Row, Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cmdbgraph.db.engine import Database
+from cmdbgraph.services import cursors
 from cmdbgraph.services.errors import ErrorCode, exceeds_limit, parameter_invalid, verbatim
 from cmdbgraph.services.records import build_all
 
@@ -27,32 +25,23 @@ _PREFIX = "k1"
 
 def encode(kind: str, key: int) -> str:
     """The cursor of the row whose key is ``key`` in the list ``kind``."""
-    body = f"{_PREFIX}:{kind}:{key}"
-    raw = f"{body}:{zlib.crc32(body.encode()):08x}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.seal(_PREFIX, kind, key)
 
 
 def decode(kind: str, cursor: str, argument: str) -> int:
     """The key a cursor of the list ``kind`` names; 1199006 naming ``argument`` for anything
     else."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
-        body, _, check = text.rpartition(":")
-        prefix, cursor_kind, key_text = body.split(":")
+    fields = cursors.unseal(cursor)
+    if fields is not None and len(fields) == 3:
+        prefix, cursor_kind, key_text = fields
         if (
             prefix == _PREFIX
             and cursor_kind == kind
             and key_text.lstrip("-").isdigit()
-            and check == f"{zlib.crc32(body.encode()):08x}"
             and -(2**63) <= int(key_text) < 2**63
         ):
             return int(key_text)
-    except (UnicodeError, binascii.Error, ValueError):
-        pass
-    raise verbatim(
-        ErrorCode.PARAMETER_CHECK_FAILED, f"{argument} is not a cursor of this list"
-    ) from None
+    raise verbatim(ErrorCode.PARAMETER_CHECK_FAILED, f"{argument} is not a cursor of this list")
 
 
 @dataclass(frozen=True, slots=True)
