@@ -259,13 +259,17 @@ def test_the_ready_made_tabs_run_on_the_demo_data(chromium, sync_playwright, dem
         reply = _wait_for_response(page, "sw-02")
         assert reply["data"]["instance"] == {
             "bkInstName": "sw-02",
-            "associationsAsSource": [
-                {
-                    "id": created_id,
-                    "bkObjAsstId": "bk_switch_belong_host",
-                    "target": {"bkInstName": "10.0.0.2"},
-                }
-            ],
+            "associationsAsSourceConnection": {
+                "edges": [
+                    {
+                        "node": {
+                            "id": created_id,
+                            "bkObjAsstId": "bk_switch_belong_host",
+                            "target": {"bkInstName": "10.0.0.2"},
+                        }
+                    }
+                ]
+            },
         }
         page.locator(".graphiql-response .CodeMirror-line", has_text='"10.0.0.2"').wait_for()
         assert session.elsewhere == [], "the page tried to reach another host"

@@ -109,11 +109,15 @@ INSTANCE_TAB = """\
 query Instance {
   instance(bkInstId: 13) {
     bkInstName
-    associationsAsSource {
-      id
-      bkObjAsstId
-      target {
-        bkInstName
+    associationsAsSourceConnection(first: 10) {
+      edges {
+        node {
+          id
+          bkObjAsstId
+          target {
+            bkInstName
+          }
+        }
       }
     }
   }
