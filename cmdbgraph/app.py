@@ -21,6 +21,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
+from cmdbgraph import metrics
 from cmdbgraph.api import build_schema
 from cmdbgraph.db import migrate
 from cmdbgraph.db.engine import Database, DatabaseUnavailable
@@ -90,6 +91,10 @@ async def _sweep_events(db: Database, settings: Settings) -> None:
 
 
 _SWEEP_SECONDS = 3600
+
+
+# The gauge reads the count the subscriptions keep (services/events.FOLLOWERS).
+metrics.SUBSCRIPTIONS.set_function(lambda: events.FOLLOWERS.taken)
 
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> Starlette:

@@ -14,6 +14,7 @@ import pytest
 from cmdbgraph.services import associations, instances, paging
 from cmdbgraph.services.caller import SYSTEM
 from tests.support.calls import graphql
+from tests.support.databases import count_statements
 from tests.support.siblings import BELONG
 
 EDGES = (
@@ -316,3 +317,24 @@ async def test_a_variable_left_out_counts_at_its_declared_default(client):
     assert "errors" not in await graphql(client, query)
     refused = await graphql(client, query, {"n": 200})
     assert refused["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
+
+
+async def test_the_associations_of_a_page_of_instances_are_read_in_one_statement(client, db):
+    """Thirty switches, each with its own associations: one statement reads every switch's
+    page (not one per switch), and each page is that switch's own, in id order."""
+    made = await many_associations(db, 30, 3)
+    query = """query ($name: String) { instancesConnection(bkObjId: "bk_switch",
+        nameContains: $name, first: 30) { edges { node { bkInstId
+        associationsAsSourceConnection(first: 2) { edges { node { id bkInstId } }
+          pageInfo { hasNextPage } } } } } }"""
+    prefix = f"c{next(_BATCHES) - 1}-sw-"
+    with count_statements(db) as statements:
+        reply = await graphql(client, query, {"name": prefix})
+    nodes = [edge["node"] for edge in reply["data"]["instancesConnection"]["edges"]]
+    assert [n["bkInstId"] for n in nodes] == made.switches
+    for number, node in enumerate(nodes):
+        page = node["associationsAsSourceConnection"]
+        assert [e["node"]["id"] for e in page["edges"]] == made.ids[number * 3 : number * 3 + 2]
+        assert page["pageInfo"]["hasNextPage"] is True
+    reads = [s for s in statements if "inst_associations" in s]
+    assert len(reads) == 1, reads

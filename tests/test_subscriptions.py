@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import websockets
+from prometheus_client import REGISTRY
 
 from cmdbgraph import metrics
 from cmdbgraph.app import create_app
@@ -391,6 +392,7 @@ async def test_subscriptions_beyond_the_limit_are_refused_until_one_ends(setting
         await client.subscribe("a", subscription())
         await client.subscribe("b", subscription())
         await asyncio.sleep(0.3)
+        assert REGISTRY.get_sample_value("cmdbgraph_subscriptions_open") == 2
         await client.subscribe("c", subscription())
         refused = await client.receive()
         assert refused["type"] == "error" and refused["id"] == "c"

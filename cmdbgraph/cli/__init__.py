@@ -717,8 +717,7 @@ def watch_associations(
                 )
             position = await events.position_at(db, start)
         else:
-            newest = await events.latest(db, events.EventFilter())
-            position = events.Position(newest.id if newest else 0, now)
+            position = events.Position(await events.head(db), now)
         position_box.append(position)
         # Where it starts, so that a caller can start there again.
         console.print(f"watching from --from-cursor {events.encode(position)}")

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import strawberry
 
-from cmdbgraph import metrics
 from cmdbgraph.db.engine import Database
 from cmdbgraph.schema.context import Info
 from cmdbgraph.schema.types import (
@@ -64,9 +63,5 @@ async def _stream(
     db: Database, after: int, flt: events.StreamFilter, limit: int
 ) -> AsyncGenerator[InstAssociationEvent, None]:
     with events.FOLLOWERS.take(limit):
-        metrics.SUBSCRIPTIONS.inc()
-        try:
-            async for event in events.follow(db, after, flt):
-                yield _event(event)
-        finally:
-            metrics.SUBSCRIPTIONS.dec()
+        async for event in events.follow(db, after, flt):
+            yield _event(event)

@@ -98,9 +98,7 @@ async def list_audit_entries(
 ) -> Page[AuditEntry]:
     conditions = _audit_conditions(flt)
     async with db.read() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(audit_entries).where(*conditions))
-        ).scalar_one()
+        total = await _count(conn, conditions)
         rows = await conn.execute(
             select(*_COLUMNS)
             .where(*conditions)
@@ -131,8 +129,12 @@ async def audit_slice(
 
 async def count_audit_entries(db: Database, flt: AuditFilter) -> int:
     async with db.read() as conn:
-        query = select(func.count()).select_from(audit_entries).where(*_audit_conditions(flt))
-        return (await conn.execute(query)).scalar_one()
+        return await _count(conn, _audit_conditions(flt))
+
+
+async def _count(conn: AsyncConnection, conditions: list) -> int:
+    query = select(func.count()).select_from(audit_entries).where(*conditions)
+    return (await conn.execute(query)).scalar_one()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import overload
 
 import orjson
 from sqlalchemy import delete, func, select
@@ -515,12 +516,7 @@ async def watch(
         if request.cursor == NO_EVENT_CURSOR:
             position = Position(0, now)
         else:
-            try:
-                position = decode(request.cursor)
-            except BadCursor:
-                raise CmdbError(ErrorCode.EVENT_NODE_NOT_FOUND) from None
-            if expired(position, retention, now=now):
-                raise CmdbError(ErrorCode.EVENT_NODE_NOT_FOUND)
+            position = start(request.cursor, retention=retention)
         with WATCHES.take(max_watches):
             found = await wait_for_events(
                 db, flt, position.id, limit=MAX_EVENTS, wait_seconds=wait_seconds
@@ -535,8 +531,8 @@ async def watch(
         if age < 0 or age > retention.total_seconds():
             raise parameter_check_failed("bk_start_from")
         moment = datetime.fromtimestamp(request.start_from + 1, UTC)  # after that second
-        start = await position_at(db, moment)
-        found_events = await events_after(db, flt, start.id, limit=MAX_EVENTS)
+        since = await position_at(db, moment)
+        found_events = await events_after(db, flt, since.id, limit=MAX_EVENTS)
         if found_events:
             return WatchReply(True, found_events, "")
         return WatchReply(False, [], await _head_cursor(db, flt, now))
@@ -554,8 +550,7 @@ def _matches(event: Event, flt: EventFilter) -> bool:
 
 async def _head_cursor(db: Database, flt: EventFilter, now: datetime) -> str:
     """A cursor after the newest event (before every event when there is none)."""
-    newest = await latest(db, flt)
-    return encode(Position(newest.id if newest is not None else 0, now))
+    return encode(Position(await head(db), now))
 
 
 # --- Following the stream ---------------------------------------------------------------------
@@ -583,6 +578,10 @@ class StreamFilter:
         )
 
 
+@overload
+def start(cursor: str, *, retention: timedelta) -> Position: ...
+@overload
+def start(cursor: None, *, retention: timedelta) -> None: ...
 def start(cursor: str | None, *, retention: timedelta) -> Position | None:
     """Where a follower that gives ``cursor`` starts: after its event; None (no cursor) for
     the newest event. 1103007 for a cursor this service did not write, or one older than the

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, func, insert, select, union
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import inst_associations, instances, models, text_length
@@ -173,9 +174,7 @@ async def list_instances(
     """A page of instances matching ``flt``; ``sort`` is e.g. ``"-bk_inst_name"``."""
     where = _where(flt, db.dialect)
     async with db.read() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(instances).where(*where))
-        ).scalar_one()
+        total = await _count(conn, where)
         if total == 0:
             await catalog.require_models(conn, {"bk_obj_id": flt.bk_obj_id})
         rows = await conn.execute(
@@ -204,8 +203,13 @@ async def instance_slice(
 async def count_instances(db: Database, flt: InstanceFilter) -> int:
     """How many instances match ``flt``."""
     async with db.read() as conn:
-        query = select(func.count()).select_from(instances).where(*_where(flt, db.dialect))
-        return (await conn.execute(query)).scalar_one()
+        return await _count(conn, _where(flt, db.dialect))
+
+
+async def _count(conn: AsyncConnection, where: list) -> int:
+    return (
+        await conn.execute(select(func.count()).select_from(instances).where(*where))
+    ).scalar_one()
 
 
 # --- Instances through their associated instances (upstream's search_inst) ------------------

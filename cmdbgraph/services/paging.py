@@ -103,44 +103,42 @@ class Slice(Generic[T]):
         return self.more if self.backward else await self.other_side()
 
 
-async def keyset(
-    db: Database,
+def statement(
     query: Select,
+    key: ColumnElement,
+    where: Sequence[ColumnElement[bool]],
+    win: Window,
+    *,
+    descending: bool = False,
+) -> Select:
+    """The rows of ``query`` (filtered by ``where``) in ``win`` of the list ordered by ``key``
+    (descending when ``descending``), one more than asked (to know whether the list goes on),
+    in the order they are read: a backward window from its end towards its start."""
+    bounds = list(where)
+    if win.after is not None:
+        bounds.append(key < win.after if descending else key > win.after)
+    if win.before is not None:
+        bounds.append(key > win.before if descending else key < win.before)
+    reading_down = descending != win.backward
+    return (
+        query.where(*bounds).order_by(key.desc() if reading_down else key.asc()).limit(win.size + 1)
+    )
+
+
+async def slice_of(
+    db: Database,
+    rows: Sequence[Row],
     key: ColumnElement,
     where: Sequence[ColumnElement[bool]],
     win: Window,
     build: Callable[[Row], T],
     *,
     descending: bool = False,
-    conn: AsyncConnection | None = None,
 ) -> Slice[T]:
-    """The rows of ``query`` (filtered by ``where``) in ``win``, the list ordered by ``key``
-    (descending when ``descending``): one query (one row more than asked, to know whether the
-    list goes on), on ``conn`` when given. Whether it goes on on the other side of the cursor
-    is one EXISTS on the index, run when asked."""
-
-    def beyond(cursor: int) -> ColumnElement[bool]:  # rows after ``cursor`` in list order
-        return key < cursor if descending else key > cursor
-
-    def behind(cursor: int) -> ColumnElement[bool]:  # rows before ``cursor`` in list order
-        return key > cursor if descending else key < cursor
-
-    bounds = list(where)
-    if win.after is not None:
-        bounds.append(beyond(win.after))
-    if win.before is not None:
-        bounds.append(behind(win.before))
-    # Backward: read from the end of the window towards its start, then turn the page round.
-    reading_down = descending != win.backward
-    order = key.desc() if reading_down else key.asc()
-    statement = query.where(*bounds).order_by(order).limit(win.size + 1)
-    if conn is None:
-        async with db.read() as own:
-            rows = list((await own.execute(statement)).all())
-    else:
-        rows = list((await conn.execute(statement)).all())
+    """The slice the rows ``statement`` read make. Whether the list goes on on the other side
+    of the cursor is one EXISTS on the index, run when asked."""
     more = len(rows) > win.size
-    rows = rows[: win.size]
+    rows = list(rows[: win.size])
     if win.backward:
         rows.reverse()
     items = await build_all(rows, build)
@@ -160,3 +158,25 @@ async def keyset(
             return bool((await check.execute(select(exists().where(*where, other)))).scalar())
 
     return Slice(items, more, win.backward, other_side)
+
+
+async def keyset(
+    db: Database,
+    query: Select,
+    key: ColumnElement,
+    where: Sequence[ColumnElement[bool]],
+    win: Window,
+    build: Callable[[Row], T],
+    *,
+    descending: bool = False,
+    conn: AsyncConnection | None = None,
+) -> Slice[T]:
+    """The rows of ``query`` (filtered by ``where``) in ``win``, the list ordered by ``key``:
+    one query (``statement``), on ``conn`` when given."""
+    read = statement(query, key, where, win, descending=descending)
+    if conn is None:
+        async with db.read() as own:
+            rows = (await own.execute(read)).all()
+    else:
+        rows = (await conn.execute(read)).all()
+    return await slice_of(db, rows, key, where, win, build, descending=descending)
