@@ -165,3 +165,25 @@ async def test_the_sweep_keeps_the_retention(db):
     old = events.Position(1, datetime.now(UTC) - timedelta(days=8))
     assert events.expired(old, timedelta(days=7))
     assert not events.expired(events.Position(1, datetime.now(UTC)), timedelta(days=7))
+
+
+async def test_a_waiter_cancelled_as_a_commit_wakes_it_stays_cancelled():
+    """A subscription closed in the same moment a commit wakes its follower: the follower's
+    wait ends cancelled, as the close asked. (asyncio.wait_for on Python 3.11 returned
+    normally then: the closed subscription went on reading, and the server could not stop.)"""
+    signal = events._Signal()
+    raced = 0
+    for settle in range(4):  # the cancellation a few steps of the loop after the wake-up
+        waiter = asyncio.create_task(signal.wait(signal.generation, 30))
+        await asyncio.sleep(0)  # waiting now
+        signal.bump()
+        for _ in range(settle):
+            await asyncio.sleep(0)
+        if waiter.done():
+            break  # woken and returned before the close: nothing left to cancel
+        raced += 1
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert signal.waiting == 0
+    assert raced >= 1

@@ -182,7 +182,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
     async def send_message(self, message) -> None:
         seconds = self.view.settings.subscription_send_timeout_seconds  # type: ignore[attr-defined]
         try:
-            await asyncio.wait_for(self.websocket.send_json(message), seconds)
+            # asyncio.timeout, not wait_for: see services.events._Signal.wait.
+            async with asyncio.timeout(seconds):
+                await self.websocket.send_json(message)
         except TimeoutError:
             await self._drop_slow_subscriber(seconds)
         except WebSocketDisconnected:

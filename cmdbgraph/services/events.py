@@ -246,7 +246,11 @@ class _Signal:
             return
         self.waiting += 1
         try:
-            await asyncio.wait_for(self.changed.wait(), seconds)
+            # Not asyncio.wait_for: on Python 3.11 it returns normally when the event comes
+            # in the same moment the waiter is cancelled, and the cancellation is lost (a
+            # closed subscription would go on reading).
+            async with asyncio.timeout(seconds):
+                await self.changed.wait()
         except TimeoutError:
             pass
         finally:

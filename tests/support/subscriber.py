@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -41,7 +42,22 @@ async def serving(app) -> AsyncIterator[str]:
         yield f"ws://127.0.0.1:{port}/graphql"
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, 30)
+        done, _ = await asyncio.wait({task}, timeout=30)
+        if not done:
+            raise AssertionError(
+                "the server did not stop within 30 s; its tasks:\n" + _stacks(task)
+            )
+        task.result()
+
+
+def _stacks(server: asyncio.Task) -> str:
+    """Where every other task of the loop waits (what keeps a server from stopping)."""
+    out = io.StringIO()
+    for other in asyncio.all_tasks():
+        if other is not asyncio.current_task():
+            other.print_stack(limit=12, file=out)
+    server.cancel()
+    return out.getvalue()
 
 
 def demo_payload() -> dict:
