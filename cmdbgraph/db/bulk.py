@@ -85,6 +85,19 @@ def _is_sqlite(conn: AsyncConnection) -> bool:
     return conn.dialect.name == "sqlite"
 
 
+async def generic_plans(conn: AsyncConnection) -> None:
+    """PostgreSQL: from here to the end of the transaction, let the server reuse generic plans.
+
+    Connections plan every statement with its actual parameters (``force_custom_plan``, see
+    ``cmdbgraph.db.engine``), which the lookups need. The foreign-key checks of an INSERT are
+    statements too, one per inserted row and key, and they were planned anew for every row:
+    half of what inserting 200 associations cost (14 ms of a 200-row insert, 7 ms with generic
+    plans, measured in benchmarks/README.md). Their plans are primary-key lookups whatever the
+    tables hold, and the inserts that follow read only their parameters, so nothing after
+    the lookups needs a custom plan."""
+    await conn.exec_driver_sql("SET LOCAL plan_cache_mode = auto")
+
+
 async def instances_by_ids(conn: AsyncConnection, ids: Collection[int]) -> Result:
     """Rows ``(bk_inst_id, bk_obj_id, bk_inst_name)`` of the instances among ``ids``."""
     if _is_sqlite(conn):
@@ -173,6 +186,7 @@ async def insert_associations(
         parameters["sources"] = [s for s, _ in pairs]
         parameters["targets"] = [t for _, t in pairs]
         statement = _PG_INSERT_ASSOCIATIONS
+        await generic_plans(conn)
     result = await conn.execute(statement, parameters)
     return {(src, dest): new_id for new_id, src, dest in result}
 
