@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 import orjson
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///cmdbgraph.sqlite3"
@@ -169,13 +169,51 @@ class Settings(BaseSettings):
     # Database tuning.
     db_pool_size: int = Field(10, ge=1)
     sqlite_busy_timeout_ms: int = Field(30_000, ge=0)
+    database_pooler: Literal["none", "pgbouncer"] = Field(
+        "none",
+        description="What database_url leads to. none: PostgreSQL itself (or a pooler in "
+        "session mode). pgbouncer: a pooler in transaction mode (PgBouncer's pool_mode = "
+        "transaction, or the like), whose server connections each transaction may get "
+        "another of: no statement stays prepared beyond its transaction, only startup "
+        "parameters a pooler passes on are sent, and LISTEN goes to database_listen_url.",
+    )
+    database_listen_url: str = Field(
+        "",
+        description="PostgreSQL URL, straight to the server, on which each process LISTENs "
+        "for the commits of the others (the change stream). Empty: database_url, except "
+        "behind a transaction pooler (database_pooler), where notifications never arrive: "
+        "watchers then read the newest event id a few times a second instead.",
+    )
 
     @field_validator("database_url", mode="before")
     @classmethod
     def _database_url(cls, value: object) -> object:
         return normalize_database_url(value) if isinstance(value, str) else value
 
-    @field_validator("log_level", "persisted_queries", mode="before")
+    @field_validator("database_listen_url", mode="before")
+    @classmethod
+    def _listen_url(cls, value: object) -> object:
+        """Empty, or a PostgreSQL URL (with the service's driver, as ``database_url``)."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return ""
+        url = normalize_database_url(value)
+        if not url.startswith("postgresql"):
+            raise ValueError("LISTEN needs a PostgreSQL URL (postgresql://...)")
+        return url
+
+    @field_validator("database_pooler")
+    @classmethod
+    def _pooler_needs_postgresql(cls, value: str, info: ValidationInfo) -> str:
+        if value != "none" and str(info.data.get("database_url", "")).startswith("sqlite"):
+            raise ValueError(
+                "a pooler stands in front of PostgreSQL: the database URL is SQLite's "
+                "(CMDBGRAPH_DATABASE_URL)"
+            )
+        return value
+
+    @field_validator("log_level", "persisted_queries", "database_pooler", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

@@ -1,13 +1,17 @@
 #!/usr/bin/env sh
 # Installs everything the tests need, then runs the whole suite (extra arguments go to pytest).
-# Needs Python 3.11+; installs PostgreSQL's server, Chromium (for tests/test_browser.py) and
-# Node.js with npm (for the front-end examples, tests/test_examples.py) with apt-get where they
-# are missing.
+# Needs Python 3.11+; installs PostgreSQL's server, PgBouncer (for tests/test_pgbouncer.py),
+# Chromium (for tests/test_browser.py) and Node.js with npm (for the front-end examples,
+# tests/test_examples.py) with apt-get where they are missing.
 set -eu
 cd "$(dirname "$0")/.."
 
 have_postgres() {
     command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1
+}
+
+have_pgbouncer() {
+    command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]
 }
 
 have_chromium() {
@@ -21,6 +25,7 @@ as_root() {
 
 missing=""
 have_postgres || missing="postgresql"
+have_pgbouncer || missing="${missing:+$missing }pgbouncer"
 # Debian's browser: Playwright drives it and never downloads one of its own.
 have_chromium || missing="${missing:+$missing }chromium"
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||

@@ -8,7 +8,12 @@ parallel thanks to WAL.
 
 PostgreSQL uses one pool for both. Writers that decide on rows of the same model association
 serialize on a transaction-scoped advisory lock (see ``lock_model_association``), and the
-unique indexes of the tables remain the last word.
+unique indexes of the tables remain the last word. Apart from a connection's startup
+parameters, nothing a statement does outlives its transaction (no plain SET, session lock,
+temporary table or held cursor), so the URL may lead to a pooler in transaction mode:
+``database_pooler`` then sends only the startup parameters a pooler accepts and keeps prepared
+statements within their transaction too, and LISTEN, which needs a session of its own, goes
+to ``database_listen_url``.
 
 When the database cannot be reached or cannot store anything (PostgreSQL down, a SQLite file
 that is read-only, a full disk), ``read()`` and ``write()`` raise ``DatabaseUnavailable``
@@ -142,16 +147,7 @@ class Database:
                 pool_size=settings.db_pool_size,
                 max_overflow=settings.db_pool_size,
                 pool_pre_ping=True,
-                connect_args={
-                    "server_settings": {
-                        # Prepared statements are planned with their actual parameters every
-                        # time: a generic plan made while a table was small (a sequential
-                        # scan) would otherwise be reused as the table grows, and a batch
-                        # would slow from milliseconds to seconds.
-                        "plan_cache_mode": "force_custom_plan",
-                        "application_name": "cmdbgraph",
-                    }
-                },
+                connect_args=_postgresql_connect_args(settings),
             )
             self._reader = self._writer
             self._write_lock = None
@@ -268,13 +264,27 @@ class Database:
 
     async def listen(self, channel: str, callback: Callable[[], None]) -> bool:
         """PostgreSQL only: call ``callback`` on every notification on ``channel``, on a
-        connection of its own. False where it cannot (SQLite, or the server refused): the
-        caller then looks for changes by reading again."""
+        connection of its own (to ``database_listen_url`` when set). False where it cannot
+        (SQLite; behind a transaction pooler without a direct URL, where LISTEN would
+        succeed and no notification ever arrive; the server refused): the caller then looks
+        for changes by reading again."""
         if self.is_sqlite:
             return False
         import asyncpg
 
-        dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        if self.settings.database_listen_url:
+            url = make_url(self.settings.database_listen_url)
+        elif self.settings.database_pooler != "none":
+            log.info(
+                "no LISTEN on %s through the pooler (database_pooler=%s): watchers read "
+                "again instead; set database_listen_url to listen on the server directly",
+                channel,
+                self.settings.database_pooler,
+            )
+            return False
+        else:
+            url = self.url
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
         try:
             conn = await asyncpg.connect(dsn, timeout=10)
             await conn.add_listener(channel, lambda *_: callback())
@@ -305,6 +315,39 @@ class Database:
 
 
 _EVENTS_LOCK = 2**40 + 1
+
+
+def _postgresql_connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg's options: straight to PostgreSQL, or through a pooler in transaction mode."""
+    if settings.database_pooler == "none":
+        return {
+            "server_settings": {
+                # Prepared statements are planned with their actual parameters every time: a
+                # generic plan made while a table was small (a sequential scan) would
+                # otherwise be reused as the table grows, and a batch would slow from
+                # milliseconds to seconds.
+                "plan_cache_mode": "force_custom_plan",
+                "application_name": "cmdbgraph",
+            }
+        }
+    # Through a transaction pooler each transaction may run on another server connection,
+    # shared with other clients. Statements named by a counter per client connection (asyncpg's
+    # default, cached by SQLAlchemy and asyncpg) then collide with another client's ("prepared
+    # statement ... already exists") or are missing ("... does not exist"); uniquely named ones
+    # (SQLAlchemy's documented workaround) work but pile up on the server connections, as
+    # their Close often reaches another one. With both caches off, asyncpg prepares each
+    # statement unnamed, inside its transaction, and parses it again with its execution:
+    # nothing outlives the transaction, and being parsed anew an unnamed statement is always
+    # planned with its actual parameters (what force_custom_plan gets above). A pooler refuses
+    # startup parameters it does not know (PgBouncer: "unsupported startup parameter"):
+    # application_name only.
+    return {
+        "statement_cache_size": 0,  # asyncpg's
+        "prepared_statement_cache_size": 0,  # SQLAlchemy's
+        "server_settings": {"application_name": "cmdbgraph"},
+    }
+
+
 _ROLLBACKS: set[asyncio.Task] = set()
 
 
