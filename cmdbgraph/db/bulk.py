@@ -86,16 +86,21 @@ def _is_sqlite(conn: AsyncConnection) -> bool:
 
 
 async def generic_plans(conn: AsyncConnection) -> None:
-    """PostgreSQL: from here to the end of the transaction, let the server reuse generic plans.
+    """PostgreSQL: plan the rest of the transaction's statements generically, from the tables'
+    statistics and not from the values bound. Call it before the lookups of a batch.
 
-    Connections plan every statement with its actual parameters (``force_custom_plan``, see
-    ``cmdbgraph.db.engine``), which the lookups need. The foreign-key checks of an INSERT are
-    statements too, one per inserted row and key, and they were planned anew for every row:
-    half of what inserting 200 associations cost (14 ms of a 200-row insert, 7 ms with generic
-    plans, measured in benchmarks/README.md). Their plans are primary-key lookups whatever the
-    tables hold, and the inserts that follow read only their parameters, so nothing after
-    the lookups needs a custom plan."""
-    await conn.exec_driver_sql("SET LOCAL plan_cache_mode = auto")
+    The lookups: with the values in view, a model association created or filled since the
+    table was last analyzed looks rare (no rows in the statistics), and the planner may look
+    a source up through an index on (bk_obj_asst_id, bk_asst_inst_id), reading every row of
+    the model association for each of the 200 sources: 70 ms instead of 0.3 ms with 20,000
+    rows, and growing with the model association (an import into a new one would cost the
+    square of its size). A generic plan takes any model association as typical and looks up
+    by the instance. The inserts: their foreign-key checks are statements too, one per row
+    and key, planned anew for each row unless plans are reused: 14 ms of a 200-row insert,
+    7 ms with generic plans (both measured in benchmarks/README.md). Connections otherwise
+    plan with the values (``force_custom_plan``, ``cmdbgraph.db.engine``)."""
+    if not _is_sqlite(conn):
+        await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
 
 
 async def instances_by_ids(conn: AsyncConnection, ids: Collection[int]) -> Result:
@@ -186,7 +191,6 @@ async def insert_associations(
         parameters["sources"] = [s for s, _ in pairs]
         parameters["targets"] = [t for _, t in pairs]
         statement = _PG_INSERT_ASSOCIATIONS
-        await generic_plans(conn)
     result = await conn.execute(statement, parameters)
     return {(src, dest): new_id for new_id, src, dest in result}
 

@@ -380,6 +380,7 @@ async def _decide(
     bk_obj_asst_id = model_association.bk_obj_asst_id
     src_obj, dest_obj = model_association.bk_obj_id, model_association.bk_asst_obj_id
     mapping = model_association.mapping
+    await bulk.generic_plans(conn)
     instance_rows = await bulk.instances_by_ids(
         conn, {d.bk_inst_id for d in details} | {d.bk_asst_inst_id for d in details}
     )
