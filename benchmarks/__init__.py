@@ -3,9 +3,10 @@
 One run prepares one SQLite database (migrated, a 1:1 model association, enough instances),
 then measures 200-item batches of fresh pairs (every item succeeds) for:
 
-1. ``raw``: plain stdlib ``sqlite3``, the same checks with ``IN`` queries and one executemany
-   INSERT for the associations and one for their audit rows, in one ``BEGIN IMMEDIATE``
-   transaction: the limit the service is compared with;
+1. ``raw``: on SQLite plain stdlib ``sqlite3``, the same checks with ``IN`` queries and one
+   executemany INSERT each for the associations, their audit rows and their events, in one
+   ``BEGIN IMMEDIATE`` transaction; on PostgreSQL plain asyncpg running the service's own
+   statements: the limit each backend's rows are compared with;
 2. ``service``: ``cmdbgraph.services.associations.batch_create`` in-process;
 3. ``rest``: the BlueKing REST shim over HTTP, a real ``cmdbgraph serve`` process;
 4. ``graphql``: the ``batchCreateInstAssociations`` mutation over HTTP, same server, with the
@@ -17,11 +18,12 @@ then measures 200-item batches of fresh pairs (every item succeeds) for:
 
 Each method runs on its own copy of the prepared database; the methods run interleaved,
 batch by batch, so that a busy stretch of the machine hits them alike. The table gives the
-median and p90 wall time per batch, associations/s, the CPU time per batch, and the ratios to
-the raw limit. Run from the repository root:
+median and p90 wall time per batch, associations/s, the CPU time per batch, the ratios to
+the raw limit, and every goal of the performance work with the value measured (``--stored``
+adds the service on copies holding more associations: a batch should cost the same). Run from the repository root:
 
     .venv/bin/python -m benchmarks [--rounds 30] [--warmup 5] [--batch-size 200]
-        [--json] [--postgresql] [--auth] [--keep]
+        [--json] [--postgresql] [--auth] [--keep] [--methods a,b] [--stored N [N ...]]
 
 See benchmarks/README.md for how to read the table. The modules: ``preparation`` (the database
 every method starts from, its copies, the batches, the final check), ``methods`` (what is

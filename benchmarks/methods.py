@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ import orjson
 from sqlalchemy import bindparam, insert, select
 
 from benchmarks.preparation import CALLER, DEST_OBJ, OBJ_ASST_ID, SRC_OBJ
+from cmdbgraph.db import engine
 from cmdbgraph.db.engine import Database
 from cmdbgraph.db.tables import audit_entries, inst_associations, instances
 from cmdbgraph.services import associations, audit, events, limits, permissions
@@ -58,6 +60,10 @@ class RawSqlite:
         "INSERT INTO audit_entries (audit_type, resource_type, action, resource_id, "
         "resource_name, operation_detail, bk_username, bk_supplier_account, app_code, "
         "request_id, operation_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    INSERT_EVENTS = (
+        "INSERT INTO events (resource, event_type, resource_id, bk_obj_id, bk_asst_obj_id, "
+        "detail, create_time) VALUES ('inst_asst', 'create', ?, ?, ?, ?, ?)"
     )
 
     def __init__(self, path: Path) -> None:
@@ -177,6 +183,22 @@ class RawSqlite:
                         for index, new_id in created.items()
                     ],
                 )
+                conn.executemany(
+                    self.INSERT_EVENTS,
+                    [
+                        (
+                            new_id,
+                            src_obj,
+                            dest_obj,
+                            event_detail(
+                                new_id, details[index], bk_obj_asst_id, kind, src_obj, dest_obj,
+                                now,
+                            ),
+                            now,
+                        )
+                        for index, new_id in created.items()
+                    ],
+                )  # fmt: skip
             conn.execute("COMMIT")
             return created
         except BaseException:
@@ -185,6 +207,197 @@ class RawSqlite:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def event_detail(
+    new_id: int,
+    pair: tuple[int, int],
+    bk_obj_asst_id: str,
+    kind: str,
+    src_obj: str,
+    dest_obj: str,
+    now: str | datetime,
+) -> str:
+    """The change stream's detail of one created association, as JSON text (the service's
+    ``events.association_detail``)."""
+    created = now if isinstance(now, str) else now.isoformat()
+    return orjson.dumps(
+        {
+            "id": new_id,
+            "bk_inst_id": pair[0],
+            "bk_asst_inst_id": pair[1],
+            "bk_obj_id": src_obj,
+            "bk_asst_obj_id": dest_obj,
+            "bk_supplier_account": CALLER.supplier_account,
+            "bk_obj_asst_id": bk_obj_asst_id,
+            "bk_asst_id": kind,
+            "bk_biz_id": 0,
+            "creator": CALLER.username,
+            "create_time": created,
+        }
+    ).decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# 1b. The raw PostgreSQL limit: plain asyncpg, the same statements, no SQLAlchemy
+
+
+class RawPostgres:
+    """The service's statements (``cmdbgraph.db.bulk``'s PostgreSQL texts), in one
+    transaction on a plain asyncpg connection: no SQLAlchemy, no service. asyncpg prepares
+    and caches each statement; the connection plans them generically, as the service's
+    transaction does from its lookups on (``bulk.generic_plans``), without its statement."""
+
+    # The keys the service locks (cmdbgraph.db.engine).
+    LOCK_MODEL_ASSOCIATION = "SELECT pg_advisory_xact_lock($1)"
+    MODEL_ASSOCIATION = (
+        "SELECT bk_obj_asst_id, bk_obj_id, bk_asst_obj_id, bk_asst_id, mapping "
+        "FROM model_associations WHERE bk_obj_asst_id = $1"
+    )
+    INSTANCES = (
+        "SELECT i.bk_inst_id, i.bk_obj_id, i.bk_inst_name "
+        "FROM unnest($1::bigint[]) AS k(id) "
+        "JOIN LATERAL (SELECT bk_inst_id, bk_obj_id, bk_inst_name FROM instances "
+        "WHERE bk_inst_id = k.id OFFSET 0) AS i ON true"
+    )
+    STORED = (
+        "SELECT a.bk_inst_id, a.bk_asst_inst_id FROM unnest($2::bigint[]) AS k(id) "
+        "JOIN LATERAL (SELECT bk_inst_id, bk_asst_inst_id FROM inst_associations "
+        "WHERE bk_obj_asst_id = $1 AND bk_inst_id = k.id OFFSET 0) AS a ON true "
+        "UNION "
+        "SELECT a.bk_inst_id, a.bk_asst_inst_id FROM unnest($3::bigint[]) AS k(id) "
+        "JOIN LATERAL (SELECT bk_inst_id, bk_asst_inst_id FROM inst_associations "
+        "WHERE bk_obj_asst_id = $1 AND bk_asst_inst_id = k.id OFFSET 0) AS a ON true"
+    )
+    INSERT_ASSOCIATIONS = (
+        "INSERT INTO inst_associations (bk_obj_asst_id, bk_asst_id, bk_obj_id, bk_inst_id, "
+        "bk_asst_obj_id, bk_asst_inst_id, mapping, bk_supplier_account, bk_biz_id, creator, "
+        "create_time) "
+        "SELECT $1, $2, $3, k.src, $4, k.dest, $5, $6, 0, $7, $8 "
+        "FROM unnest($9::bigint[], $10::bigint[]) AS k(src, dest) "
+        "RETURNING id, bk_inst_id, bk_asst_inst_id"
+    )
+    INSERT_AUDIT = (
+        "INSERT INTO audit_entries (audit_type, resource_type, action, resource_id, "
+        "resource_name, operation_detail, bk_username, bk_supplier_account, app_code, "
+        "request_id, operation_time) "
+        "SELECT 'model_instance', 'instance_association', 'create', k.id, k.name, k.detail, "
+        "$1, $2, $3, $4, $5 "
+        "FROM unnest($6::bigint[], $7::text[], $8::json[]) AS k(id, name, detail)"
+    )
+    LOCK_EVENTS = "SELECT pg_advisory_xact_lock($1), pg_notify($2, '')"
+    INSERT_EVENTS = (
+        "INSERT INTO events (resource, event_type, resource_id, bk_obj_id, bk_asst_obj_id, "
+        "detail, create_time) "
+        "SELECT 'inst_asst', 'create', k.id, $1, $2, k.detail, statement_timestamp() "
+        "FROM unnest($3::bigint[], $4::json[]) AS k(id, detail)"
+    )
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+
+    @classmethod
+    async def connect(cls, url: str) -> RawPostgres:
+        import asyncpg
+        from sqlalchemy.engine import make_url
+
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        return cls(
+            await asyncpg.connect(dsn, server_settings={"plan_cache_mode": "force_generic_plan"})
+        )
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def batch(self, details: list[tuple[int, int]], request_id: str) -> dict[int, int]:
+        """Decide and write one batch; returns index -> new id (every decision as the service)."""
+        conn = self.conn
+        async with conn.transaction():
+            await conn.execute(
+                self.LOCK_MODEL_ASSOCIATION, zlib.crc32(OBJ_ASST_ID.encode()) - 2**31
+            )
+            bk_obj_asst_id, src_obj, dest_obj, kind, mapping = await conn.fetchrow(
+                self.MODEL_ASSOCIATION, OBJ_ASST_ID
+            )
+            sources = {s for s, _ in details}
+            targets = {t for _, t in details}
+            names: dict[int, str] = {}
+            existing_sources: set[int] = set()
+            existing_targets: set[int] = set()
+            for inst_id, obj_id, name in await conn.fetch(self.INSTANCES, list(sources | targets)):
+                if obj_id == src_obj:
+                    existing_sources.add(inst_id)
+                if obj_id == dest_obj:
+                    existing_targets.add(inst_id)
+                names[inst_id] = name
+            pairs: set[tuple[int, int]] = set()
+            linked_sources: set[int] = set()
+            linked_targets: set[int] = set()
+            for src, dest in await conn.fetch(
+                self.STORED, bk_obj_asst_id, sorted(sources), sorted(targets)
+            ):
+                pairs.add((src, dest))
+                linked_sources.add(src)
+                linked_targets.add(dest)
+            accepted: list[int] = []
+            for index, (src, dest) in enumerate(details):
+                if (
+                    (src, dest) in pairs
+                    or src not in existing_sources
+                    or dest not in existing_targets
+                    or (mapping == "1:1" and (src in linked_sources or dest in linked_targets))
+                    or (mapping == "1:n" and dest in linked_targets)
+                ):
+                    continue
+                pairs.add((src, dest))
+                linked_sources.add(src)
+                linked_targets.add(dest)
+                accepted.append(index)
+            if not accepted:
+                return {}
+            now = datetime.now(UTC)
+            rows = await conn.fetch(
+                self.INSERT_ASSOCIATIONS,
+                bk_obj_asst_id, kind, src_obj, dest_obj, mapping, CALLER.supplier_account,
+                CALLER.username, now,
+                [details[i][0] for i in accepted], [details[i][1] for i in accepted],
+            )  # fmt: skip
+            ids = {(src, dest): new_id for new_id, src, dest in rows}
+            created = {index: ids[details[index]] for index in accepted}
+            await conn.execute(
+                self.INSERT_AUDIT,
+                CALLER.username, CALLER.supplier_account, CALLER.app_code, request_id, now,
+                [details[index][0] for index in created],
+                [names.get(details[index][0], "") for index in created],
+                [
+                    orjson.dumps(
+                        {
+                            "asst_id": bk_obj_asst_id,
+                            "asst_kind": kind,
+                            "src_obj_id": src_obj,
+                            "dest_obj_id": dest_obj,
+                            "dest_inst_id": details[index][1],
+                            "dest_inst_name": names.get(details[index][1], ""),
+                            "inst_asst_id": new_id,
+                        }
+                    ).decode()
+                    for index, new_id in created.items()
+                ],
+            )  # fmt: skip
+            await conn.execute(self.LOCK_EVENTS, engine._EVENTS_LOCK, events.CHANNEL)
+            await conn.execute(
+                self.INSERT_EVENTS,
+                src_obj,
+                dest_obj,
+                list(created.values()),
+                [
+                    event_detail(
+                        new_id, details[index], bk_obj_asst_id, kind, src_obj, dest_obj, now
+                    )
+                    for index, new_id in created.items()
+                ],
+            )
+        return created
 
 
 # ---------------------------------------------------------------------------------------------

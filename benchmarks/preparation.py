@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import sqlite3
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import text
@@ -22,6 +24,8 @@ from cmdbgraph.settings import Settings
 SRC_OBJ = "bench_src"
 DEST_OBJ = "bench_dst"
 ASST_KIND = "default"
+# The kind of the n:n model association whose rows --stored adds.
+FILL_KIND = "connect"
 OBJ_ASST_ID = f"{SRC_OBJ}_{ASST_KIND}_{DEST_OBJ}"
 # Who writes: the user the GraphQL requests name (tests/support/calls.demo_headers). Permissions are
 # enforced only under --auth, as the server enforces them only with CMDBGRAPH_AUTH=true.
@@ -104,6 +108,75 @@ async def prepare(url: str, batch_size: int, total_batches: int) -> list[list[tu
     rng.shuffle(targets)
     pairs = list(zip(sources, targets, strict=True))
     return [pairs[k * batch_size : (k + 1) * batch_size] for k in range(total_batches)]
+
+
+async def fill(url: str, count: int) -> None:
+    """Store ``count`` more associations in the prepared database at ``url``, so that a batch
+    runs against tables and indexes of that size: an ``n:n`` model association between the
+    same two models, over a grid of instances of their own (1,000 x 1,000 for a million). The
+    rows go in by the driver (``executemany`` on SQLite, ``COPY`` on PostgreSQL), without
+    audit entries or events; then the tables are analyzed."""
+    side = max(1, math.isqrt(count - 1) + 1)
+    db = Database(Settings(database_url=url))
+    try:
+        model_association = await catalog.create_model_association(
+            db,
+            CALLER,
+            catalog.NewModelAssociation(
+                bk_obj_id=SRC_OBJ, bk_asst_obj_id=DEST_OBJ, bk_asst_id=FILL_KIND, mapping="n:n"
+            ),
+        )
+        ids: dict[str, list[int]] = {}
+        for obj_id, prefix in ((SRC_OBJ, "fs"), (DEST_OBJ, "fd")):
+            created: list[int] = []
+            for start in range(0, side, INSTANCE_CHUNK):
+                chunk = [
+                    NewInstance(f"{prefix}-{i:07d}", {"bk_asset_id": f"{prefix}{i}"})
+                    for i in range(start, min(side, start + INSTANCE_CHUNK))
+                ]
+                created += [i.bk_inst_id for i in await create_instances(db, CALLER, obj_id, chunk)]
+            ids[obj_id] = created
+    finally:
+        await db.dispose()
+    ma = model_association
+    now = datetime.now(UTC)
+    rows = [
+        (
+            ma.bk_obj_asst_id, ma.bk_asst_id, SRC_OBJ, ids[SRC_OBJ][n // side], DEST_OBJ,
+            ids[DEST_OBJ][n % side], "n:n", "0", 0, CALLER.username,
+        )
+        for n in range(count)
+    ]  # fmt: skip
+    columns = (
+        "bk_obj_asst_id", "bk_asst_id", "bk_obj_id", "bk_inst_id", "bk_asst_obj_id",
+        "bk_asst_inst_id", "mapping", "bk_supplier_account", "bk_biz_id", "creator",
+        "create_time",
+    )  # fmt: skip
+    if url.startswith("sqlite"):
+        stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+        path = url.split("///", 1)[1]
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            conn.execute("BEGIN")
+            conn.executemany(
+                f"INSERT INTO inst_associations ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))})",
+                (row + (stamp,) for row in rows),
+            )
+            conn.execute("COMMIT")
+            conn.execute("ANALYZE")
+        return
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.copy_records_to_table(
+            "inst_associations", records=[row + (now,) for row in rows], columns=columns
+        )
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
 
 
 # ---------------------------------------------------------------------------------------------

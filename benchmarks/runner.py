@@ -23,6 +23,7 @@ import benchmarks
 from benchmarks.methods import (
     HTTP_SERIES,
     MINIMAL_MUTATION,
+    RawPostgres,
     RawSqlite,
     bench_server,
     created_by_reply,
@@ -37,6 +38,7 @@ from benchmarks.preparation import (
     PostgresStore,
     SqliteStore,
     Workload,
+    fill,
     prepare,
     verify,
 )
@@ -68,6 +70,40 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children_cpu_seconds(parent: int) -> float:
+    """CPU time of ``parent`` and its child processes (PostgreSQL's postmaster and backends)."""
+    total = process_cpu_seconds(parent) or 0.0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+async def postmaster_pid(url: str) -> int | None:
+    """The PostgreSQL server's main process, as the parent of a backend (Linux /proc)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        backend = await conn.fetchval("SELECT pg_backend_pid()")
+    finally:
+        await conn.close()
+    try:
+        stat = Path(f"/proc/{backend}/stat").read_text()  # noqa: ASYNC240 - /proc, no disk
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
 # ---------------------------------------------------------------------------------------------
 # Measuring: every method on its own database copy, interleaved batch by batch
 
@@ -97,12 +133,20 @@ async def measure_backend(
     server_pid: int | None = None
     async with contextlib.AsyncExitStack() as stack:
         if "raw" in urls:
-            raw = RawSqlite(store.path_of("raw"))
-            stack.callback(raw.close)
             raw_batches = workload.series_batches(0)
+            if backend == "sqlite":
+                raw = RawSqlite(store.path_of("raw"))
+                stack.callback(raw.close)
 
-            async def run_raw(k: int) -> int:
-                return len(raw.batch(raw_batches[k], f"bench-raw-{k}"))
+                async def run_raw(k: int) -> int:
+                    return len(raw.batch(raw_batches[k], f"bench-raw-{k}"))
+
+            else:
+                raw_pg = await RawPostgres.connect(urls["raw"])
+                stack.push_async_callback(raw_pg.close)
+
+                async def run_raw(k: int) -> int:
+                    return len(await raw_pg.batch(raw_batches[k], f"bench-raw-{k}"))
 
             runners["raw"] = run_raw
 
@@ -186,44 +230,99 @@ async def measure_backend(
                     if server_cpu is not None and after is not None:
                         floor.cpu_ms.append((cpu + after - server_cpu) * 1000)
 
-        series = {name: Series(name, backend, size) for name in runners}
-        names = list(runners)
-        gc.collect()
-        for k in range(workload.per_series):
-            shift = k % len(names)
-            order = names[shift:] + names[:shift]
-            if k % 2:
-                # Backwards every other round: each method runs as often just before another
-                # as just after it (the events on / off pair, say).
-                order.reverse()
-            for name in order:
-                remote = name in HTTP_SERIES and server_pid is not None
-                server_cpu = process_cpu_seconds(server_pid) if remote else 0.0
-                cpu = time.process_time()
-                start = time.perf_counter()
-                created = await runners[name](k)
-                elapsed = timed_ms(start)
-                cpu = time.process_time() - cpu
-                if remote and server_cpu is not None and server_pid is not None:
-                    after = process_cpu_seconds(server_pid)
-                    server_cpu = None if after is None else after - server_cpu
-                if created != size:
-                    raise SystemExit(f"{name}: batch {k} created {created} of {size}")
-                if k >= workload.warmup:
-                    series[name].samples_ms.append(elapsed)
-                    if server_cpu is not None:
-                        series[name].cpu_ms.append((cpu + server_cpu) * 1000)
-            if k == workload.warmup - 1:
-                log(f"[{backend}] warmed up, measuring {workload.rounds} rounds ...")
+        database_pid = await postmaster_pid(store.base_url) if backend == "postgresql" else None
+        series = await interleaved(backend, runners, workload, server_pid, database_pid)
     # Everything written, and only that: rows, one matching audit entry each, and one event
-    # each where events were recorded (the raw and per-item methods write none).
+    # each where events were recorded (per-item and, by design, events off write none).
     per_series = workload.per_series * size
     for name, url in urls.items():
         expected = len(http_series) * per_series if name == "http" else per_series
-        recorded = expected if name in ("service", "http") else 0
+        recorded = expected if name in ("raw", "service", "http") else 0
         await verify(url, expected, expected_events=recorded)
     ordered = [series[name] for name in METHODS if name in series]
     return ordered + ([floor] if server_pid is not None else [])
+
+
+async def interleaved(
+    backend: str,
+    runners: dict[str, BatchRunner],
+    workload: Workload,
+    server_pid: int | None = None,
+    database_pid: int | None = None,
+) -> dict[str, Series]:
+    """Round k runs batch k of every runner, in an order that rotates each round and runs
+    backwards every other round. CPU time per batch: this process's, plus the server
+    process's for the HTTP methods, plus PostgreSQL's processes' (``database_pid``, the
+    postmaster, and its children) on PostgreSQL."""
+    size = workload.batch_size
+    series = {name: Series(name, backend, size) for name in runners}
+    names = list(runners)
+    gc.collect()
+    for k in range(workload.per_series):
+        shift = k % len(names)
+        order = names[shift:] + names[:shift]
+        if k % 2:
+            # Backwards every other round: each method runs as often just before another
+            # as just after it (the events on / off pair, say).
+            order.reverse()
+        for name in order:
+            remote = name in HTTP_SERIES and server_pid is not None
+            server_cpu = process_cpu_seconds(server_pid) if remote and server_pid else 0.0
+            database_cpu = children_cpu_seconds(database_pid) if database_pid else 0.0
+            cpu = time.process_time()
+            start = time.perf_counter()
+            created = await runners[name](k)
+            elapsed = timed_ms(start)
+            cpu = time.process_time() - cpu
+            if database_pid:
+                cpu += children_cpu_seconds(database_pid) - database_cpu
+            if remote and server_cpu is not None and server_pid is not None:
+                after = process_cpu_seconds(server_pid)
+                server_cpu = None if after is None else after - server_cpu
+            if created != size:
+                raise SystemExit(f"{name}: batch {k} created {created} of {size}")
+            if k >= workload.warmup:
+                series[name].samples_ms.append(elapsed)
+                if server_cpu is not None:
+                    series[name].cpu_ms.append((cpu + server_cpu) * 1000)
+        if k == workload.warmup - 1:
+            log(f"[{backend}] warmed up, measuring {workload.rounds} rounds ...")
+    return series
+
+
+def clone_stored(store, counts: list[int]) -> dict[int, str]:
+    """A fresh copy of the prepared database per number of associations to store."""
+    return {count: store.clone(f"stored-{count}") for count in counts}
+
+
+async def measure_stored(store, workload: Workload, urls: dict[int, str]) -> list[Series]:
+    """The service's batches on copies of the prepared database holding more associations
+    each (``urls``: by their number), interleaved: whether a batch's cost depends on the
+    stored rows."""
+    runners: dict[str, BatchRunner] = {}
+    requests = requests_of(workload.series_batches(0))
+    async with contextlib.AsyncExitStack() as stack:
+        for count, url in urls.items():
+            name = f"stored-{count}"
+            started = time.perf_counter()
+            await fill(url, count)
+            log(
+                f"[{store.backend}] stored {count:,} associations "
+                f"in {time.perf_counter() - started:.1f} s"
+            )
+            db = Database(Settings(database_url=url))
+            stack.push_async_callback(db.dispose)
+
+            async def run(k: int, db: Database = db, name: str = name) -> int:
+                caller = workload.caller(f"bench-{name}-{k}")
+                return (await associations.batch_create(db, caller, requests[k])).created_count
+
+            runners[name] = run
+        database_pid = (
+            await postmaster_pid(store.base_url) if store.backend == "postgresql" else None
+        )
+        series = await interleaved(store.backend, runners, workload, database_pid=database_pid)
+    return list(series.values())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,6 +366,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument(
+        "--stored",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="also measure the service on copies holding N more stored associations each "
+        "(e.g. --stored 1000 1000000): a batch should cost the same at any size",
+    )
+    parser.add_argument(
         "--methods",
         default=",".join(METHODS),
         help="the methods to measure, comma-separated (default: all). raw is always measured "
@@ -281,6 +389,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown or not chosen:
         parser.error(f"--methods: choose among {', '.join(METHODS)} (not {', '.join(unknown)})")
     args.methods = [m for m in METHODS if m in chosen or m == "raw"]
+    if any(n < 1 or n > 10_000_000 for n in args.stored):
+        parser.error("--stored: between 1 and 10,000,000 associations")
     if not 1 <= args.batch_size <= limits.MAX_BATCH_SIZE:
         parser.error(f"--batch-size must be between 1 and {limits.MAX_BATCH_SIZE}")
     return args
@@ -294,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     http_count = sum(m in HTTP_SERIES for m in args.methods)
     total_batches = max(1, http_count) * (args.warmup + args.rounds)
     results: list[Series] = []
+    flat: list[Series] = []
     try:
         store = SqliteStore(directory)
         log(
@@ -311,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"[sqlite] measuring {', '.join(args.methods)}, interleaved ...")
         urls = clone_databases(store, args.methods)
         results += run_async(measure_backend(store, urls, workload, directory, args.methods))
+        if args.stored:
+            flat += run_async(measure_stored(store, workload, clone_stored(store, args.stored)))
         loads.append(os.getloadavg()[0])
         if args.postgresql:
             from tests.support.pgserver import postgres_server
@@ -324,17 +437,21 @@ def main(argv: list[str] | None = None) -> int:
                 pg_workload = Workload(
                     args.batch_size, args.warmup, args.rounds, args.auth, pg_batches
                 )
-                pg_methods = [m for m in args.methods if m != "raw"]
+                pg_methods = list(args.methods)
                 log(f"[postgresql] measuring {', '.join(pg_methods)}, interleaved ...")
                 pg_urls = clone_databases(pg, pg_methods)
                 results += run_async(
                     measure_backend(pg, pg_urls, pg_workload, directory, pg_methods)
                 )
+                if args.stored:
+                    flat += run_async(
+                        measure_stored(pg, pg_workload, clone_stored(pg, args.stored))
+                    )
                 loads.append(os.getloadavg()[0])
     finally:
         if args.keep:
             log(f"kept {directory}")
         else:
             shutil.rmtree(directory, ignore_errors=True)
-    report(args, results, loads, time.perf_counter() - started, loop_factory()[1])
+    report(args, results, loads, time.perf_counter() - started, loop_factory()[1], flat)
     return 0
