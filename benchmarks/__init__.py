@@ -20,7 +20,8 @@ Each method runs on its own copy of the prepared database; the methods run inter
 batch by batch, so that a busy stretch of the machine hits them alike. The table gives the
 median and p90 wall time per batch, associations/s, the CPU time per batch, the ratios to
 the raw limit, and every goal of the performance work with the value measured (``--stored``
-adds the service on copies holding more associations: a batch should cost the same). Run from the repository root:
+adds the service on copies holding more associations: a batch should cost the same). Run
+from the repository root:
 
     .venv/bin/python -m benchmarks [--rounds 30] [--warmup 5] [--batch-size 200]
         [--json] [--postgresql] [--auth] [--keep] [--methods a,b] [--stored N [N ...]]
