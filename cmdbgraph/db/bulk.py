@@ -41,20 +41,28 @@ _PG_INSTANCES = text(
     "WHERE bk_inst_id = k.id OFFSET 0) AS i ON true"
 )
 
-# Stored associations of one model association that a batch could collide with.
+# Stored associations of one model association that a batch could collide with. SQLite: each id
+# of the JSON array looked up on its own: ``CROSS JOIN`` makes the array the outer loop (SQLite
+# keeps that order), so every lookup is an index search on the model association and the id.
+# The targets name their index: without statistics (the service never runs ANALYZE), the
+# planner preferred the unique index on (model association, source, target), covering, with
+# its model association alone, to the index on (model association, target): every row of the
+# model association read by every batch (2.9 ms at 66,600 rows, growing with it).
 _SQLITE_BY_SOURCE = (
-    "SELECT bk_inst_id, bk_asst_inst_id FROM inst_associations "
-    "WHERE bk_obj_asst_id = :asst AND bk_inst_id IN (SELECT value FROM json_each(:sources))"
+    "SELECT a.bk_inst_id, a.bk_asst_inst_id FROM json_each(:sources) AS k "
+    "CROSS JOIN inst_associations AS a "
+    "WHERE a.bk_obj_asst_id = :asst AND a.bk_inst_id = k.value"
 )
 _SQLITE_BY_TARGET = (
-    "SELECT bk_inst_id, bk_asst_inst_id FROM inst_associations "
-    "WHERE bk_obj_asst_id = :asst AND bk_asst_inst_id IN (SELECT value FROM json_each(:targets))"
+    "SELECT a.bk_inst_id, a.bk_asst_inst_id FROM json_each(:targets) AS k "
+    "CROSS JOIN inst_associations AS a INDEXED BY ix_inst_associations_target "
+    "WHERE a.bk_obj_asst_id = :asst AND a.bk_asst_inst_id = k.value"
 )
 _SQLITE_BY_PAIR = (
-    "SELECT bk_inst_id, bk_asst_inst_id FROM inst_associations "
-    "WHERE bk_obj_asst_id = :asst "
-    "AND bk_inst_id IN (SELECT value FROM json_each(:sources)) "
-    "AND bk_asst_inst_id IN (SELECT value FROM json_each(:targets))"
+    "SELECT a.bk_inst_id, a.bk_asst_inst_id FROM json_each(:sources) AS k "
+    "CROSS JOIN inst_associations AS a "
+    "WHERE a.bk_obj_asst_id = :asst AND a.bk_inst_id = k.value "
+    "AND a.bk_asst_inst_id IN (SELECT value FROM json_each(:targets))"
 )
 _SQLITE_STORED = {
     "1:1": text(f"{_SQLITE_BY_SOURCE} UNION {_SQLITE_BY_TARGET}"),
