@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import orjson
-from sqlalchemy import and_, delete, func, literal, or_, select, union_all
+from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -248,16 +248,17 @@ def validate_batch_request(request: BatchCreateRequest, max_batch_size: int) -> 
         raise parameter_check_failed("bk_asst_obj_id")
 
 
+# Built once: building a select and its comparison on every batch was a sixth of a batch's
+# Python on SQLite.
+_MODEL_ASSOCIATION = select(
+    *(model_associations.c[name] for name in field_names(ModelAssociation))
+).where(model_associations.c.bk_obj_asst_id == bindparam("bk_obj_asst_id"))
+
+
 async def load_model_association(
     conn: AsyncConnection, bk_obj_asst_id: str
 ) -> ModelAssociation | None:
-    row = (
-        await conn.execute(
-            select(*(model_associations.c[name] for name in field_names(ModelAssociation))).where(
-                model_associations.c.bk_obj_asst_id == bk_obj_asst_id
-            )
-        )
-    ).first()
+    row = (await conn.execute(_MODEL_ASSOCIATION, {"bk_obj_asst_id": bk_obj_asst_id})).first()
     return None if row is None else ModelAssociation.from_row(row)
 
 

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cmdbgraph.db.engine import Database
@@ -47,6 +47,11 @@ def _app_failure() -> CmdbError:
 
 def _user_failure() -> CmdbError:
     return CmdbError(ErrorCode.AUTHORIZATION_QUERY_FAILED, ("user",))
+
+
+# Built once, not per request.
+_APP = select(apps.c.secret_hash, apps.c.active).where(apps.c.app_code == bindparam("app_code"))
+_USER = select(users.c.id).where(users.c.bk_username == bindparam("bk_username"))
 
 
 async def authenticate(
@@ -85,11 +90,7 @@ async def authenticate(
     if not claims.app_code or not claims.app_secret:
         raise _app_failure()
     async with db.read() as conn:
-        app = (
-            await conn.execute(
-                select(apps.c.secret_hash, apps.c.active).where(apps.c.app_code == claims.app_code)
-            )
-        ).first()
+        app = (await conn.execute(_APP, {"app_code": claims.app_code})).first()
         if (
             app is None
             or not app.active
@@ -133,7 +134,7 @@ async def _token_user(conn: AsyncConnection, token: str) -> str:
 
 async def require_known_user(conn: AsyncConnection, username: str) -> None:
     """Refuse (1199027) a user name this service does not know."""
-    found = (await conn.execute(select(users.c.id).where(users.c.bk_username == username))).first()
+    found = (await conn.execute(_USER, {"bk_username": username})).first()
     if found is None:
         raise _user_failure()
 
