@@ -245,7 +245,7 @@ class Database:
         if self.is_sqlite:
             return
         key = zlib.crc32(bk_obj_asst_id.encode()) - 2**31
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        await conn.execute(_LOCK, {"key": key})
 
     async def lock_events(self, conn: AsyncConnection, notify: str) -> None:
         """Serialize writers of events until they commit (PostgreSQL only), so that event ids
@@ -258,7 +258,7 @@ class Database:
             return
         # The key is beyond the 32-bit keys of lock_model_association.
         await conn.execute(
-            text("SELECT pg_advisory_xact_lock(:key), pg_notify(:channel, '')"),
+            _LOCK_AND_NOTIFY,
             {"key": _EVENTS_LOCK, "channel": notify},
         )
 
@@ -315,6 +315,8 @@ class Database:
 
 
 _EVENTS_LOCK = 2**40 + 1
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_LOCK_AND_NOTIFY = text("SELECT pg_advisory_xact_lock(:key), pg_notify(:channel, '')")
 
 
 def _postgresql_connect_args(settings: Settings) -> dict[str, Any]:
