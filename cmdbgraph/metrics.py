@@ -3,6 +3,8 @@ operation names come from our routes and schema, never from client-chosen string
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter(
@@ -32,9 +34,29 @@ SUBSCRIBERS_DROPPED = Counter(
 )
 
 
+# The labelled children already used: ``labels()`` checks and locks on every call, these are
+# found with one dict lookup. Bounded as the labels are.
+_REQUEST_CHILDREN: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_ITEM_CHILDREN: dict[tuple[str, str], Any] = {}
+
+
 def observe_request(interface: str, operation: str, outcome: str, seconds: float) -> None:
-    REQUESTS.labels(interface, operation, outcome).inc()
-    LATENCY.labels(interface, operation).observe(seconds)
+    key = (interface, operation, outcome)
+    children = _REQUEST_CHILDREN.get(key)
+    if children is None:
+        children = _REQUEST_CHILDREN[key] = (
+            REQUESTS.labels(interface, operation, outcome),
+            LATENCY.labels(interface, operation),
+        )
+    children[0].inc()
+    children[1].observe(seconds)
+
+
+def _items(result: str, code: str):
+    child = _ITEM_CHILDREN.get((result, code))
+    if child is None:
+        child = _ITEM_CHILDREN[result, code] = ASSOCIATION_ITEMS.labels(result, code)
+    return child
 
 
 def record_batch(result) -> None:
@@ -50,6 +72,6 @@ def record_batch(result) -> None:
             failed += 1
             by_code[item.error.value] = by_code.get(item.error.value, 0) + 1
     if created:
-        ASSOCIATION_ITEMS.labels("created", "0").inc(created)
+        _items("created", "0").inc(created)
     for code, count in by_code.items():
-        ASSOCIATION_ITEMS.labels("failed", str(code)).inc(count)
+        _items("failed", str(code)).inc(count)

@@ -123,8 +123,8 @@ class RequestMiddleware:
         outcome = fields.get("outcome") or ("ok" if status < 400 else f"http_{status}")
         if kind != "http":
             metrics.observe_request(kind, operation, outcome, seconds)
-        if path.startswith(_QUIET_PATHS) and status < 400:
-            return
+        if (path.startswith(_QUIET_PATHS) and status < 400) or not log.isEnabledFor(logging.INFO):
+            return  # nothing to format: the line would not be written
         log.info(
             "%s %s %s",
             scope["method"],

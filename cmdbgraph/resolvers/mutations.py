@@ -21,7 +21,6 @@ from cmdbgraph.schema.inputs import (
 from cmdbgraph.schema.payloads import (
     BatchCreateInstAssociationsPayload,
     BatchCreateInstAssociationsResult,
-    BatchItemResult,
     CreateAssociationKindResult,
     CreateInstancesPayload,
     CreateInstancesResult,
@@ -33,7 +32,6 @@ from cmdbgraph.schema.payloads import (
     DeleteInstAssociationsResult,
     DeleteModelAssociationPayload,
     DeleteModelAssociationResult,
-    ItemError,
     UpdateAssociationKindPayload,
     UpdateAssociationKindResult,
     UpdateModelAssociationResult,
@@ -48,7 +46,7 @@ from cmdbgraph.schema.types import (
     ModelAssociation,
 )
 from cmdbgraph.services import associations, catalog, instances, kinds
-from cmdbgraph.services.errors import CmdbError, parameter_invalid, render
+from cmdbgraph.services.errors import CmdbError, parameter_invalid
 
 
 @strawberry.type
@@ -87,23 +85,8 @@ class AssociationMutations:
         except CmdbError as error:
             return failure(error, context)
         return BatchCreateInstAssociationsPayload(
-            results=[
-                BatchItemResult(
-                    index=item.index,
-                    ok=item.error is None,
-                    association=None
-                    if item.association is None
-                    else InstAssociation.from_record(item.association),
-                    error=None
-                    if item.error is None
-                    else ItemError(
-                        code=item.error,
-                        bk_error_code=item.error.value,
-                        message=render(item.error, item.error_args, language),
-                    ),
-                )
-                for item in result.items
-            ],
+            outcome=result,
+            language=language,
             created_count=result.created_count,
             failed_count=result.failed_count,
             written=result.written,

@@ -15,7 +15,8 @@ from cmdbgraph.schema.types import (
     Model,
     ModelAssociation,
 )
-from cmdbgraph.services.errors import CmdbError
+from cmdbgraph.services.associations import BatchCreateResult
+from cmdbgraph.services.errors import CmdbError, render
 from cmdbgraph.services.errors import ErrorCode as ServiceErrorCode
 
 
@@ -39,9 +40,45 @@ class BatchItemResult:
     error: ItemError | None
 
 
+def item_results(outcome: BatchCreateResult, language: str) -> list[BatchItemResult]:
+    """The typed result of every item of ``outcome``; items failing alike share one error."""
+    errors: dict[tuple, ItemError] = {}
+
+    def new_error(code: ServiceErrorCode, args: tuple) -> ItemError:
+        return ItemError(code=code, bk_error_code=code.value, message=render(code, args, language))
+
+    def item_error(code: ServiceErrorCode, args: tuple) -> ItemError:
+        try:
+            shared = errors.get((code, args))
+        except TypeError:  # arguments that cannot be a key: not shared
+            return new_error(code, args)
+        if shared is None:
+            shared = errors[code, args] = new_error(code, args)
+        return shared
+
+    return [
+        BatchItemResult(
+            index=item.index,
+            ok=item.error is None,
+            association=None
+            if item.association is None
+            else InstAssociation.from_record(item.association),
+            error=None if item.error is None else item_error(item.error, item.error_args),
+        )
+        for item in outcome.items
+    ]
+
+
+def _results(root: BatchCreateInstAssociationsPayload) -> list[BatchItemResult]:
+    return item_results(root.outcome, root.language)
+
+
 @strawberry.type
 class BatchCreateInstAssociationsPayload:
-    results: list[BatchItemResult] = strawberry.field(description="One per detail, in order.")
+    # Built only when the selection asks for them.
+    results: list[BatchItemResult] = strawberry.field(
+        resolver=_results, description="One per detail, in order."
+    )
     created_count: int
     failed_count: int
     written: bool = strawberry.field(
@@ -57,6 +94,8 @@ class BatchCreateInstAssociationsPayload:
     error_msg: JSON = strawberry.field(
         description="Upstream's `error_msg`: index (string) to failure message."
     )
+    outcome: strawberry.Private[BatchCreateResult]
+    language: strawberry.Private[str]
 
 
 @strawberry.type(description="The request was refused as a whole; nothing was written.")

@@ -19,17 +19,20 @@ class InvalidValue(ValueError):
     """A value a scalar refuses; its text is shown to the client."""
 
 
+# Both run once per id of a batch (400 in, 600 out): ``is_int64`` inlined.
+
+
 def _parse_big_int(value: object) -> int:
     # Numbers only, as the REST shim takes ids: "11" is refused there too.
-    if not is_int64(value):
-        raise InvalidValue(f"BigInt takes an integer from {INT64_MIN} to {INT64_MAX}.")
-    return value  # type: ignore[return-value]
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+        return value
+    raise InvalidValue(f"BigInt takes an integer from {INT64_MIN} to {INT64_MAX}.")
 
 
 def _serialize_big_int(value: object) -> int:
-    if not is_int64(value):
-        raise InvalidValue(f"BigInt cannot represent {value!r}.")
-    return value  # type: ignore[return-value]
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+        return value
+    raise InvalidValue(f"BigInt cannot represent {value!r}.")
 
 
 BigInt = NewType("BigInt", int)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import enum
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -47,8 +48,39 @@ def nested_page_size(info: Info, limit: int | None) -> int:
     return size
 
 
-_RECORD_FIELDS: dict[type, tuple[str, ...]] = {}
+_BUILDERS: dict[type, Callable[[object], Any]] = {}
 Built = TypeVar("Built", bound="FromRecord")
+
+
+def _builder(cls: type) -> Callable[[object], Any]:
+    """What makes a ``cls`` from a record: its plain fields copied. A plain dataclass (which
+    strawberry types are) only sets its fields in ``__init__``: they are set directly, without
+    the keyword arguments (a batch builds 200 associations)."""
+    definition = get_object_definition(cls, strict=True)
+    names = tuple(f.python_name for f in definition.fields if f.base_resolver is None)
+    fields = dataclasses.fields(cls)
+    direct = (
+        "__post_init__" not in dir(cls)
+        and "__slots__" not in cls.__dict__
+        and {f.name for f in fields if f.init} == set(names)
+        and all(
+            f.init
+            or (f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+            for f in fields
+        )
+    )
+    if not direct:
+        return lambda record: cls(**{name: getattr(record, name) for name in names})
+    new = object.__new__
+
+    def build(record: object) -> Any:
+        built: Any = new(cls)
+        values = built.__dict__
+        for name in names:
+            values[name] = getattr(record, name)
+        return built
+
+    return build
 
 
 class FromRecord:
@@ -56,12 +88,10 @@ class FromRecord:
 
     @classmethod
     def from_record(cls: type[Built], record: object) -> Built:
-        names = _RECORD_FIELDS.get(cls)
-        if names is None:
-            definition = get_object_definition(cls, strict=True)
-            names = tuple(f.python_name for f in definition.fields if f.base_resolver is None)
-            _RECORD_FIELDS[cls] = names
-        return cls(**{name: getattr(record, name) for name in names})
+        build = _BUILDERS.get(cls)
+        if build is None:
+            build = _BUILDERS[cls] = _builder(cls)
+        return build(record)
 
 
 @strawberry.enum(description="How many instances each side of a model association may link.")
