@@ -50,6 +50,34 @@ HTTP_SERIES = ("rest", "graphql", "graphql-min")
 # 1. The raw limit: stdlib sqlite3, set-based, one transaction
 
 
+def decide(
+    details: list[tuple[int, int]],
+    mapping: str,
+    pairs: set[tuple[int, int]],
+    linked_sources: set[int],
+    linked_targets: set[int],
+    existing_sources: set[int],
+    existing_targets: set[int],
+) -> list[int]:
+    """The indexes of the items that pass, decided in order as the service decides them
+    (``pairs`` and the linked sets grow with each accepted item)."""
+    accepted: list[int] = []
+    for index, (src, dest) in enumerate(details):
+        if (
+            (src, dest) in pairs
+            or src not in existing_sources
+            or dest not in existing_targets
+            or (mapping == "1:1" and (src in linked_sources or dest in linked_targets))
+            or (mapping == "1:n" and dest in linked_targets)
+        ):
+            continue
+        pairs.add((src, dest))
+        linked_sources.add(src)
+        linked_targets.add(dest)
+        accepted.append(index)
+    return accepted
+
+
 class RawSqlite:
     INSERT_ASSOCIATIONS = (
         "INSERT INTO inst_associations (bk_obj_asst_id, bk_asst_id, bk_obj_id, bk_inst_id, "
@@ -122,20 +150,10 @@ class RawSqlite:
                 pairs.add((src, dest))
                 linked_sources.add(src)
                 linked_targets.add(dest)
-            accepted: list[int] = []
-            for index, (src, dest) in enumerate(details):
-                if (
-                    (src, dest) in pairs
-                    or src not in existing_sources
-                    or dest not in existing_targets
-                    or (mapping == "1:1" and (src in linked_sources or dest in linked_targets))
-                    or (mapping == "1:n" and dest in linked_targets)
-                ):
-                    continue
-                pairs.add((src, dest))
-                linked_sources.add(src)
-                linked_targets.add(dest)
-                accepted.append(index)
+            accepted = decide(
+                details, mapping, pairs, linked_sources, linked_targets,
+                existing_sources, existing_targets,
+            )  # fmt: skip
             created: dict[int, int] = {}
             if accepted:
                 now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -339,20 +357,10 @@ class RawPostgres:
                 pairs.add((src, dest))
                 linked_sources.add(src)
                 linked_targets.add(dest)
-            accepted: list[int] = []
-            for index, (src, dest) in enumerate(details):
-                if (
-                    (src, dest) in pairs
-                    or src not in existing_sources
-                    or dest not in existing_targets
-                    or (mapping == "1:1" and (src in linked_sources or dest in linked_targets))
-                    or (mapping == "1:n" and dest in linked_targets)
-                ):
-                    continue
-                pairs.add((src, dest))
-                linked_sources.add(src)
-                linked_targets.add(dest)
-                accepted.append(index)
+            accepted = decide(
+                details, mapping, pairs, linked_sources, linked_targets,
+                existing_sources, existing_targets,
+            )  # fmt: skip
             if not accepted:
                 return {}
             now = datetime.now(UTC)

@@ -66,6 +66,19 @@ class Workload:
         return self.batches[slot * self.per_series : (slot + 1) * self.per_series]
 
 
+async def new_instances(db: Database, obj_id: str, prefix: str, count: int) -> list[int]:
+    """``count`` instances of ``obj_id`` named ``<prefix>-0000000``, ... (through the service,
+    ``INSTANCE_CHUNK`` at a time); their ids in order."""
+    created: list[int] = []
+    for start in range(0, count, INSTANCE_CHUNK):
+        chunk = [
+            NewInstance(f"{prefix}-{i:07d}", {"bk_asset_id": f"{prefix}{i}"})
+            for i in range(start, min(count, start + INSTANCE_CHUNK))
+        ]
+        created += [i.bk_inst_id for i in await create_instances(db, CALLER, obj_id, chunk)]
+    return created
+
+
 async def prepare(url: str, batch_size: int, total_batches: int) -> list[list[tuple[int, int]]]:
     """Migrate, create the two models and a 1:1 model association, and the instances."""
     db = Database(Settings(database_url=url))
@@ -81,16 +94,10 @@ async def prepare(url: str, batch_size: int, total_batches: int) -> list[list[tu
             ),
         )
         needed = batch_size * total_batches
-        ids: dict[str, list[int]] = {}
-        for obj_id, prefix in ((SRC_OBJ, "s"), (DEST_OBJ, "d")):
-            created: list[int] = []
-            for start in range(0, needed, INSTANCE_CHUNK):
-                chunk = [
-                    NewInstance(f"{prefix}-{i:07d}", {"bk_asset_id": f"{prefix}{i}"})
-                    for i in range(start, min(needed, start + INSTANCE_CHUNK))
-                ]
-                created += [i.bk_inst_id for i in await create_instances(db, CALLER, obj_id, chunk)]
-            ids[obj_id] = created
+        ids = {
+            obj_id: await new_instances(db, obj_id, prefix, needed)
+            for obj_id, prefix in ((SRC_OBJ, "s"), (DEST_OBJ, "d"))
+        }
         # The credentials tests/support/calls sends (as services/demo.py installs them), used under
         # --auth: app esb_test/xxx, users admin and xxx with every permission, token xxx.
         await accounts.create_app(db, "esb_test", "xxx")
@@ -126,16 +133,10 @@ async def fill(url: str, count: int) -> None:
                 bk_obj_id=SRC_OBJ, bk_asst_obj_id=DEST_OBJ, bk_asst_id=FILL_KIND, mapping="n:n"
             ),
         )
-        ids: dict[str, list[int]] = {}
-        for obj_id, prefix in ((SRC_OBJ, "fs"), (DEST_OBJ, "fd")):
-            created: list[int] = []
-            for start in range(0, side, INSTANCE_CHUNK):
-                chunk = [
-                    NewInstance(f"{prefix}-{i:07d}", {"bk_asset_id": f"{prefix}{i}"})
-                    for i in range(start, min(side, start + INSTANCE_CHUNK))
-                ]
-                created += [i.bk_inst_id for i in await create_instances(db, CALLER, obj_id, chunk)]
-            ids[obj_id] = created
+        ids = {
+            obj_id: await new_instances(db, obj_id, prefix, side)
+            for obj_id, prefix in ((SRC_OBJ, "fs"), (DEST_OBJ, "fd"))
+        }
     finally:
         await db.dispose()
     ma = model_association

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -21,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from tests.support.pgserver import PostgresServer
+from tests.support.pgserver import PostgresServer, PostgresUnavailable, as_postgres
 from tests.support.ports import free_port
 
 # Server connections per database and user: fewer than the clients the tests open (two server
@@ -109,27 +108,18 @@ def pgbouncer(server: PostgresServer) -> Iterator[PgBouncer]:
     if binary is None:
         raise PgBouncerUnavailable("PgBouncer not found (apt-get install pgbouncer)")
     base = tempfile.mkdtemp(prefix="cmdbgraph-pgbouncer-")
-    run_as: list[str] = []
     port = free_port()
     with open(os.path.join(base, "pgbouncer.ini"), "w") as handle:
         handle.write(_config(base, port, server))
     with open(os.path.join(base, "userlist.txt"), "w") as handle:
         handle.write(f'"{server.user}" "{server.password}"\n')
-    if os.geteuid() == 0:
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            shutil.rmtree(base, ignore_errors=True)
-            raise PgBouncerUnavailable("running as root but there is no 'postgres' user") from None
-        for path in (base, *(os.path.join(base, n) for n in ("pgbouncer.ini", "userlist.txt"))):
-            os.chown(path, owner.pw_uid, owner.pw_gid)
-        run_as = [
-            "setpriv",
-            f"--reuid={owner.pw_uid}",
-            f"--regid={owner.pw_gid}",
-            "--init-groups",
-            "--",
-        ]
+    try:
+        run_as = as_postgres(
+            base, *(os.path.join(base, name) for name in ("pgbouncer.ini", "userlist.txt"))
+        )
+    except PostgresUnavailable as refused:
+        shutil.rmtree(base, ignore_errors=True)
+        raise PgBouncerUnavailable(str(refused)) from None
     os.chmod(base, 0o700)
     log_path = os.path.join(base, "pgbouncer.log")
     process = subprocess.Popen(

@@ -78,6 +78,21 @@ class PostgresServer:
         return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
 
 
+def as_postgres(*paths: str) -> list[str]:
+    """Run as root (which PostgreSQL and PgBouncer refuse): ``paths`` given to the ``postgres``
+    user, and the command prefix that runs a program as that user. Otherwise nothing to do:
+    []."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        owner = pwd.getpwnam("postgres")
+    except KeyError:
+        raise PostgresUnavailable("running as root but there is no 'postgres' user") from None
+    for path in paths:
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+    return ["setpriv", f"--reuid={owner.pw_uid}", f"--regid={owner.pw_gid}", "--init-groups", "--"]
+
+
 @contextlib.contextmanager
 def postgres_server() -> Iterator[PostgresServer]:
     bindir = find_bindir()
@@ -85,29 +100,15 @@ def postgres_server() -> Iterator[PostgresServer]:
         raise PostgresUnavailable(
             "PostgreSQL server binaries not found (apt-get install postgresql)"
         )
-    run_as: list[str] = []
     base = tempfile.mkdtemp(prefix="cmdbgraph-pg-")
-    if os.geteuid() == 0:
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            raise PostgresUnavailable("running as root but there is no 'postgres' user") from None
-        os.chown(base, owner.pw_uid, owner.pw_gid)
-        os.chmod(base, 0o700)
-        run_as = [
-            "setpriv",
-            f"--reuid={owner.pw_uid}",
-            f"--regid={owner.pw_gid}",
-            "--init-groups",
-            "--",
-        ]
+    run_as = as_postgres(base)
+    os.chmod(base, 0o700)
     datadir = os.path.join(base, "data")
     password = "cmdbgraph"
     pwfile = os.path.join(base, "pw")
     with open(pwfile, "w") as handle:
         handle.write(password)
-    if run_as:
-        os.chown(pwfile, owner.pw_uid, owner.pw_gid)
+    as_postgres(pwfile)
     port = free_port()
     env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
     subprocess.run(
