@@ -8,7 +8,7 @@ import json
 import os
 import sqlite3
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,6 +48,36 @@ HTTP_SERIES = ("rest", "graphql", "graphql-min")
 
 # ---------------------------------------------------------------------------------------------
 # 1. The raw limit: stdlib sqlite3, set-based, one transaction
+
+
+def found_instances(
+    rows: Iterable, src_obj: str, dest_obj: str
+) -> tuple[dict[int, str], set[int], set[int]]:
+    """From rows (id, model, name) of the referenced instances: their names, the sources and
+    the targets that exist (of the right model)."""
+    names: dict[int, str] = {}
+    existing_sources: set[int] = set()
+    existing_targets: set[int] = set()
+    for inst_id, obj_id, name in rows:
+        if obj_id == src_obj:
+            existing_sources.add(inst_id)
+        if obj_id == dest_obj:
+            existing_targets.add(inst_id)
+        names[inst_id] = name
+    return names, existing_sources, existing_targets
+
+
+def stored_pairs(rows: Iterable) -> tuple[set[tuple[int, int]], set[int], set[int]]:
+    """From rows (source, target) of stored associations: the pairs, their sources, their
+    targets."""
+    pairs: set[tuple[int, int]] = set()
+    linked_sources: set[int] = set()
+    linked_targets: set[int] = set()
+    for src, dest in rows:
+        pairs.add((src, dest))
+        linked_sources.add(src)
+        linked_targets.add(dest)
+    return pairs, linked_sources, linked_targets
 
 
 def decide(
@@ -125,31 +155,24 @@ class RawSqlite:
             sources = {s for s, _ in details}
             targets = {t for _, t in details}
             referenced = list(sources | targets)
-            names: dict[int, str] = {}
-            existing_sources: set[int] = set()
-            existing_targets: set[int] = set()
-            for inst_id, obj_id, name in conn.execute(
-                "SELECT bk_inst_id, bk_obj_id, bk_inst_name FROM instances "
-                f"WHERE bk_inst_id IN ({self._marks_for(len(referenced))})",
-                referenced,
-            ):
-                if obj_id == src_obj:
-                    existing_sources.add(inst_id)
-                if obj_id == dest_obj:
-                    existing_targets.add(inst_id)
-                names[inst_id] = name
-            pairs: set[tuple[int, int]] = set()
-            linked_sources: set[int] = set()
-            linked_targets: set[int] = set()
-            for src, dest in conn.execute(
-                "SELECT bk_inst_id, bk_asst_inst_id FROM inst_associations "
-                f"WHERE bk_obj_asst_id = ? AND (bk_inst_id IN ({self._marks_for(len(sources))}) "
-                f"OR bk_asst_inst_id IN ({self._marks_for(len(targets))}))",
-                [bk_obj_asst_id, *sources, *targets],
-            ):
-                pairs.add((src, dest))
-                linked_sources.add(src)
-                linked_targets.add(dest)
+            names, existing_sources, existing_targets = found_instances(
+                conn.execute(
+                    "SELECT bk_inst_id, bk_obj_id, bk_inst_name FROM instances "
+                    f"WHERE bk_inst_id IN ({self._marks_for(len(referenced))})",
+                    referenced,
+                ),
+                src_obj,
+                dest_obj,
+            )
+            pairs, linked_sources, linked_targets = stored_pairs(
+                conn.execute(
+                    "SELECT bk_inst_id, bk_asst_inst_id FROM inst_associations "
+                    "WHERE bk_obj_asst_id = ? "
+                    f"AND (bk_inst_id IN ({self._marks_for(len(sources))}) "
+                    f"OR bk_asst_inst_id IN ({self._marks_for(len(targets))}))",
+                    [bk_obj_asst_id, *sources, *targets],
+                )
+            )
             accepted = decide(
                 details, mapping, pairs, linked_sources, linked_targets,
                 existing_sources, existing_targets,
@@ -339,24 +362,12 @@ class RawPostgres:
             )
             sources = {s for s, _ in details}
             targets = {t for _, t in details}
-            names: dict[int, str] = {}
-            existing_sources: set[int] = set()
-            existing_targets: set[int] = set()
-            for inst_id, obj_id, name in await conn.fetch(self.INSTANCES, list(sources | targets)):
-                if obj_id == src_obj:
-                    existing_sources.add(inst_id)
-                if obj_id == dest_obj:
-                    existing_targets.add(inst_id)
-                names[inst_id] = name
-            pairs: set[tuple[int, int]] = set()
-            linked_sources: set[int] = set()
-            linked_targets: set[int] = set()
-            for src, dest in await conn.fetch(
-                self.STORED, bk_obj_asst_id, sorted(sources), sorted(targets)
-            ):
-                pairs.add((src, dest))
-                linked_sources.add(src)
-                linked_targets.add(dest)
+            names, existing_sources, existing_targets = found_instances(
+                await conn.fetch(self.INSTANCES, list(sources | targets)), src_obj, dest_obj
+            )
+            pairs, linked_sources, linked_targets = stored_pairs(
+                await conn.fetch(self.STORED, bk_obj_asst_id, sorted(sources), sorted(targets))
+            )
             accepted = decide(
                 details, mapping, pairs, linked_sources, linked_targets,
                 existing_sources, existing_targets,
