@@ -9,16 +9,14 @@ Content-Security-Policy holds the browser to this server.
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Mount
 
-from cmdbgraph.http.assets import StaticAssets
+from cmdbgraph.http.assets import StaticAssets, inline_source, page_policy
 
 DOCS_PATH = "/api/docs"
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static" / "swagger-ui"
@@ -40,21 +38,11 @@ window.ui = SwaggerUIBundle({
 });
 """
 
-_BOOT_HASH = base64.b64encode(hashlib.sha256(_BOOT_SCRIPT.encode()).digest()).decode()
-
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        f"script-src 'self' 'sha256-{_BOOT_HASH}'",
-        # Swagger UI sets inline styles; its icons are data: URIs.
-        "style-src 'self' 'unsafe-inline'",
-        "font-src 'self' data:",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'self'",
-    ]
+CONTENT_SECURITY_POLICY = page_policy(
+    f"script-src 'self' {inline_source(_BOOT_SCRIPT)}",
+    # Swagger UI sets inline styles; its icons are data: URIs.
+    "style-src 'self' 'unsafe-inline'",
+    "font-src 'self' data:",
 )
 
 

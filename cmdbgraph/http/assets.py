@@ -14,6 +14,7 @@ revalidates it. The plain names (and the licence files) still answer, with ``no-
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -24,6 +25,31 @@ from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, Response
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def inline_source(text: str) -> str:
+    """The Content-Security-Policy source that allows this inline script or style."""
+    return f"'sha256-{base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()}'"
+
+
+def page_policy(*directives: str) -> str:
+    """The Content-Security-Policy of a page of this service: nothing by default, the page's
+    own ``directives`` (its scripts, styles, fonts), then what every page shares: images from
+    itself and data: URIs, connections to itself only (CSP 3 matches its ws: and wss: to it
+    too: the subscriptions' websocket), no base URI, no form target, framed by itself only."""
+    return "; ".join(
+        [
+            "default-src 'none'",
+            *directives,
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'self'",
+        ]
+    )
+
+
 REVALIDATE = "no-cache"
 
 # Suffix of a precompressed copy -> its Content-Encoding, best first.

@@ -22,16 +22,14 @@ clicking.
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 import json
 from pathlib import Path
 
 from starlette.responses import HTMLResponse
 from starlette.routing import Mount
 
-from cmdbgraph.http.assets import StaticAssets
+from cmdbgraph.http.assets import StaticAssets, inline_source, page_policy
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static" / "graphiql"
 STATIC_PATH = "/static/graphiql"
@@ -266,23 +264,11 @@ root.render(
 );
 """
 
-_BOOT_HASH = base64.b64encode(hashlib.sha256(_BOOT_SCRIPT.encode()).digest()).decode()
-
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        f"script-src 'self' 'sha256-{_BOOT_HASH}'",
-        # GraphiQL and CodeMirror set inline styles; its fonts and icons are data: URIs.
-        "style-src 'self' 'unsafe-inline'",
-        "font-src 'self' data:",
-        "img-src 'self' data:",
-        # 'self' covers the subscriptions' websocket too: CSP 3 matches ws: and wss: on this
-        # host and port to it (tests/test_browser.py checks that Chromium does).
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'self'",
-    ]
+CONTENT_SECURITY_POLICY = page_policy(
+    f"script-src 'self' {inline_source(_BOOT_SCRIPT)}",
+    # GraphiQL and CodeMirror set inline styles; its fonts and icons are data: URIs.
+    "style-src 'self' 'unsafe-inline'",
+    "font-src 'self' data:",
 )
 
 

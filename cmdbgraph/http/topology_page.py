@@ -22,9 +22,7 @@ Served while GraphiQL is (``CMDBGRAPH_GRAPHIQL``): both are browser tools for th
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 import html
 import json
 from pathlib import Path
@@ -34,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Mount
 
-from cmdbgraph.http.assets import StaticAssets
+from cmdbgraph.http.assets import StaticAssets, inline_source, page_policy
 from cmdbgraph.http.graphiql import DEMO_CREDENTIALS
 
 PAGE_PATH = "/topology"
@@ -54,19 +52,8 @@ DEFAULT_CREDENTIALS = json.dumps(DEMO_CREDENTIALS, indent=2)
 # The one rule Cytoscape.js adds to the document (a <style> element, once per page) for its
 # container; the policy allows it by its hash rather than every inline style.
 CYTOSCAPE_STYLE = ".__________cytoscape_container { position: relative; }"
-_CYTOSCAPE_STYLE_HASH = base64.b64encode(hashlib.sha256(CYTOSCAPE_STYLE.encode()).digest()).decode()
-
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",
-        f"style-src 'self' 'sha256-{_CYTOSCAPE_STYLE_HASH}'",
-        "img-src 'self' data:",  # the empty data: icon (no request for /favicon.ico)
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'self'",
-    ]
+CONTENT_SECURITY_POLICY = page_policy(
+    "script-src 'self'", f"style-src 'self' {inline_source(CYTOSCAPE_STYLE)}"
 )
 
 
