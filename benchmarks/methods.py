@@ -4,7 +4,6 @@ REST and GraphQL over HTTP on a real server process, and upstream's per-item alg
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import zlib
@@ -204,16 +203,14 @@ class RawSqlite:
                             "create",
                             details[index][0],
                             names.get(details[index][0], ""),
-                            json.dumps(
-                                {
-                                    "asst_id": bk_obj_asst_id,
-                                    "asst_kind": kind,
-                                    "src_obj_id": src_obj,
-                                    "dest_obj_id": dest_obj,
-                                    "dest_inst_id": details[index][1],
-                                    "dest_inst_name": names.get(details[index][1], ""),
-                                    "inst_asst_id": new_id,
-                                }
+                            audit_detail(
+                                new_id,
+                                details[index][1],
+                                names,
+                                bk_obj_asst_id,
+                                kind,
+                                src_obj,
+                                dest_obj,
                             ),
                             CALLER.username,
                             CALLER.supplier_account,
@@ -248,6 +245,30 @@ class RawSqlite:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def audit_detail(
+    new_id: int,
+    target: int,
+    names: dict[int, str],
+    bk_obj_asst_id: str,
+    kind: str,
+    src_obj: str,
+    dest_obj: str,
+) -> str:
+    """The audit entry's operation detail of one created association, as JSON text (the
+    service's ``audit.association_detail``)."""
+    return orjson.dumps(
+        {
+            "asst_id": bk_obj_asst_id,
+            "asst_kind": kind,
+            "src_obj_id": src_obj,
+            "dest_obj_id": dest_obj,
+            "dest_inst_id": target,
+            "dest_inst_name": names.get(target, ""),
+            "inst_asst_id": new_id,
+        }
+    ).decode()
 
 
 def event_detail(
@@ -389,17 +410,9 @@ class RawPostgres:
                 [details[index][0] for index in created],
                 [names.get(details[index][0], "") for index in created],
                 [
-                    orjson.dumps(
-                        {
-                            "asst_id": bk_obj_asst_id,
-                            "asst_kind": kind,
-                            "src_obj_id": src_obj,
-                            "dest_obj_id": dest_obj,
-                            "dest_inst_id": details[index][1],
-                            "dest_inst_name": names.get(details[index][1], ""),
-                            "inst_asst_id": new_id,
-                        }
-                    ).decode()
+                    audit_detail(
+                        new_id, details[index][1], names, bk_obj_asst_id, kind, src_obj, dest_obj
+                    )
                     for index, new_id in created.items()
                 ],
             )  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import random
 import sqlite3
@@ -178,6 +179,22 @@ async def fill(url: str, count: int) -> None:
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
+
+
+async def copy_connection(dsn: str):
+    """An asyncpg connection that can COPY rows with jsonb columns given as Python values."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    # COPY sends rows in the binary format: jsonb's is a version byte and the text.
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: b"\x01" + json.dumps(value).encode(),
+        decoder=lambda data: json.loads(data[1:]),
+        schema="pg_catalog",
+        format="binary",
+    )
+    return conn
 
 
 # ---------------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.preparation import copy_connection
 from cmdbgraph.app import create_app
 from cmdbgraph.db import migrate
 from cmdbgraph.db.engine import Database
@@ -175,19 +176,9 @@ def load_sqlite(path: Path, instances: int, pairs: list[tuple[int, int]]) -> Non
 
 
 async def load_postgresql(dsn: str, instances: int, pairs: list[tuple[int, int]]) -> None:
-    import asyncpg
-
     now = datetime.now(UTC)
-    conn = await asyncpg.connect(dsn)
+    conn = await copy_connection(dsn)
     try:
-        # COPY sends rows in the binary format: jsonb's is a version byte and the text.
-        await conn.set_type_codec(
-            "jsonb",
-            encoder=lambda value: b"\x01" + json.dumps(value).encode(),
-            decoder=lambda data: json.loads(data[1:]),
-            schema="pg_catalog",
-            format="binary",
-        )
         await conn.copy_records_to_table(
             "instances",
             records=(
