@@ -7,7 +7,7 @@ and a CSV file of their 100,000 pairs in which every hundredth row is refused wh
 1. ``command``: ``cmdbgraph import associations rows.csv`` (a subprocess, as a user runs it:
    start-up, reading, progress off), then the same again (every row already present);
 2. ``service, 5,000 a transaction``: what the command does without start-up and reading:
-   ``batch_create`` in-process on the rows already read, 5,000 at a time (``bulk=True``);
+   ``batch_create`` in-process on the rows already read, 5,000 at a time;
 3. ``service, 200 a transaction``: the same 200 at a time, one transaction each: what the
    import did before it wrote thousands of rows a transaction, and what a caller sending
    upstream-sized batches gets;
@@ -136,7 +136,6 @@ def service(size: int) -> Callable[[str, list[transfer.Row]], float]:
                         ],
                     ),
                     limits=limits,
-                    bulk=size > IMPORT_CHUNK,
                 )
             return time.perf_counter() - started
         finally:

@@ -185,10 +185,11 @@ class Database:
     async def write(self, *, bulk: bool = False) -> AsyncIterator[AsyncConnection]:
         """A connection in a write transaction: committed on success, rolled back on error.
 
-        ``bulk``: the transaction inserts thousands of rows (an import). On PostgreSQL it then
-        lets the server reuse generic plans, as the foreign-key checks of every inserted row
-        would otherwise be planned anew for each row (``force_custom_plan``, below): an
-        import's inserts take a third of the time.
+        ``bulk``: the transaction inserts many rows with plain statements. On PostgreSQL it
+        then lets the server reuse generic plans, as the foreign-key checks of every inserted
+        row would otherwise be planned anew for each row (``force_custom_plan``, below). A
+        batch create needs no flag: it plans generically from its lookups on
+        (``bulk.generic_plans``).
 
         Raises ``DatabaseUnavailable`` when the database is out of reach or cannot store."""
         try:

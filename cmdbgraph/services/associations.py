@@ -284,7 +284,6 @@ async def batch_create(
     *,
     limits: Limits = DEFAULT_LIMITS,
     idempotency_ttl: timedelta = timedelta(days=1),
-    bulk: bool = False,
 ) -> BatchCreateResult:
     """Create the associations of ``request.details``; report the fate of every index.
 
@@ -297,7 +296,9 @@ async def batch_create(
     same request by the same caller returns it instead of running again (the same key with
     another body is refused).
 
-    ``bulk``: an import's batch of thousands of details (see ``Database.write``).
+    A batch may hold thousands of details (an import's): its statements are planned
+    generically whatever its size (``bulk.generic_plans``), so the foreign-key checks of its
+    rows are planned once per connection, not once per row.
     """
     if caller.enforce_permissions:
         # Upstream authorizes before it validates the body: a caller without the permission
@@ -318,7 +319,7 @@ async def batch_create(
         stored_key = idempotency.stored_key(caller, request.idempotency_key)
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         try:
-            async with db.write(bulk=bulk) as conn:
+            async with db.write() as conn:
                 await db.lock_model_association(conn, request.bk_obj_asst_id)
                 if stored_key is not None:
                     stored = await idempotency.stored_reply(conn, stored_key, request.fingerprint())

@@ -142,7 +142,6 @@ class LocalTarget:
                 details=details,
             ),
             limits=self._limits,
-            bulk=True,
         )
         return [
             (
